@@ -1,0 +1,8 @@
+"""Training-free sparse attention for Hugging Face transformers models; one compression knob for all."""
+
+from sparse_eval import methods as _methods  # noqa: F401  (registers the methods)
+from sparse_eval.base import SparseMethod
+from sparse_eval.compression import CompressionReport, LayerStats
+from sparse_eval.registry import get_method, list_methods, register_method
+
+__all__ = ["CompressionReport", "LayerStats", "SparseMethod", "get_method", "list_methods", "register_method"]

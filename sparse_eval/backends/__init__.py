@@ -1,0 +1,1 @@
+"""Kernels that execute a selected sparse pattern: a masked-SDPA reference and compiled FlexAttention."""
