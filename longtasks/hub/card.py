@@ -1,0 +1,193 @@
+"""Build the dataset card (README.md) of an output folder from its manifest and parquet files.
+
+`write_card` is called by the generator after every finished config, so even an interrupted run leaves
+a folder that `datasets.load_dataset(folder, config)` can read. The YAML header is built with
+`huggingface_hub.DatasetCardData` (the fields the Hub understands); the prose is rendered from the
+jinja2 templates and per-task descriptions in `data_cards/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from longtasks.hub.folder import (
+    CARD_NAME,
+    SPLIT,
+    ConfigEntry,
+    config_entries,
+    load_manifest,
+    shard_files,
+)
+from longtasks.hub.stats import DEPTH_BINS, ConfigStats, config_stats
+from longtasks.lengths import format_length
+from longtasks.resources import data_cards_dir
+
+CARD_TEMPLATE = "card.md.jinja"
+LICENSE = "mit"
+"""Synthetic data made by MIT-licensed code from seeded generators; no third-party text is included."""
+
+_SIZE_CATEGORIES = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+]
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """What the template shows for one config: the manifest entry plus measured numbers."""
+
+    entry: ConfigEntry
+    stats: ConfigStats
+
+    @property
+    def knobs_json(self) -> str:
+        return json.dumps(self.entry.knobs, sort_keys=True)
+
+
+def size_category(rows: int) -> str:
+    """The Hub's size bucket for `rows` examples."""
+    for bound, label in _SIZE_CATEGORIES:
+        if rows < bound:
+            return label
+    return "n>10M" if rows >= 10_000_000 else "1M<n<10M"
+
+
+def hub_configs(entries: list[ConfigEntry]) -> list[dict[str, Any]]:
+    """The `configs` YAML entries: one per config, its parquet files as the test split."""
+    return [{"config_name": e.name, "data_files": [{"split": SPLIT, "path": e.data_glob}]} for e in entries]
+
+
+def card_data(manifest: dict[str, Any], listed: list[ConfigView]) -> DatasetCardData:
+    """YAML metadata the Hub reads: license, language, categories, size, tags and the configs list."""
+    tasks = list(dict.fromkeys(view.entry.task for view in listed))
+    rows = sum(view.stats.rows for view in listed)
+    return DatasetCardData(
+        license=LICENSE,
+        language=["en"],
+        language_creators=["machine-generated"],
+        annotations_creators=["machine-generated"],
+        multilinguality=["monolingual"],
+        source_datasets=["original"],
+        task_categories=["question-answering", "text-generation"],
+        size_categories=[size_category(rows)],
+        pretty_name=pretty_name(manifest, listed),
+        tags=["long-context", "synthetic", "sparse-attention", "benchmark", "longtasks", *tasks],
+        configs=hub_configs([view.entry for view in listed]),
+    )
+
+
+def pretty_name(manifest: dict[str, Any], listed: list[ConfigView]) -> str:
+    lengths = sorted({view.entry.length for view in listed})
+    span = (
+        format_length(lengths[0])
+        if len(lengths) == 1
+        else f"{format_length(lengths[0])}-{format_length(lengths[-1])}"
+    )
+    tokenizer = manifest.get("tokenizer", "unknown tokenizer")
+    return f"longtasks long-context tasks ({span} tokens, {tokenizer})" if lengths else "longtasks tasks"
+
+
+def task_description(env: jinja2.Environment, task: str) -> str:
+    """The shipped description of `task` (data_cards/tasks/<task>.md), or a short honest fallback."""
+    try:
+        return env.get_template(f"tasks/{task}.md").render().strip()
+    except jinja2.TemplateNotFound:
+        return (
+            f"No description of `{task}` ships with this version of longtasks; "
+            "see `longtasks.tasks.get_task(name)` for its knobs."
+        )
+
+
+def python_equivalent(manifest: dict[str, Any], entries: list[ConfigEntry]) -> str | None:
+    """A `generate_to_dir` call that rebuilds the folder, when all configs share one num_samples/seed
+    and each task one set of knobs (always true for folders written by one `longtasks generate`)."""
+    if not entries:
+        return None
+    tasks = list(dict.fromkeys(e.task for e in entries))
+    lengths = list(dict.fromkeys(e.length for e in entries))
+    knobs = {task: next(e.knobs for e in entries if e.task == task) for task in tasks}
+    uniform = (
+        len({e.num_samples for e in entries}) == 1
+        and len({e.seed for e in entries}) == 1
+        and all(e.knobs == knobs[e.task] for e in entries)
+        and {(e.task, e.length) for e in entries} == {(t, n) for t in tasks for n in lengths}
+    )
+    if not uniform:
+        return None
+    args = [
+        '"OUT_DIR"',
+        f"tasks={tasks!r}",
+        f"lengths={lengths!r}",
+        f"num_samples={entries[0].num_samples}",
+        f"seed={entries[0].seed}",
+        f"tokenizer={manifest.get('tokenizer')!r}",
+        f"chat={bool(manifest.get('chat'))!r}",
+        f"knobs={knobs!r}",
+    ]
+    return "from longtasks.dataset_dir import generate_to_dir\n\ngenerate_to_dir(\n    " + (
+        ",\n    ".join(args) + ",\n)"
+    )
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_cards_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_card(out_dir: Path | str, *, repo_id: str | None = None) -> str:
+    """The full card text for `out_dir`. Only complete configs are listed in the YAML (and so loadable);
+    incomplete ones are named in the prose. `repo_id` only changes the loading example."""
+    out_dir = Path(out_dir)
+    manifest = load_manifest(out_dir)
+    entries = config_entries(manifest)
+    listed = [ConfigView(e, config_stats(shard_files(out_dir, e.name))) for e in entries if e.complete]
+    incomplete = [e.name for e in entries if not e.complete]
+    env = _environment()
+    data = card_data(manifest, listed)
+    tasks = list(dict.fromkeys(view.entry.task for view in listed))
+    text = env.get_template(CARD_TEMPLATE).render(
+        yaml=data.to_yaml(),
+        manifest=manifest,
+        pretty_name=data.pretty_name,
+        configs=listed,
+        incomplete=incomplete,
+        tasks=[{"name": task, "description": task_description(env, task)} for task in tasks],
+        total_rows=sum(view.stats.rows for view in listed),
+        depth_bins=DEPTH_BINS,
+        repo_id=repo_id,
+        command=manifest.get("command"),
+        python_equivalent=python_equivalent(manifest, [view.entry for view in listed]),
+        format_length=format_length,
+    )
+    DatasetCard(text)  # raises if the YAML header does not parse
+    return text
+
+
+def write_card(out_dir: Path | str) -> Path:
+    """(Re)write `out_dir/README.md` from the manifest and parquet files; return its path.
+
+    Written atomically (temp file + rename) so a reader never sees half a card.
+    """
+    out_dir = Path(out_dir)
+    text = render_card(out_dir)
+    path = out_dir / CARD_NAME
+    tmp = path.with_name(f".{CARD_NAME}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,69 @@
+"""Measure what the card reports about each config from the parquet files themselves.
+
+The card states measured numbers (token counts, evidence depths), not the settings that were asked
+for, so a reader can trust them even if the generator had a bug.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+DEPTH_BINS = 10
+"""Evidence depth histogram bins: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]."""
+
+_COLUMNS = ["input_tokens", "evidence_depths", "num_chapters", "answer_kind"]
+
+
+@dataclass(frozen=True)
+class ConfigStats:
+    """Numbers measured on one config's rows."""
+
+    rows: int
+    bytes: int
+    input_tokens_min: int | None
+    input_tokens_max: int | None
+    num_chapters_min: int | None
+    num_chapters_max: int | None
+    evidence_per_sample_mean: float | None
+    depth_histogram: tuple[int, ...]
+    answer_kinds: tuple[str, ...]
+
+
+def depth_bin(depth: float) -> int:
+    """Histogram bin of a depth in [0, 1]; 1.0 belongs to the last bin."""
+    clamped = min(max(float(depth), 0.0), 1.0)
+    return min(int(clamped * DEPTH_BINS), DEPTH_BINS - 1)
+
+
+def config_stats(files: list[Path]) -> ConfigStats:
+    """Read only the needed columns of `files` and summarise them."""
+    tokens: list[int] = []
+    chapters: list[int] = []
+    evidence_counts: list[int] = []
+    histogram = [0] * DEPTH_BINS
+    kinds: Counter[str] = Counter()
+    for path in files:
+        table = pq.read_table(path, columns=_COLUMNS)
+        tokens.extend(table.column("input_tokens").to_pylist())
+        chapters.extend(table.column("num_chapters").to_pylist())
+        kinds.update(table.column("answer_kind").to_pylist())
+        for depths in table.column("evidence_depths").to_pylist():
+            depths = depths or []
+            evidence_counts.append(len(depths))
+            for depth in depths:
+                histogram[depth_bin(depth)] += 1
+    return ConfigStats(
+        rows=len(tokens),
+        bytes=sum(path.stat().st_size for path in files),
+        input_tokens_min=min(tokens, default=None),
+        input_tokens_max=max(tokens, default=None),
+        num_chapters_min=min(chapters, default=None),
+        num_chapters_max=max(chapters, default=None),
+        evidence_per_sample_mean=(sum(evidence_counts) / len(evidence_counts)) if evidence_counts else None,
+        depth_histogram=tuple(histogram),
+        answer_kinds=tuple(sorted(kinds)),
+    )
