@@ -1,0 +1,166 @@
+"""Read the answer out of a model's output, and write gold answers in the same format.
+
+The answer is the content of the LAST ``<answer>...</answer>`` block once all reasoning is removed
+(tags are case-insensitive and may contain spaces, e.g. ``< Answer >``). Reasoning rules:
+
+- every closed ``<think>...</think>`` block is removed, including any fake ``<answer>`` inside it;
+- a ``</think>`` left without its opening tag means the chat template opened the reasoning (Qwen3,
+  DeepSeek-R1 put ``<think>`` in the prompt), so everything before it is reasoning and is dropped;
+- an unclosed ``<think>`` means the model was cut off while reasoning: everything after it is
+  reasoning and is dropped, so an answer block written *before* it still counts (the model answered,
+  then started second-guessing). An output that is only unfinished reasoning has no answer.
+
+A last ``<answer>`` with no closing tag runs to the end of the text (a stop sequence may cut
+``</answer>``). No block means unparseable: the scorer gives 0, never drops the sample.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Any, get_args
+
+from longtasks.sample import AnswerKind
+from longtasks.scoring.normalize import normalize_item, normalize_text
+
+ANSWER_KINDS: tuple[str, ...] = get_args(AnswerKind)
+EMPTY_SET_WORDS = frozenset({"none", "nothing", "empty", "no items"})
+"""Whole answers that mean "the empty set" for set kinds; `format_answer` writes "none"."""
+
+_FLAGS = re.IGNORECASE | re.DOTALL
+_THINK_BLOCK = re.compile(r"<\s*think\s*>.*?<\s*/\s*think\s*>", _FLAGS)
+_THINK_OPEN = re.compile(r"<\s*think\s*>", _FLAGS)
+_THINK_CLOSE = re.compile(r"<\s*/\s*think\s*>", _FLAGS)
+_ANSWER_OPEN = re.compile(r"<\s*answer\s*>", _FLAGS)
+_ANSWER_CLOSE = re.compile(r"<\s*/\s*answer\s*>", _FLAGS)
+_TAG = re.compile(r"<\s*/?\s*(?:answer|think)\s*>", _FLAGS)
+_SEPARATORS = re.compile(r"[\r\n;,]")
+_INTEGER = re.compile(r"\d+")
+
+
+def check_kind(answer_kind: str) -> str:
+    """Return `answer_kind` if it is known, else raise naming it and the valid kinds."""
+    if answer_kind not in ANSWER_KINDS:
+        raise ValueError(f"unknown answer_kind {answer_kind!r}: valid kinds are {', '.join(ANSWER_KINDS)}")
+    return answer_kind
+
+
+def strip_thinking(text: str) -> str:
+    """Remove reasoning from a model output following the rules in the module docstring."""
+    text = _THINK_BLOCK.sub(" ", text)
+    closes = list(_THINK_CLOSE.finditer(text))
+    if closes:
+        text = text[closes[-1].end() :]
+    unclosed = _THINK_OPEN.search(text)
+    if unclosed:
+        text = text[: unclosed.start()]
+    return text
+
+
+def extract_answer(prediction: str) -> str | None:
+    """Content of the last answer block (whitespace-stripped), or None when there is none."""
+    if not isinstance(prediction, str):
+        raise TypeError(
+            f"a prediction must be a string (use '' for no output), got {type(prediction).__name__}"
+        )
+    text = strip_thinking(prediction)
+    opens = list(_ANSWER_OPEN.finditer(text))
+    if not opens:
+        return None
+    start = opens[-1].end()
+    close = _ANSWER_CLOSE.search(text, start)
+    return text[start : close.start() if close else len(text)].strip()
+
+
+def split_items(body: str) -> list[str]:
+    """Normalised elements of a list/set answer, split on newlines, ';' and ','; empty ones dropped.
+
+    Entity names never contain these separators (a generator invariant `format_answer` checks).
+    """
+    parts = _SEPARATORS.split(unicodedata.normalize("NFKC", body))
+    items = (normalize_item(part) for part in parts)
+    return [item for item in items if item]
+
+
+def extract_ints(body: str) -> list[int]:
+    """Every run of digits in an answer, in order ("Chapters 3, 17 and 42" -> [3, 17, 42]).
+
+    Signs and thousands separators are not read: chapter numbers are plain non-negative integers, and
+    "1,024" is read as 1 and 24 because a comma always separates answers.
+    """
+    return [int(match) for match in _INTEGER.findall(unicodedata.normalize("NFKC", body))]
+
+
+def is_empty_set_answer(body: str) -> bool:
+    return normalize_text(body) in EMPTY_SET_WORDS
+
+
+def _check_no_tags(kind: str, value: str) -> None:
+    if _TAG.search(value):
+        raise ValueError(
+            f"{kind} answer {value!r} contains an <answer>/<think> tag; it could not be parsed back"
+        )
+
+
+def _format_text(answer: Any) -> str:
+    if not isinstance(answer, str):
+        raise ValueError(f"a 'text' answer must be a string, got {type(answer).__name__}: {answer!r}")
+    _check_no_tags("text", answer)
+    if not normalize_text(answer):
+        raise ValueError(f"'text' answer {answer!r} is empty after normalisation (only punctuation/articles)")
+    return answer.strip()
+
+
+def _format_strings(kind: str, answer: Any) -> str:
+    if isinstance(answer, (str, bytes)) or not isinstance(answer, Iterable):
+        raise ValueError(
+            f"a {kind!r} answer must be a list of strings, got {type(answer).__name__}: {answer!r}"
+        )
+    items = sorted(answer) if isinstance(answer, (set, frozenset)) else list(answer)
+    if kind == "list" and not items:
+        raise ValueError("a 'list' answer must have at least one element (one per question)")
+    if kind == "set" and not items:
+        return "none"
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"{kind!r} answer element {item!r} is not a string")
+        _check_no_tags(kind, item)
+        if _SEPARATORS.search(item):
+            raise ValueError(
+                f"{kind!r} answer element {item!r} contains a separator (newline, ';' or ','); "
+                "entity names must not, or the answer cannot be split back"
+            )
+        if not normalize_item(item):
+            raise ValueError(f"{kind!r} answer element {item!r} is empty after normalisation")
+    if kind == "set" and len(items) == 1 and normalize_text(items[0]) in EMPTY_SET_WORDS:
+        raise ValueError(f"'set' answer element {items[0]!r} would be read as the empty set")
+    return ", ".join(item.strip() for item in items)
+
+
+def _format_ints(answer: Any) -> str:
+    if isinstance(answer, (str, bytes)) or not isinstance(answer, Iterable):
+        raise ValueError(f"an 'int_set' answer must be a list of integers, got {answer!r}")
+    values = list(answer)
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"'int_set' answer element {value!r} is not a non-negative integer")
+    return ", ".join(str(value) for value in sorted(set(values))) if values else "none"
+
+
+def format_answer(answer_kind: str, answer: Any, *, tags: bool = True) -> str:
+    """The canonical way to write a gold answer so that it scores 1.0.
+
+    Returns ``<answer>...</answer>`` (or only the inside with ``tags=False``): text as is; list and set
+    elements joined by ", "; integers sorted and joined by ", "; an empty set as "none". Raises
+    ValueError when the answer could not be read back unchanged (a separator inside an entity name, an
+    element that normalises to nothing, a negative chapter number, an empty list) — a generator bug.
+    """
+    kind = check_kind(answer_kind)
+    if kind == "text":
+        body = _format_text(answer)
+    elif kind == "int_set":
+        body = _format_ints(answer)
+    else:
+        body = _format_strings(kind, answer)
+    return f"<answer>{body}</answer>" if tags else body
