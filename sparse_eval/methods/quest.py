@@ -1,0 +1,240 @@
+"""Quest: query-aware page selection for decoding (Tang et al., ICML 2024, arXiv 2406.10774).
+
+The cache is cut into pages of consecutive keys; each page is summarised by the elementwise minimum and
+maximum of its keys. For a decoding query q, `sum_d max(q_d * min_d, q_d * max_d)` is an upper bound of
+q·k over every key of the page, so the pages with the largest bounds are the ones that can hold the
+largest attention logits. The new token attends only to the chosen pages plus the page it belongs to.
+Prefill is dense. The page summaries of a sequence are built once at prefill and extended as pages fill
+up during decoding, so a decode step reads the summaries and the chosen pages, not the whole cache.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from sparse_eval.base import SparseMethod
+from sparse_eval.compression import LayerStats
+from sparse_eval.registry import register_method
+
+
+def page_bounds(key: torch.Tensor, page_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Elementwise min and max keys of every *full* page: k (B, H, L, D) -> two (B, H, L // page_size, D).
+
+    A trailing partial page has no summary: it is always the current page, which Quest keeps anyway."""
+    batch, heads, length, dim = key.shape
+    full = length // page_size
+    pages = key[:, :, : full * page_size].reshape(batch, heads, full, page_size, dim)
+    return pages.amin(dim=3), pages.amax(dim=3)
+
+
+def page_scores(query: torch.Tensor, page_min: torch.Tensor, page_max: torch.Tensor) -> torch.Tensor:
+    """Quest's upper bound of q·k per page, summed over the query heads of each GQA group.
+
+    q (B, Hq, 1, D), page_min/max (B, Hkv, P, D) -> (B, Hkv, P) in float32. Since max >= min,
+    max(q*min, q*max) = q⁺·max + q⁻·min per channel, which two matmuls compute without a (P, D) temporary.
+    Summing over the group lets one set of pages serve every query head that shares the KV head."""
+    batch, q_heads, _, dim = query.shape
+    kv_heads = page_min.shape[1]
+    q = query[:, :, -1].float().reshape(batch, kv_heads, q_heads // kv_heads, dim)
+    upper = q.clamp_min(0) @ page_max.float().transpose(-1, -2) + q.clamp_max(0) @ page_min.float().transpose(
+        -1, -2
+    )
+    return upper.sum(dim=2)
+
+
+def budget_pages(kv_len: int, compression: float, page_size: int) -> int:
+    """How many pages besides the current one a step attends, so that the attended tokens (those pages plus
+    the possibly partial current page) come as close as possible to kv_len / compression."""
+    num_pages = math.ceil(kv_len / page_size)
+    current_len = kv_len - (num_pages - 1) * page_size
+    extra = math.floor((kv_len / compression - current_len) / page_size + 0.5)
+    return max(0, min(num_pages - 1, extra))
+
+
+def select_pages(
+    query: torch.Tensor,
+    page_min: torch.Tensor,
+    page_max: torch.Tensor,
+    kv_len: int,
+    compression: float,
+    page_size: int,
+) -> torch.Tensor:
+    """Pages each KV head attends: (B, Hkv, budget + 1), ascending, the current (last) page included.
+
+    page_min/max must summarise at least the pages before the current one."""
+    num_pages = math.ceil(kv_len / page_size)
+    current = num_pages - 1
+    extra = budget_pages(kv_len, compression, page_size)
+    batch, kv_heads = page_min.shape[:2]
+    if extra == current:  # the budget covers every page: nothing to rank
+        pages = torch.arange(num_pages, device=query.device)
+        return pages.expand(batch, kv_heads, num_pages)
+    scores = page_scores(query, page_min[:, :, :current], page_max[:, :, :current])
+    chosen = scores.topk(extra, dim=-1).indices.sort(dim=-1).values
+    last = torch.full((batch, kv_heads, 1), current, device=chosen.device, dtype=chosen.dtype)
+    return torch.cat([chosen, last], dim=-1)
+
+
+def pages_to_tokens(pages: torch.Tensor, kv_len: int, page_size: int) -> torch.Tensor:
+    """Token positions of ascending pages whose last entry is the current page: (B, H, n) ascending.
+
+    Only the current page can run past kv_len, and it comes last, so cutting the flat list at the attended
+    count drops exactly the positions that do not exist yet."""
+    offsets = torch.arange(page_size, device=pages.device)
+    tokens = (pages[..., None] * page_size + offsets).flatten(-2)
+    attended = (pages.shape[-1] - 1) * page_size + kv_len - (math.ceil(kv_len / page_size) - 1) * page_size
+    return tokens[..., :attended]
+
+
+def gathered_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, tokens: torch.Tensor, scaling: float
+) -> torch.Tensor:
+    """Fast path: gather the selected keys/values per KV head, then plain SDPA (GQA without repeat).
+    Reads only the selected tokens, which is what makes sparse decoding cheaper than dense."""
+    index = tokens[..., None].expand(-1, -1, -1, key.shape[-1])
+    k, v = key.gather(2, index), value.gather(2, index)
+    return F.scaled_dot_product_attention(
+        query, k, v, scale=scaling, enable_gqa=query.shape[1] != key.shape[1]
+    )
+
+
+def masked_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, tokens: torch.Tensor, scaling: float
+) -> torch.Tensor:
+    """Reference path: a boolean mask over the whole cache, expanded to the query heads, and masked SDPA."""
+    batch, kv_heads, length, _ = key.shape
+    keep = torch.zeros(batch, kv_heads, length, dtype=torch.bool, device=key.device)
+    keep.scatter_(2, tokens, True)
+    mask = keep.repeat_interleave(query.shape[1] // kv_heads, dim=1)[:, :, None, :]
+    return F.scaled_dot_product_attention(
+        query, key, value, attn_mask=mask, scale=scaling, enable_gqa=query.shape[1] != kv_heads
+    )
+
+
+def quest_decode_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    *,
+    scaling: float,
+    compression: float,
+    page_size: int = 16,
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    gather: bool = True,
+) -> tuple[torch.Tensor, int]:
+    """One Quest decode step: (attention output (B, Hq, 1, D), attended tokens per head).
+
+    `bounds` are the page summaries (from `page_bounds`) of at least the pages before the current one; they
+    are computed from `key` when omitted (which reads the whole cache: pass them when timing)."""
+    kv_len = key.shape[-2]
+    if bounds is None:
+        bounds = page_bounds(key, page_size)
+    pages = select_pages(query, bounds[0], bounds[1], kv_len, compression, page_size)
+    tokens = pages_to_tokens(pages, kv_len, page_size)
+    attend = gathered_attention if gather else masked_attention
+    return attend(query, key, value, tokens, scaling), tokens.shape[-1]
+
+
+@dataclass
+class _Summaries:
+    """Page summaries of one layer for the sequence being decoded (full pages only)."""
+
+    page_min: torch.Tensor
+    page_max: torch.Tensor
+
+    @property
+    def pages(self) -> int:
+        return self.page_min.shape[2]
+
+
+@register_method
+@dataclass
+class Quest(SparseMethod):
+    """Quest (Tang et al., "Quest: Query-Aware Sparsity for Efficient Long-Context LLM Inference", ICML 2024).
+
+    Decode-only: prefill is dense. Each decode step ranks the pages before the current one by Quest's
+    upper bound and attends the best ones plus the current page.
+
+    Attributes:
+        compression: dense cached tokens / attended tokens per decode step. The page budget is chosen per
+            step from the current cache length, so the ratio holds as the cache grows (to within half a page).
+        page_size: keys per page (seed setting 16). Smaller pages select more precisely but cost more
+            summaries to score.
+
+    Pages are shared by the query heads of a GQA group (their bounds are summed), as the seed paper
+    describes; the seed's vLLM code ranked pages per query head instead.
+    """
+
+    page_size: int = 16
+
+    name: ClassVar[str] = "quest"
+    phase: ClassVar[str] = "decode"
+
+    _summaries: dict[int, _Summaries] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.page_size, int) or self.page_size < 1:
+            raise ValueError(f"quest page_size must be a positive integer, got {self.page_size!r}")
+
+    def prefill(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        *,
+        layer_idx: int,
+        scaling: float,
+        stats: LayerStats,
+    ) -> torch.Tensor:
+        """Dense prefill; also starts this layer's page summaries for the new sequence."""
+        self._summaries[layer_idx] = _Summaries(*page_bounds(key, self.page_size))
+        return super().prefill(query, key, value, layer_idx=layer_idx, scaling=scaling, stats=stats)
+
+    def _bounds(self, key: torch.Tensor, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summaries of every full page of `key`, extending the stored ones by the pages filled since."""
+        full = key.shape[-2] // self.page_size
+        known = self._summaries.get(layer_idx)
+        if known is None or known.pages > full or known.page_min.shape[:2] != key.shape[:2]:
+            known = _Summaries(*page_bounds(key, self.page_size))  # no prefill seen: start from scratch
+        elif known.pages < full:
+            start = known.pages * self.page_size
+            new_min, new_max = page_bounds(key[:, :, start : full * self.page_size], self.page_size)
+            known = _Summaries(
+                torch.cat([known.page_min, new_min], dim=2), torch.cat([known.page_max, new_max], dim=2)
+            )
+        self._summaries[layer_idx] = known
+        return known.page_min, known.page_max
+
+    def decode(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        *,
+        layer_idx: int,
+        scaling: float,
+        stats: LayerStats,
+    ) -> torch.Tensor:
+        """Attend the selected pages; records cached vs attended tokens per query head. At compression 1 the
+        budget covers every page, so the same code path attends the whole cache (and equals dense)."""
+        kv_len = key.shape[-2]
+        bounds = self._bounds(key, layer_idx)
+        out, attended = quest_decode_attention(
+            query,
+            key,
+            value,
+            scaling=scaling,
+            compression=self.compression,
+            page_size=self.page_size,
+            bounds=bounds,
+            gather=self.resolve_backend(query) != "reference",
+        )
+        heads = query.shape[1]
+        stats.add(torch.full((heads,), float(kv_len)), torch.full((heads,), float(attended)))
+        return out
