@@ -1,0 +1,39 @@
+"""longtasks: exact-length natural-language long-context tasks with exact scorers.
+
+Public API::
+
+    longtasks.generate(task, length, num_samples, seed=0, tokenizer=None, chat=False, knobs=None)
+    longtasks.generate_to_dir(out_dir, tasks, lengths, num_samples=..., ...)
+    longtasks.score(predictions, dataset)
+    longtasks.list_tasks(), longtasks.get_task(name), longtasks.load_tokenizer(name=None)
+"""
+
+from longtasks.dataset_dir import config_name, generate_to_dir, read_manifest
+from longtasks.generate import generate_samples
+from longtasks.lengths import format_length, parse_length, parse_lengths
+from longtasks.sample import Sample
+from longtasks.scoring import score, score_prediction
+from longtasks.tasks import get_task, list_tasks
+from longtasks.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
+from longtasks.version import GENERATOR_VERSION
+
+generate = generate_samples
+
+__all__ = [
+    "DEFAULT_TOKENIZER",
+    "GENERATOR_VERSION",
+    "Sample",
+    "config_name",
+    "format_length",
+    "generate",
+    "generate_samples",
+    "generate_to_dir",
+    "get_task",
+    "list_tasks",
+    "load_tokenizer",
+    "parse_length",
+    "parse_lengths",
+    "read_manifest",
+    "score",
+    "score_prediction",
+]

@@ -1,0 +1,21 @@
+"""The `longtasks` command line: list, generate, show, score (+ eval, export, push)."""
+
+from __future__ import annotations
+
+import typer
+
+from longtasks.commands import generate, score
+
+app = typer.Typer(
+    name="longtasks",
+    help="Exact-length long-context tasks: generate, inspect, score, evaluate and publish.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+for module in (generate, score):
+    module.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,145 @@
+"""`longtasks list`, `longtasks generate`, `longtasks show`."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from longtasks.lengths import format_length, parse_lengths
+from longtasks.tasks import get_task, list_tasks
+from longtasks.tokenizer import DEFAULT_TOKENIZER
+
+console = Console(stderr=True)
+
+
+def parse_knob_options(options: list[str], tasks: list[str]) -> dict[str, dict[str, Any]]:
+    """``--knob num_questions=8`` applies to every task that has the knob; ``--knob story_multihop.hops=2``
+    to one task. Unknown knobs are an error."""
+    result: dict[str, dict[str, Any]] = {t: {} for t in tasks}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--knob {option!r}: use NAME=VALUE or TASK.NAME=VALUE")
+        task, dot, name = key.rpartition(".")
+        targets = [task] if dot else tasks
+        matched = False
+        for target in targets:
+            if target not in result:
+                raise typer.BadParameter(f"--knob {option!r}: task {target!r} is not among {tasks}")
+            fields = get_task(target).knobs_type.__dataclass_fields__
+            if name in fields:
+                result[target][name] = value
+                matched = True
+        if not matched:
+            raise typer.BadParameter(f"--knob {option!r}: no selected task has a knob named {name!r}")
+    return result
+
+
+def _command_line(
+    tasks: list[str], lengths: list[int], num_samples: int, seed: int, tokenizer: str, chat: bool,
+    knobs: dict[str, dict[str, Any]], out: Path,
+) -> str:  # fmt: skip
+    """The exact command that regenerates this output (every setting explicit)."""
+    parts = ["longtasks", "generate", *tasks, "--lengths", ",".join(format_length(n) for n in lengths)]
+    parts += ["--num-samples", str(num_samples), "--seed", str(seed), "--tokenizer", tokenizer]
+    parts.append("--chat" if chat else "--no-chat")
+    for task, values in knobs.items():
+        for name, value in sorted(values.items()):
+            parts += ["--knob", f"{task}.{name}={value}"]
+    parts += ["--out", str(out)]
+    return shlex.join(parts)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("list")
+    def list_command() -> None:
+        """List the tasks with their knobs and defaults."""
+        table = Table(title="longtasks tasks")
+        table.add_column("task")
+        table.add_column("answer")
+        table.add_column("description")
+        table.add_column("knobs (defaults)")
+        for name in list_tasks():
+            task = get_task(name)
+            defaults = task.make_knobs()
+            knobs = ", ".join(f"{k}={v}" for k, v in defaults.__dict__.items())
+            table.add_row(name, task.answer_kind, task.description, knobs)
+        Console().print(table)
+
+    @app.command("generate")
+    def generate_command(
+        tasks: Annotated[list[str], typer.Argument(help="Task names (see `longtasks list`).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created; resumable).")],
+        lengths: Annotated[str, typer.Option(help="Comma-separated lengths: 4096, 4k, 32k, 1M.")] = "4k",
+        num_samples: Annotated[int, typer.Option("--num-samples", "-n", min=0)] = 100,
+        seed: Annotated[int, typer.Option()] = 0,
+        tokenizer: Annotated[
+            str, typer.Option(help="'qwen2.5' (built in, offline), a Hub name or a local tokenizer folder.")
+        ] = DEFAULT_TOKENIZER,
+        chat: Annotated[
+            bool, typer.Option("--chat/--no-chat", help="Count the tokenizer's chat template in `length`.")
+        ] = False,
+        knob: Annotated[
+            list[str] | None, typer.Option(help="Task knob NAME=VALUE or TASK.NAME=VALUE (repeatable).")
+        ] = None,
+        workers: Annotated[int, typer.Option(min=1, help="Processes generating in parallel.")] = 1,
+        overwrite: Annotated[bool, typer.Option(help="Replace configs made with other settings.")] = False,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    ) -> None:
+        """Generate tasks at exact lengths into OUT (one parquet config per task x length)."""
+        from longtasks.dataset_dir import config_name, generate_to_dir
+
+        try:
+            parsed_lengths = parse_lengths(lengths)
+            for name in tasks:
+                get_task(name)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from error
+        knobs = parse_knob_options(knob or [], tasks)
+        command = _command_line(tasks, parsed_lengths, num_samples, seed, tokenizer, chat, knobs, out)
+        try:
+            manifest = generate_to_dir(
+                out, tasks, parsed_lengths, num_samples=num_samples, seed=seed, tokenizer=tokenizer,
+                chat=chat, knobs=knobs, workers=workers, overwrite=overwrite, progress=progress, command=command,
+            )  # fmt: skip
+        except ValueError as error:
+            console.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(2) from error
+        names = [config_name(t, n) for t in tasks for n in parsed_lengths]
+        console.print(f"wrote {len(names)} config(s) to {out}: {', '.join(names)}")
+        console.print(f"tokenizer: {manifest['tokenizer']} ({manifest['tokenizer_revision']})")
+
+    @app.command("show")
+    def show_command(
+        data: Annotated[Path, typer.Argument(help="An output folder or one parquet file.")],
+        config: Annotated[str | None, typer.Option(help="Config name, e.g. story_retrieval-4k.")] = None,
+        index: Annotated[int, typer.Option(help="Row to show.")] = 0,
+        full: Annotated[bool, typer.Option(help="Print the whole prompt instead of its ends.")] = False,
+    ) -> None:
+        """Show one sample: its settings, question, gold answer, evidence and (the ends of) its prompt."""
+        from longtasks.reading import read_rows
+
+        try:
+            rows = read_rows(data, config)
+        except ValueError as error:
+            console.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(2) from error
+        if not 0 <= index < len(rows):
+            console.print(f"[red]error:[/red] --index {index} is out of range: the data has {len(rows)} rows")
+            raise typer.Exit(2)
+        row = rows[index]
+        out = Console()
+        table = Table(show_header=False)
+        for key in ("id", "task", "length", "input_tokens", "tokenizer", "chat", "seed", "index", "num_chapters",
+                    "knobs", "answer", "evidence_chapters", "evidence_depths"):  # fmt: skip
+            table.add_row(key, str(row[key]))
+        out.print(table)
+        prompt = row["prompt"]
+        if not full and len(prompt) > 3000:
+            prompt = prompt[:1500] + f"\n[... {len(prompt) - 3000} characters ...]\n" + prompt[-1500:]
+        out.print(prompt, markup=False, highlight=False)

@@ -1,0 +1,40 @@
+"""`longtasks score`: score a predictions file against a generated dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("score")
+    def score_command(
+        predictions: Annotated[Path, typer.Argument(help='JSONL of {"id": ..., "prediction": ...} lines.')],
+        data: Annotated[Path, typer.Option("--data", "-d", help="Output folder of `longtasks generate`.")],
+        out: Annotated[
+            Path | None, typer.Option(help="Write the full report (per sample + summary) as JSON.")
+        ] = None,
+        by: Annotated[str, typer.Option(help="Table rows: task_length, task or depth.")] = "task_length",
+        require_all: Annotated[bool, typer.Option(help="Fail if any dataset row has no prediction.")] = False,
+    ) -> None:
+        """Score predictions exactly (no LLM judge): means with 95% CIs by task, length and depth."""
+        from longtasks.scoring import score
+
+        err = Console(stderr=True)
+        try:
+            report = score(predictions, data, require_all=require_all)
+            table = report.to_table(by)
+        except (ValueError, FileNotFoundError) as error:
+            err.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(2) from error
+        Console().print(table)
+        if report.missing:
+            err.print(
+                f"[yellow]warning:[/yellow] {report.missing} dataset row(s) had no prediction and scored 0"
+            )
+        if out is not None:
+            report.to_json(out)
+            err.print(f"report written to {out}")

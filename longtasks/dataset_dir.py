@@ -1,0 +1,301 @@
+"""Write generated samples to an output folder: one parquet config per task x length, resumable.
+
+Layout: ``DIR/longtasks.json`` (manifest), ``DIR/README.md`` (dataset card with the `configs` list
+that `datasets.load_dataset(DIR, "<task>-<length>")` needs), ``DIR/data/<config>/test-<a>-<b>.parquet``.
+Every file is written to a temporary name and renamed into place, so an interrupted run leaves only
+finished shards; running the same command again skips them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from longtasks.generate import build_sample, check_request, generate_samples, resolve_tokenizer
+from longtasks.lengths import format_length
+from longtasks.sample import Sample
+from longtasks.tasks import get_task
+from longtasks.version import GENERATOR_VERSION
+
+MANIFEST_NAME = "longtasks.json"
+DATA_DIR = "data"
+SPLIT = "test"
+FORMAT_VERSION = 1
+TMP_SUFFIX = ".partial"
+
+ROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("task", pa.string()),
+        ("length", pa.int64()),
+        ("input_tokens", pa.int64()),
+        ("prompt", pa.large_string()),
+        ("question", pa.string()),
+        ("answer", pa.string()),
+        ("answer_kind", pa.string()),
+        ("tokenizer", pa.string()),
+        ("tokenizer_revision", pa.string()),
+        ("chat", pa.bool_()),
+        ("seed", pa.int64()),
+        ("index", pa.int64()),
+        ("knobs", pa.string()),
+        ("evidence_chapters", pa.list_(pa.int64())),
+        ("evidence_depths", pa.list_(pa.float64())),
+        ("num_chapters", pa.int64()),
+        ("generator_version", pa.string()),
+        ("extra", pa.string()),
+    ]
+)
+
+
+def config_name(task: str, length: int) -> str:
+    """``story_retrieval-4k``: the dataset config name of a task at a length."""
+    return f"{task}-{format_length(length)}"
+
+
+def default_shard_size(length: int) -> int:
+    """Roughly 2M tokens per shard: small shards resume cheaply, large ones keep file counts low."""
+    return max(1, min(100, 2_000_000 // length))
+
+
+def config_hash(settings: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ConfigPlan:
+    name: str
+    task: str
+    length: int
+    knobs: dict[str, Any]
+    settings_hash: str
+    shard_size: int
+
+    def shard_ranges(self, num_samples: int) -> list[tuple[int, int]]:
+        return [(a, min(a + self.shard_size, num_samples)) for a in range(0, num_samples, self.shard_size)]
+
+    def shard_path(self, start: int, end: int) -> str:
+        return f"{DATA_DIR}/{self.name}/{SPLIT}-{start:06d}-{end:06d}.parquet"
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any]:
+    path = Path(out_dir) / MANIFEST_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_rows(path: Path, samples: list[Sample]) -> None:
+    """Write one shard atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist([s.to_row() for s in samples], schema=ROW_SCHEMA)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _plans(
+    tasks: list[str],
+    lengths: list[int],
+    num_samples: int,
+    knobs: Mapping[str, Mapping[str, Any]],
+    tokenizer_name: str,
+    tokenizer_revision: str,
+    seed: int,
+    chat: bool,
+    existing: Mapping[str, Any],
+) -> list[ConfigPlan]:
+    plans = []
+    for task in tasks:
+        for length in lengths:
+            knob_values = dataclasses.asdict(check_request(task, length, num_samples, knobs.get(task)))
+            settings = {
+                "task": task,
+                "length": length,
+                "seed": seed,
+                "knobs": knob_values,
+                "tokenizer": tokenizer_name,
+                "tokenizer_revision": tokenizer_revision,
+                "chat": chat,
+                "generator_version": GENERATOR_VERSION,
+            }
+            name = config_name(task, length)
+            previous = existing.get(name, {})
+            shard_size = int(previous.get("shard_size") or default_shard_size(length))
+            plans.append(ConfigPlan(name, task, length, knob_values, config_hash(settings), shard_size))
+    return plans
+
+
+def generate_to_dir(
+    out_dir: str | Path,
+    tasks: list[str],
+    lengths: list[int],
+    *,
+    num_samples: int,
+    seed: int = 0,
+    tokenizer: str | None = None,
+    chat: bool = False,
+    knobs: Mapping[str, Mapping[str, Any]] | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Generate every task x length config into `out_dir` (resuming finished shards); return the manifest.
+
+    Everything is validated — task names, knobs, lengths, that the first sample of every config fits
+    its length — before the folder is created or touched.
+    """
+    out = Path(out_dir)
+    if not tasks:
+        raise ValueError("no task given: name at least one (see `longtasks list`)")
+    knobs = knobs or {}
+    for task in knobs:
+        get_task(task)
+    tok = resolve_tokenizer(tokenizer)
+    manifest = read_manifest(out) if out.exists() else {}
+    if out.exists() and not manifest and any(out.iterdir()):
+        raise ValueError(
+            f"{out} exists, is not empty and is not a longtasks output folder; choose another --out"
+        )
+    existing = manifest.get("configs", {})
+    plans = _plans(tasks, lengths, num_samples, knobs, tok.name, tok.revision, seed, chat, existing)
+    _check_compatible(plans, existing, overwrite, out)
+    first_samples = {
+        plan.name: build_sample(get_task(plan.task), get_task(plan.task).make_knobs(plan.knobs),
+                                plan.length, seed, 0, tok, chat)
+        for plan in plans
+        if num_samples > 0 and not _shard_done(out, plan, plan.shard_ranges(num_samples)[0])
+    }  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_partials(out)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "generator_version": GENERATOR_VERSION,
+        "tokenizer": tok.name,
+        "tokenizer_revision": tok.revision,
+        "chat": chat,
+        "seed": seed,
+        "num_samples": num_samples,
+        "command": command or manifest.get("command"),
+        "configs": {k: v for k, v in existing.items() if not overwrite},
+    }
+    for plan in plans:
+        _generate_config(out, plan, manifest, num_samples, seed, tok, chat, workers, progress, first_samples)
+        _write_card(out)
+    return manifest
+
+
+def _check_compatible(
+    plans: list[ConfigPlan], existing: Mapping[str, Any], overwrite: bool, out: Path
+) -> None:
+    for plan in plans:
+        previous = existing.get(plan.name)
+        if previous and previous.get("config_hash") != plan.settings_hash and not overwrite:
+            raise ValueError(
+                f"{out} already holds config {plan.name!r} made with other settings (tokenizer, seed, knobs, "
+                "chat mode or generator version differ); use another --out or pass --overwrite"
+            )
+    if overwrite:
+        for plan in plans:
+            folder = out / DATA_DIR / plan.name
+            for stale in folder.glob("*.parquet") if folder.exists() else []:
+                stale.unlink()
+
+
+def _shard_done(out: Path, plan: ConfigPlan, shard: tuple[int, int]) -> bool:
+    return (out / plan.shard_path(*shard)).is_file()
+
+
+def _remove_partials(out: Path) -> None:
+    """Temporary files left by an interrupted run are incomplete by definition."""
+    for partial in out.rglob(f"*{TMP_SUFFIX}"):
+        partial.unlink()
+
+
+def _generate_config(
+    out: Path,
+    plan: ConfigPlan,
+    manifest: dict[str, Any],
+    num_samples: int,
+    seed: int,
+    tok: Any,
+    chat: bool,
+    workers: int,
+    progress: bool,
+    first_samples: dict[str, Sample],
+) -> None:
+    ranges = plan.shard_ranges(num_samples)
+    wanted = {plan.shard_path(a, b) for a, b in ranges}
+    folder = out / DATA_DIR / plan.name
+    for stale in folder.glob("*.parquet") if folder.exists() else []:
+        if f"{DATA_DIR}/{plan.name}/{stale.name}" not in wanted:
+            stale.unlink()  # same settings, other sample count: rows are recomputable
+    entry = {
+        "task": plan.task,
+        "length": plan.length,
+        "num_samples": num_samples,
+        "seed": seed,
+        "knobs": plan.knobs,
+        "config_hash": plan.settings_hash,
+        "shard_size": plan.shard_size,
+        "shards": sorted(wanted),
+        "complete": False,
+    }
+    manifest["configs"][plan.name] = entry
+    _save_manifest(out, manifest)
+    todo = [r for r in ranges if not _shard_done(out, plan, r)]
+    bar, task_id = _progress(progress, plan.name, num_samples, num_samples - sum(b - a for a, b in todo))
+    for start, end in todo:
+        samples: list[Sample] = []
+        if start == 0 and plan.name in first_samples:
+            samples.append(first_samples[plan.name])
+            _advance(bar, task_id, 1)
+        samples += generate_samples(
+            plan.task, plan.length, end - start - len(samples), seed=seed, tokenizer=tok, chat=chat,
+            knobs=plan.knobs, start=start + len(samples), workers=workers,
+            progress=lambda n: _advance(bar, task_id, n),
+        )  # fmt: skip
+        write_rows(out / plan.shard_path(start, end), samples)
+    if bar is not None:
+        bar.stop()
+    entry["complete"] = True
+    _save_manifest(out, manifest)
+
+
+def _save_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    _atomic_write_text(out / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+
+
+def _write_card(out: Path) -> None:
+    from longtasks.hub.card import write_card
+
+    write_card(out)
+
+
+def _progress(enabled: bool, label: str, total: int, done: int):
+    if not enabled:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    bar.start()
+    return bar, bar.add_task(label, total=total, completed=done)
+
+
+def _advance(bar: Any, task_id: Any, n: int) -> None:
+    if bar is not None:
+        bar.advance(task_id, n)

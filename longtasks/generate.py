@@ -1,0 +1,201 @@
+"""Generate samples: a pure function of (task, knobs, seed, index, length, tokenizer, chat)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from functools import cache
+from typing import Any
+
+from longtasks.filler_bank import filler_bank_for
+from longtasks.fit import LengthError, fit_prompt
+from longtasks.prompt import story_frame
+from longtasks.sample import Sample, make_sample_id
+from longtasks.tasks import StoryKnobs, StoryTask, get_task
+from longtasks.tasks.base import Evidence
+from longtasks.tokenizer import LengthTokenizer, load_tokenizer
+from longtasks.version import GENERATOR_VERSION
+from longtasks.world import RenderedChapter, StoryRenderer, simulate_world
+
+MAX_CHAPTER_ATTEMPTS = 8
+
+
+@cache
+def _renderer() -> StoryRenderer:
+    return StoryRenderer()
+
+
+def sample_seed(task: str, length: int, seed: int, index: int) -> int:
+    """Stable per-sample seed, independent of worker count and of which indices are generated."""
+    digest = hashlib.sha256(f"longtasks|{task}|{length}|{seed}|{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _initial_chapters(task: StoryTask, knobs: StoryKnobs, length: int) -> int:
+    if knobs.num_chapters:
+        return knobs.num_chapters
+    return max(task.min_chapters(knobs), length // knobs.chapter_tokens)
+
+
+def build_sample(
+    task: StoryTask,
+    knobs: StoryKnobs,
+    length: int,
+    seed: int,
+    index: int,
+    tokenizer: LengthTokenizer,
+    chat: bool,
+) -> Sample:
+    """One sample of exactly `length` tokens. Fewer chapters are tried when the facts do not fit."""
+    num_chapters = _initial_chapters(task, knobs, length)
+    last_error: LengthError | None = None
+    for _ in range(MAX_CHAPTER_ATTEMPTS):
+        rng = random.Random(sample_seed(task.name, length, seed, index) + num_chapters)
+        world = simulate_world(num_chapters, rng.getrandbits(63), task.world_config(knobs, num_chapters, rng))
+        asked = task.ask(world, knobs, rng)
+        renderer = _renderer()
+        chapters = [renderer.render_chapter(world, chapter, rng) for chapter in world.chapters]
+        frame = story_frame(world.protagonist, asked.questions, task.answer_kind, asked.example)
+        try:
+            fitted = fit_prompt(
+                chapters, frame, length, tokenizer, filler_bank_for(tokenizer), rng, chat=chat
+            )
+        except LengthError as error:
+            last_error = error
+            fewer = max(task.min_chapters(knobs), int(num_chapters * 0.6))
+            if knobs.num_chapters or fewer == num_chapters:
+                break
+            num_chapters = fewer
+            continue
+        depths = [_evidence_depth(e, chapters, fitted.fact_depths) for e in asked.evidence]
+        return Sample(
+            id=make_sample_id(task.name, length, seed, index),
+            task=task.name,
+            length=length,
+            input_tokens=fitted.input_tokens,
+            prompt=fitted.prompt,
+            question="\n".join(asked.questions),
+            answer=asked.answer,
+            answer_kind=task.answer_kind,
+            tokenizer=tokenizer.name,
+            tokenizer_revision=tokenizer.revision,
+            chat=chat,
+            seed=seed,
+            index=index,
+            knobs=_knobs_dict(knobs),
+            evidence_chapters=[e.chapter for e in asked.evidence],
+            evidence_depths=depths,
+            num_chapters=num_chapters,
+            generator_version=GENERATOR_VERSION,
+        )
+    assert last_error is not None
+    raise last_error
+
+
+def _evidence_depth(
+    evidence: Evidence, chapters: list[RenderedChapter], fact_depths: dict[tuple[int, int], float]
+) -> float:
+    """Relative depth (0 = start of the story, 1 = end) of the sentence stating the evidence, or of
+    the chapter's first sentence when the evidence is the chapter as a whole."""
+    chapter = chapters[evidence.chapter - 1]
+    for j, fact in enumerate(chapter.facts):
+        if fact.kind == evidence.kind and fact.value == evidence.value:
+            return round(fact_depths[(chapter.number, j)], 6)
+    return round(fact_depths[(chapter.number, 0)], 6)
+
+
+def _knobs_dict(knobs: StoryKnobs) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(knobs)
+
+
+def resolve_tokenizer(tokenizer: str | LengthTokenizer | None) -> LengthTokenizer:
+    return tokenizer if isinstance(tokenizer, LengthTokenizer) else load_tokenizer(tokenizer)
+
+
+def check_request(task: str, length: int, num_samples: int, knobs: Mapping[str, Any] | None) -> StoryKnobs:
+    """Validate everything cheap before any work starts (clear errors, nothing written)."""
+    spec = get_task(task)
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length={length!r} must be a positive number of tokens")
+    if num_samples < 0:
+        raise ValueError(f"num_samples={num_samples} must be zero or more")
+    return spec.make_knobs(knobs)
+
+
+def generate_samples(
+    task: str,
+    length: int,
+    num_samples: int,
+    *,
+    seed: int = 0,
+    tokenizer: str | LengthTokenizer | None = None,
+    chat: bool = False,
+    knobs: Mapping[str, Any] | None = None,
+    start: int = 0,
+    workers: int = 1,
+    progress: bool | Callable[[int], None] = False,
+) -> list[Sample]:
+    """Samples `start … start+num_samples-1` of (task, length, seed, knobs) in order.
+
+    `progress` may be True (a rich progress bar) or a callback receiving the number of samples just
+    finished. With `workers > 1` samples are built in separate processes; results are identical.
+    """
+    parsed_knobs = check_request(task, length, num_samples, knobs)
+    spec = get_task(task)
+    tok = resolve_tokenizer(tokenizer)
+    if chat and not tok.has_chat_template:
+        raise ValueError(
+            f"chat mode is on but tokenizer {tok.name!r} has no chat template; turn chat mode off"
+        )
+    indices = list(range(start, start + num_samples))
+    # Fail fast on an impossible length: the first sample is built before any parallel work.
+    advance, bar = _progress_hook(progress, len(indices), f"{task} @ {length}")
+    try:
+        if workers <= 1 or len(indices) <= 1:
+            samples = []
+            for i in indices:
+                samples.append(build_sample(spec, parsed_knobs, length, seed, i, tok, chat))
+                advance(1)
+            return samples
+        first = build_sample(spec, parsed_knobs, length, seed, indices[0], tok, chat)
+        advance(1)
+        samples = [first]
+        args = [(task, dict(knobs or {}), length, seed, i, tok.name, chat) for i in indices[1:]]
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+            for sample in pool.map(_build_in_worker, args, chunksize=max(1, len(args) // (4 * workers))):
+                samples.append(sample)
+                advance(1)
+        return samples
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _worker_init() -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def _build_in_worker(args: tuple) -> Sample:
+    task, knobs, length, seed, index, tokenizer_name, chat = args
+    spec = get_task(task)
+    return build_sample(
+        spec, spec.make_knobs(knobs), length, seed, index, load_tokenizer(tokenizer_name), chat
+    )
+
+
+def _progress_hook(progress: bool | Callable[[int], None], total: int, label: str):
+    if callable(progress):
+        return progress, None
+    if not progress:
+        return (lambda _n: None), None
+    from rich.progress import Progress
+
+    bar = Progress()
+    bar.start()
+    task_id = bar.add_task(label, total=total)
+    return (lambda n: bar.advance(task_id, n)), bar

@@ -1,0 +1,42 @@
+"""story_inventory: the protagonist's final inventory as a set — depends on every purchase and sale."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from longtasks.prompt import question_text
+from longtasks.tasks.base import Evidence, StoryKnobs, StoryTask, TaskQuestions
+from longtasks.world import World, WorldConfig
+
+
+@dataclass(frozen=True)
+class InventoryKnobs(StoryKnobs):
+    """sale_probability: chance that a chapter sells one owned item. High by default so the final
+    inventory stays a short list even in a 1M-token story, while the items in it were bought
+    anywhere in the story."""
+
+    sale_probability: float = 0.9
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.sale_probability <= 1.0:
+            raise ValueError(f"sale_probability={self.sale_probability} must be within [0, 1]")
+
+
+class StoryInventory(StoryTask):
+    name = "story_inventory"
+    description = "List every item the protagonist still owns at the end (bought and not sold afterwards)."
+    answer_kind = "set"
+    knobs_type = InventoryKnobs
+
+    def world_config(self, knobs: InventoryKnobs, num_chapters: int, rng: random.Random) -> WorldConfig:  # type: ignore[override]
+        return WorldConfig(sale_probability=knobs.sale_probability)
+
+    def ask(self, world: World, knobs: InventoryKnobs, rng: random.Random) -> TaskQuestions:  # type: ignore[override]
+        owned = world.final_inventory()
+        bought_in = {item: chapter for item, chapter in world.purchase_order()}
+        answer = sorted(owned, key=lambda item: bought_in[item])
+        evidence = [Evidence(bought_in[item], "purchase", item) for item in answer]
+        question = question_text("inventory", "one", protagonist=world.protagonist)
+        return TaskQuestions([question], answer, evidence, "first item, second item")

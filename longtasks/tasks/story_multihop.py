@@ -1,0 +1,56 @@
+"""story_multihop: the paper's "last item acquired before acquiring X", generalised to `hops`."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from longtasks.prompt import question_text
+from longtasks.tasks.base import Evidence, StoryKnobs, StoryTask, TaskQuestions
+from longtasks.tasks.depth import parse_depth_mode, target_depths
+from longtasks.world import World
+
+
+@dataclass(frozen=True)
+class MultihopKnobs(StoryKnobs):
+    """hops: how many acquisitions back the answer lies (paper: 1). depth: where the asked-about item
+    (X) is acquired: 'uniform', 'stratified' or a depth in [0, 1]."""
+
+    hops: int = 1
+    depth: str = "uniform"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.hops < 1:
+            raise ValueError(f"hops={self.hops} must be at least 1")
+        parse_depth_mode(self.depth)
+
+
+class StoryMultihop(StoryTask):
+    name = "story_multihop"
+    description = (
+        "Name the item acquired `hops` acquisitions before a given item (chaining purchases across chapters)."
+    )
+    answer_kind = "text"
+    knobs_type = MultihopKnobs
+
+    def min_chapters(self, knobs: MultihopKnobs) -> int:  # type: ignore[override]
+        return knobs.hops + 2
+
+    def ask(self, world: World, knobs: MultihopKnobs, rng: random.Random) -> TaskQuestions:  # type: ignore[override]
+        order = world.purchase_order()
+        if len(order) <= knobs.hops:
+            raise ValueError(
+                f"the story has only {len(order)} purchases, too few for hops={knobs.hops}; use a longer length"
+            )
+        depth = target_depths(knobs.depth, 1, rng)[0]
+        # Purchases are spread evenly enough that rank order approximates depth.
+        position = knobs.hops + min(len(order) - knobs.hops - 1, int(depth * (len(order) - knobs.hops)))
+        item, item_chapter = order[position]
+        answer, answer_chapter = order[position - knobs.hops]
+        variant = "one" if knobs.hops == 1 else "many"
+        question = question_text(
+            "multihop", variant, item=item, hops=knobs.hops, protagonist=world.protagonist
+        )
+        evidence = [Evidence(answer_chapter, "purchase", answer), Evidence(item_chapter, "purchase", item)]
+        return TaskQuestions([question], answer, evidence, "item name")
