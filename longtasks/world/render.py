@@ -1,0 +1,149 @@
+"""Turn a chapter's state into fact sentences, worded by the jinja2 templates in `templates/story/`.
+
+Each template file holds one paraphrase per line. Rendering thousands of chapters through
+`Template.render` would cost ~10 µs a sentence, so each file is rendered ONCE at load time with
+marker values in place of its variables, and the result is split into literal pieces and slots;
+a sentence is then a plain string join. The wording still lives only in the templates.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from longtasks.resources import templates_dir
+from longtasks.world.entities import indefinite_article
+from longtasks.world.simulator import Chapter, World
+
+_MARK = "\x00"
+_HERO_SLOTS = frozenset({"who", "Who", "whom", "their"})
+# kind -> (template file, the slot that carries the fact, extra slots allowed)
+_FACT_FILES: dict[str, tuple[str, str, frozenset[str]]] = {
+    "location": ("location.j2", "location", frozenset()),
+    "character": ("character.j2", "character", frozenset()),
+    "purchase_single": ("purchase_single.j2", "item", frozenset({"a"})),
+    "purchase_first": ("purchase_first.j2", "item", frozenset({"a"})),
+    "purchase_second": ("purchase_second.j2", "item", frozenset({"a"})),
+    "sale": ("sale.j2", "item", frozenset()),
+}
+_LOWERCASE_VALUES = frozenset({"location", "item"})  # would need capitalising at a sentence start
+_MIN_PARAPHRASES = 8
+
+
+@dataclass(frozen=True)
+class FactSentence:
+    """One sentence stating one askable fact; `value` occurs in `text` literally."""
+
+    text: str
+    kind: str  # "location" | "character" | "purchase" | "sale"
+    value: str
+
+
+@dataclass(frozen=True)
+class RenderedChapter:
+    """A chapter's header and its fact sentences in story order (location, character, purchases, sales)."""
+
+    number: int
+    header: str
+    facts: tuple[FactSentence, ...]
+
+
+# A compiled paraphrase: literal text and slot names alternating, starting and ending with literal text.
+_Pieces = tuple[str, ...]
+
+
+def _compile_file(
+    env: jinja2.Environment, name: str, value_slot: str, extra: frozenset[str]
+) -> list[_Pieces]:
+    allowed = _HERO_SLOTS | extra | {value_slot}
+    template = env.get_template(name)
+    rendered = template.render({slot: f"{_MARK}{slot}{_MARK}" for slot in allowed})
+    compiled: list[_Pieces] = []
+    for line_number, line in enumerate(rendered.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        where = f"template {name!r} paraphrase {line_number} ({line.replace(_MARK, '')!r})"
+        pieces = tuple(line.split(_MARK))
+        slots = pieces[1::2]
+        if slots.count(value_slot) != 1:
+            raise ValueError(f"{where}: must use {{{{ {value_slot} }}}} exactly once")
+        if not _HERO_SLOTS & set(slots):
+            raise ValueError(f"{where}: must refer to the protagonist with who, Who or whom")
+        if value_slot in _LOWERCASE_VALUES and pieces[0] == "" and pieces[1] == value_slot:
+            raise ValueError(f"{where}: must not start with {{{{ {value_slot} }}}} (it is lowercase)")
+        if not pieces[-1].endswith((".", "!", "?")):
+            raise ValueError(f"{where}: must end with '.', '!' or '?'")
+        compiled.append(pieces)
+    if len(compiled) < _MIN_PARAPHRASES:
+        raise ValueError(
+            f"template {name!r} has {len(compiled)} paraphrases; at least {_MIN_PARAPHRASES} needed"
+        )
+    return compiled
+
+
+def _fill(pieces: _Pieces, values: dict[str, str]) -> str:
+    parts = list(pieces)
+    for i in range(1, len(parts), 2):
+        parts[i] = values[parts[i]]
+    return "".join(parts)
+
+
+class StoryRenderer:
+    """Renders chapters; build once and reuse (templates are compiled in `__init__`)."""
+
+    def __init__(self, story_dir: Path | None = None) -> None:
+        folder = story_dir or templates_dir() / "story"
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(folder)),
+            undefined=jinja2.StrictUndefined,  # unknown variables are errors, not empty text
+            autoescape=False,
+            keep_trailing_newline=False,
+        )
+        self._paraphrases = {
+            kind: _compile_file(env, file, slot, extra) for kind, (file, slot, extra) in _FACT_FILES.items()
+        }
+        header = env.get_template("header.j2").render(number=f"{_MARK}number{_MARK}").strip()
+        self._header = tuple(header.split(_MARK))
+        if self._header[1::2] != ("number",):
+            raise ValueError("template 'header.j2' must use {{ number }} exactly once")
+
+    def paraphrases(self, kind: str) -> int:
+        """How many paraphrases the templates offer for `kind` (see `_FACT_FILES`)."""
+        return len(self._paraphrases[kind])
+
+    def render_chapter(self, world: World, chapter: Chapter, rng: random.Random) -> RenderedChapter:
+        """Fact sentences for `chapter`; the paraphrase and name-vs-pronoun choices come from `rng`."""
+        first = world.protagonist_first_name
+        subject = world.pronoun
+        obj, poss = ("her", "her") if subject == "she" else ("him", "his")
+        by_name = {"who": first, "Who": first, "whom": first, "their": poss}
+        by_pronoun = {"who": subject, "Who": subject.capitalize(), "whom": obj, "their": poss}
+        choose, coin = rng.choice, rng.random
+
+        def sentence(kind: str, values: dict[str, str]) -> str:
+            hero = by_name if coin() < 0.5 else by_pronoun
+            return _fill(choose(self._paraphrases[kind]), {**hero, **values})
+
+        facts = [
+            FactSentence(sentence("location", {"location": chapter.location}), "location", chapter.location),
+            FactSentence(
+                sentence("character", {"character": chapter.character}), "character", chapter.character
+            ),
+        ]
+        purchases = chapter.purchases
+        if len(purchases) > 2:
+            raise ValueError(
+                f"chapter {chapter.number} has {len(purchases)} purchases; the story supports 0-2"
+            )
+        kinds = ("purchase_single",) if len(purchases) == 1 else ("purchase_first", "purchase_second")
+        for kind, item in zip(kinds, purchases, strict=False):
+            text = sentence(kind, {"item": item, "a": indefinite_article(item)})
+            facts.append(FactSentence(text, "purchase", item))
+        for item in chapter.sales:
+            facts.append(FactSentence(sentence("sale", {"item": item}), "sale", item))
+        header = _fill(self._header, {"number": str(chapter.number)})
+        return RenderedChapter(number=chapter.number, header=header, facts=tuple(facts))

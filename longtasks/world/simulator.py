@@ -1,0 +1,213 @@
+"""The story's ground truth: a seeded simulation of a journey, chapter by chapter.
+
+Gold answers are read from this state, never from the rendered text. Chapters may hold zero, one
+or two purchases, so "the item bought N purchases before X" is not always in the neighbouring
+chapter; a sale only ever removes an item bought in an earlier chapter and still owned.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from longtasks.world.entities import (
+    Person,
+    draw_items,
+    draw_locations,
+    draw_people,
+    draw_protagonist,
+    item_pool_size,
+)
+
+
+@dataclass(frozen=True)
+class InventoryHistory:
+    """Every purchase and sale of a story in order, shared by all its chapters.
+
+    Inventories are derived on demand instead of stored per chapter: 3000 stored frozensets of
+    ~1000 items each cost ~150 MB and make every full garbage collection ~0.1 s slower.
+    """
+
+    acquired: tuple[str, ...]  # all purchases, in story order
+    disposed: tuple[str, ...]  # all sales, in story order
+    bought_through: tuple[int, ...]  # [k] = purchases made in chapters 1..k+1
+    sold_through: tuple[int, ...]  # [k] = sales made in chapters 1..k+1
+
+    @classmethod
+    def from_events(cls, events: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> InventoryHistory:
+        """Build from each chapter's (purchases, sales), chapter 1 first."""
+        acquired: list[str] = []
+        disposed: list[str] = []
+        bought: list[int] = []
+        sold: list[int] = []
+        for purchases, sales in events:
+            acquired.extend(purchases)
+            disposed.extend(sales)
+            bought.append(len(acquired))
+            sold.append(len(disposed))
+        return cls(tuple(acquired), tuple(disposed), tuple(bought), tuple(sold))
+
+    def inventory_after(self, number: int) -> frozenset[str]:
+        """Items owned at the end of chapter `number` (1-based)."""
+        if not 1 <= number <= len(self.bought_through):
+            raise ValueError(
+                f"chapter {number} is outside this story's chapters 1..{len(self.bought_through)}"
+            )
+        k = number - 1
+        return frozenset(self.acquired[: self.bought_through[k]]).difference(
+            self.disposed[: self.sold_through[k]]
+        )
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """What happens in one chapter: where the protagonist is, whom they meet, what they buy and sell.
+
+    `sales` only ever hold items bought in an earlier chapter and still owned.
+    """
+
+    number: int
+    location: str
+    character: str
+    purchases: tuple[str, ...]
+    sales: tuple[str, ...]
+    history: InventoryHistory = field(repr=False, compare=False)
+
+    @property
+    def inventory_after(self) -> frozenset[str]:
+        """Items owned at the end of this chapter (computed from the shared history, not stored)."""
+        return self.history.inventory_after(self.number)
+
+
+@dataclass(frozen=True)
+class World:
+    """A whole story's state. `protagonist` is the hero's full name; `pronoun` is "she" or "he"."""
+
+    protagonist: str
+    chapters: tuple[Chapter, ...]
+    pronoun: str = "she"
+
+    @property
+    def protagonist_first_name(self) -> str:
+        return self.protagonist.split(" ", 1)[0]
+
+    def purchase_order(self) -> list[tuple[str, int]]:
+        """(item, chapter number) for every purchase, in the order the items were acquired."""
+        return [(item, ch.number) for ch in self.chapters for item in ch.purchases]
+
+    def final_inventory(self) -> frozenset[str]:
+        return self.chapters[-1].inventory_after
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Knobs of the simulation.
+
+    `purchase_weights`: relative chances of 0, 1 or 2 purchases in a chapter.
+    `sale_probability`: chance that a chapter sells one item bought in an earlier chapter.
+    `empty_chapters`: if set, exactly these chapters buy nothing and every other chapter buys 1-2
+    (drawn with the 1:2 ratio of `purchase_weights`).
+    `unique_locations`: every chapter takes place somewhere different.
+    """
+
+    purchase_weights: tuple[float, float, float] = (0.3, 0.45, 0.25)
+    sale_probability: float = 0.25
+    empty_chapters: frozenset[int] | None = None
+    unique_locations: bool = False
+
+    def validate(self, num_chapters: int) -> None:
+        weights = self.purchase_weights
+        if (
+            not isinstance(weights, tuple | list)
+            or len(weights) != 3
+            or any(
+                isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w < math.inf
+                for w in weights
+            )
+        ):
+            raise ValueError(
+                f"purchase_weights={weights!r}: need three non-negative numbers (P of 0, 1, 2 purchases)"
+            )
+        if sum(weights) <= 0:
+            raise ValueError(f"purchase_weights={weights!r} sum to 0: at least one weight must be positive")
+        if not 0.0 <= self.sale_probability <= 1.0:
+            raise ValueError(f"sale_probability={self.sale_probability!r}: must be within [0, 1]")
+        if self.empty_chapters is not None:
+            bad = [c for c in sorted(self.empty_chapters, key=repr) if not _is_chapter(c, num_chapters)]
+            if bad:
+                raise ValueError(
+                    f"empty_chapters holds {bad}, outside chapters 1..{num_chapters}: "
+                    "give 1-based chapter numbers of this story"
+                )
+            if len(self.empty_chapters) < num_chapters and weights[1] + weights[2] <= 0:
+                raise ValueError(
+                    f"purchase_weights={weights!r} give no chance of 1 or 2 purchases, but empty_chapters "
+                    "requires every other chapter to buy something"
+                )
+
+
+def _is_chapter(value: object, num_chapters: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= num_chapters
+
+
+def _purchase_counts(num_chapters: int, config: WorldConfig, rng: random.Random) -> list[int]:
+    weights = config.purchase_weights
+    if config.empty_chapters is None:
+        return rng.choices((0, 1, 2), weights=weights, k=num_chapters)
+    counts = rng.choices((1, 2), weights=weights[1:], k=num_chapters)
+    for number in config.empty_chapters:
+        counts[number - 1] = 0
+    return counts
+
+
+def _location_sequence(num_chapters: int, config: WorldConfig, hero: Person, rng: random.Random) -> list[str]:
+    """One place per chapter: all distinct, or revisits from a smaller pool (never twice in a row)."""
+    if config.unique_locations:
+        return draw_locations(rng, num_chapters, hero)
+    pool = draw_locations(rng, max(1, min(num_chapters, 4 + num_chapters // 4)), hero)
+    sequence: list[str] = []
+    for _ in range(num_chapters):
+        place = rng.choice(pool)
+        while len(pool) > 1 and sequence and place == sequence[-1]:
+            place = rng.choice(pool)
+        sequence.append(place)
+    return sequence
+
+
+def simulate_world(num_chapters: int, seed: int, config: WorldConfig = WorldConfig()) -> World:
+    """Simulate a story of `num_chapters` chapters; a pure function of (num_chapters, seed, config)."""
+    if isinstance(num_chapters, bool) or not isinstance(num_chapters, int) or num_chapters < 1:
+        raise ValueError(f"num_chapters={num_chapters!r}: must be an integer >= 1")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r}: must be an integer")
+    config.validate(num_chapters)
+    if 2 * num_chapters > item_pool_size():
+        raise ValueError(
+            f"num_chapters={num_chapters} could need {2 * num_chapters} distinct items but the item pool "
+            f"holds {item_pool_size()}: use at most {item_pool_size() // 2} chapters"
+        )
+    rng = random.Random(seed)
+    hero = draw_protagonist(rng)
+    counts = _purchase_counts(num_chapters, config, rng)
+    items = draw_items(rng, sum(counts))
+    characters = draw_people(rng, num_chapters, avoid=hero)
+    locations = _location_sequence(num_chapters, config, hero, rng)
+
+    events: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    owned: list[str] = []  # in acquisition order; a list keeps the random choice of a sale deterministic
+    next_item = 0
+    for count in counts:
+        purchases = tuple(items[next_item : next_item + count])
+        next_item += count
+        sales: tuple[str, ...] = ()
+        if owned and rng.random() < config.sale_probability:
+            sales = (owned.pop(rng.randrange(len(owned))),)
+        owned.extend(purchases)
+        events.append((purchases, sales))
+    history = InventoryHistory.from_events(events)
+    chapters = tuple(
+        Chapter(index + 1, locations[index], characters[index], purchases, sales, history)
+        for index, (purchases, sales) in enumerate(events)
+    )
+    return World(protagonist=hero.full, chapters=chapters, pronoun=hero.pronoun)
