@@ -98,14 +98,20 @@ def pretty_name(manifest: dict[str, Any], listed: list[ConfigView]) -> str:
 
 
 def task_description(env: jinja2.Environment, task: str) -> str:
-    """The shipped description of `task` (data_cards/tasks/<task>.md), or a short honest fallback."""
+    """The shipped description of `task` (data_cards/tasks/<task>.md); for a task without one, its
+    registry one-liner and knob defaults, so the card never claims more than the code says."""
     try:
         return env.get_template(f"tasks/{task}.md").render().strip()
     except jinja2.TemplateNotFound:
-        return (
-            f"No description of `{task}` ships with this version of longtasks; "
-            "see `longtasks.tasks.get_task(name)` for its knobs."
-        )
+        pass
+    try:
+        from longtasks.tasks import get_task
+
+        spec = get_task(task)
+        defaults = ", ".join(f"`{k}={v}`" for k, v in vars(spec.make_knobs()).items())
+        return f"{spec.description}\n\nKnobs (defaults): {defaults}."
+    except ValueError:
+        return f"`{task}` is not a task of this longtasks version; no description is available."
 
 
 def python_equivalent(manifest: dict[str, Any], entries: list[ConfigEntry]) -> str | None:

@@ -1,0 +1,205 @@
+"""`longtasks push DIR --repo-id OWNER/NAME`: publish an output folder as a Hub dataset repo.
+
+Everything that can be checked offline is checked first (`validate_folder`), so `dry_run=True` is a
+complete rehearsal that touches no network. Only README.md, longtasks.json and the manifest's parquet
+shards are uploaded. The card uploaded is rendered for the repo (its loading example names `repo_id`);
+the local folder is never modified. The token is passed to `huggingface_hub` and nowhere else: it is
+not stored on the plan, not logged, and scrubbed from any error text.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huggingface_hub import errors as hf_errors
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+
+from longtasks.hub.card import render_card
+from longtasks.hub.folder import CARD_NAME, DATA_DIR, MANIFEST_NAME
+from longtasks.hub.validate import check_card, validate_folder
+
+REPO_TYPE = "dataset"
+
+_NETWORK_ERRORS: tuple[type[Exception], ...] = (
+    HfHubHTTPError,
+    OSError,  # connection errors of requests-based huggingface_hub versions, DNS, TLS
+    *((hf_errors.HTTPError,) if isinstance(getattr(hf_errors, "HTTPError", None), type) else ()),
+)
+"""What a failed request raises: HTTP status errors and transport errors (httpx's base class in
+huggingface_hub >= 1.0 is not an OSError)."""
+
+
+class HubPushError(RuntimeError):
+    """The upload failed or could not start; the message says which repo and what to check."""
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    path_in_repo: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """What a push uploads (or, with `dry_run`, would upload). Holds no credentials."""
+
+    repo_id: str
+    private: bool
+    dry_run: bool
+    files: tuple[PlannedFile, ...]
+    configs: tuple[str, ...]
+    rows: int
+    token_source: str | None
+    """Where a token was (or would be) taken from: "--token", "HF_TOKEN", "login cache" or None."""
+    url: str | None = None
+    commit_url: str | None = None
+    deleted: tuple[str, ...] = field(default=())
+    """Stale remote files under data/ removed by the push (shards of an earlier, different upload)."""
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def _check_repo_id(repo_id: str) -> None:
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ValueError(f"invalid repo id {repo_id!r}: {error}") from None
+    if repo_id.count("/") != 1:
+        raise ValueError(
+            f"invalid repo id {repo_id!r}: give OWNER/NAME, e.g. my-user/longtasks-story-32k "
+            "(OWNER is your user name or an organisation you can write to)"
+        )
+
+
+def _token_source(token: str | None) -> tuple[str | None, str | None]:
+    """(token, where it came from). The explicit token wins, then HF_TOKEN, then the login cache."""
+    if token:
+        return token, "--token"
+    from huggingface_hub import get_token
+
+    found = get_token()
+    if not found:
+        return None, None
+    env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    return found, ("HF_TOKEN" if env and env.strip() == found else "login cache")
+
+
+def _scrub(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+def _explain(error: Exception, repo_id: str, step: str, token: str | None) -> str:
+    """A message that names the repo, the failed step and what the user should check."""
+    local = "Nothing in the local folder was changed."
+    if isinstance(error, HfHubHTTPError):
+        status = error.response.status_code if error.response is not None else None
+        server = _scrub(str(error.server_message or error).strip(), token)
+        if status == 401:
+            hint = (
+                "the token was rejected (invalid, expired or revoked). Create a new token at "
+                "https://huggingface.co/settings/tokens and pass it with --token, HF_TOKEN or `hf auth login`"
+            )
+        elif status == 403:
+            hint = (
+                "the token may not write here. It needs the 'write' role (or a fine-grained token with write "
+                f"access to '{repo_id.split('/')[0]}'); for an organisation repo you must be a member with "
+                "write rights, and the organisation may restrict repo creation"
+            )
+        elif status == 404:
+            hint = f"the namespace '{repo_id.split('/')[0]}' does not exist or this token cannot see it"
+        else:
+            hint = "the Hub refused the request"
+        return (
+            f"{step} for dataset repo '{repo_id}' failed (HTTP {status}): {hint}. "
+            f"Server said: {server}. {local}"
+        )
+    detail = _scrub(f"{type(error).__name__}: {error}", token)
+    return (
+        f"{step} for dataset repo '{repo_id}' failed: could not reach the Hugging Face Hub ({detail}). "
+        f"Check the network, any proxy settings, HF_ENDPOINT and HF_HUB_OFFLINE. {local}"
+    )
+
+
+def _plan_files(out_dir: Path, card_bytes: bytes, data_files: list[Path]) -> tuple[PlannedFile, ...]:
+    manifest = out_dir / MANIFEST_NAME
+    return (
+        PlannedFile(CARD_NAME, len(card_bytes)),
+        PlannedFile(MANIFEST_NAME, manifest.stat().st_size),
+        *(PlannedFile(p.relative_to(out_dir).as_posix(), p.stat().st_size) for p in data_files),
+    )
+
+
+def push(
+    out_dir: Path | str,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    dry_run: bool = False,
+) -> PushPlan:
+    """Validate `out_dir` offline, then (unless `dry_run`) create the dataset repo if needed and upload
+    the card, manifest and shards in one commit. Raises `DatasetFolderError` for a folder that is not
+    ready, `ValueError` for a bad repo id and `HubPushError` for a failed upload."""
+    out_dir = Path(out_dir)
+    _check_repo_id(repo_id)
+    report = validate_folder(out_dir)
+    card_text = render_card(out_dir, repo_id=repo_id)
+    check_card(card_text, report.configs, where=f"the card rendered for {repo_id}")
+    card_bytes = card_text.encode("utf-8")
+    token, source = _token_source(token)
+    plan = PushPlan(
+        repo_id=repo_id,
+        private=private,
+        dry_run=dry_run,
+        files=_plan_files(out_dir, card_bytes, report.data_files),
+        configs=tuple(e.name for e in report.configs),
+        rows=report.rows,
+        token_source=source,
+    )
+    if dry_run:
+        return plan
+    if token is None:
+        raise HubPushError(
+            f"no Hugging Face token found to push to '{repo_id}': pass --token, set HF_TOKEN, or run "
+            "`hf auth login` (the token needs write access)"
+        )
+    return _upload(out_dir, plan, card_bytes, token)
+
+
+def _upload(out_dir: Path, plan: PushPlan, card_bytes: bytes, token: str) -> PushPlan:
+    from dataclasses import replace
+
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
+    api = HfApi(token=token)
+    repo_id = plan.repo_id
+    step = "creating the repo"
+    try:
+        repo_url = api.create_repo(repo_id, repo_type=REPO_TYPE, private=plan.private, exist_ok=True)
+        step = "listing the repo's files"
+        remote = api.list_repo_files(repo_id, repo_type=REPO_TYPE)
+        uploading = {f.path_in_repo for f in plan.files}
+        stale = sorted(p for p in remote if p.startswith(f"{DATA_DIR}/") and p not in uploading)
+        operations = [
+            CommitOperationAdd(CARD_NAME, card_bytes),
+            *(CommitOperationAdd(f.path_in_repo, out_dir / f.path_in_repo) for f in plan.files[1:]),
+            *(CommitOperationDelete(path) for path in stale),
+        ]
+        step = "uploading the files"
+        commit = api.create_commit(
+            repo_id,
+            operations,
+            repo_type=REPO_TYPE,
+            commit_message=f"longtasks: {len(plan.configs)} config(s), {plan.rows} rows",
+        )
+    except _NETWORK_ERRORS as error:
+        # `from None`: the chained error would add nothing the message lacks, and must never carry a token.
+        raise HubPushError(_explain(error, repo_id, step, token)) from None
+    commit_url = getattr(commit, "commit_url", None)
+    return replace(plan, url=str(repo_url), commit_url=commit_url, deleted=tuple(stale))

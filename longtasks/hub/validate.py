@@ -1,0 +1,134 @@
+"""Offline checks that an output folder is ready to publish.
+
+A published dataset must load with one `datasets.load_dataset` call per config and hold exactly the
+rows its manifest promises; these checks run before any upload (and are all `--dry-run` does), so a
+broken folder is refused before anything reaches the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from huggingface_hub import DatasetCard
+
+from longtasks.hub.card import hub_configs
+from longtasks.hub.folder import (
+    CARD_NAME,
+    SPLIT,
+    ConfigEntry,
+    DatasetFolderError,
+    config_entries,
+    load_manifest,
+    shard_files,
+)
+
+REQUIRED_COLUMNS = (
+    "id", "task", "length", "input_tokens", "prompt", "question", "answer", "answer_kind", "tokenizer",
+    "tokenizer_revision", "chat", "seed", "index", "knobs", "evidence_chapters", "evidence_depths",
+    "num_chapters", "generator_version", "extra",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FolderReport:
+    """What validation found: the folder's configs and the files that make up the dataset."""
+
+    out_dir: Path
+    configs: list[ConfigEntry]
+    data_files: list[Path]
+    rows: int
+
+
+def _check_complete(out_dir: Path, entries: list[ConfigEntry]) -> None:
+    if not entries:
+        raise DatasetFolderError(f"{out_dir} lists no configs in its manifest: nothing to publish")
+    unfinished = [e.name for e in entries if not e.complete]
+    if unfinished:
+        raise DatasetFolderError(
+            f"{out_dir} is incomplete: config(s) {', '.join(unfinished)} did not finish. Re-run the "
+            "generate command recorded in longtasks.json (it resumes) before exporting or pushing"
+        )
+
+
+def _check_shards(out_dir: Path, entry: ConfigEntry) -> list[Path]:
+    """The config's files on disk must be exactly the manifest's shards, with exactly its rows."""
+    on_disk = shard_files(out_dir, entry.name)
+    found = {p.relative_to(out_dir).as_posix() for p in on_disk}
+    listed = set(entry.shards)
+    if missing := sorted(listed - found):
+        raise DatasetFolderError(f"config {entry.name}: shard file(s) missing: {', '.join(missing)}")
+    if stray := sorted(found - listed):
+        raise DatasetFolderError(
+            f"config {entry.name}: parquet file(s) not in the manifest would be loaded too: "
+            f"{', '.join(stray)}; delete them or regenerate the config"
+        )
+    rows = 0
+    for path in on_disk:
+        try:
+            parquet = pq.ParquetFile(path)
+        except Exception as error:  # pyarrow raises ArrowInvalid/OSError for broken files
+            raise DatasetFolderError(f"config {entry.name}: cannot read {path} ({error})") from error
+        columns = set(parquet.schema_arrow.names)
+        if lacking := [c for c in REQUIRED_COLUMNS if c not in columns]:
+            raise DatasetFolderError(f"config {entry.name}: {path} lacks column(s) {', '.join(lacking)}")
+        rows += parquet.metadata.num_rows
+    if rows != entry.num_samples:
+        raise DatasetFolderError(
+            f"config {entry.name}: the manifest promises {entry.num_samples} rows but its files hold {rows}; "
+            "regenerate the config"
+        )
+    return on_disk
+
+
+def check_card(text: str, entries: list[ConfigEntry], *, where: str) -> DatasetCard:
+    """The card must parse with huggingface_hub and its `configs` must be exactly the folder's."""
+    try:
+        card = DatasetCard(text)
+    except Exception as error:  # huggingface_hub raises ValueError/YAMLError for a broken header
+        raise DatasetFolderError(f"{where} does not parse as a dataset card ({error})") from error
+    declared = card.data.to_dict().get("configs") or []
+    if sorted(map(repr, declared)) != sorted(map(repr, hub_configs(entries))):
+        names = [c.get("config_name") for c in declared]
+        raise DatasetFolderError(
+            f"{where} lists configs {names} but the folder has {[e.name for e in entries]}; "
+            "run `longtasks export DIR` to rewrite the card"
+        )
+    return card
+
+
+def _check_loads(out_dir: Path, entry: ConfigEntry) -> None:
+    """Resolve the config exactly as users will (`load_dataset(folder, config)`), reading one row.
+
+    Streaming reads the parquet files in place: no Arrow cache copy of a possibly huge dataset.
+    """
+    import datasets
+
+    try:
+        stream = datasets.load_dataset(str(out_dir), entry.name, split=SPLIT, streaming=True)
+        first = next(iter(stream), None)
+    except Exception as error:  # datasets raises many types (ValueError, FileNotFoundError, ...)
+        raise DatasetFolderError(
+            f"config {entry.name} does not load with datasets.load_dataset({str(out_dir)!r}, "
+            f"{entry.name!r}): {error}"
+        ) from error
+    if first is None and entry.num_samples:
+        raise DatasetFolderError(f"config {entry.name} loads but yields no rows")
+
+
+def validate_folder(out_dir: Path | str) -> FolderReport:
+    """Check manifest completeness, shards, row counts, the card and that every config loads."""
+    out_dir = Path(out_dir)
+    entries = config_entries(load_manifest(out_dir))
+    _check_complete(out_dir, entries)
+    files = [path for entry in entries for path in _check_shards(out_dir, entry)]
+    card_path = out_dir / CARD_NAME
+    if not card_path.is_file():
+        raise DatasetFolderError(f"{out_dir} has no {CARD_NAME}: run `longtasks export {out_dir}` first")
+    check_card(card_path.read_text(encoding="utf-8"), entries, where=str(card_path))
+    for entry in entries:
+        _check_loads(out_dir, entry)
+    return FolderReport(
+        out_dir=out_dir, configs=entries, data_files=files, rows=sum(e.num_samples for e in entries)
+    )
