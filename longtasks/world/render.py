@@ -117,15 +117,17 @@ class StoryRenderer:
 
     def render_chapter(self, world: World, chapter: Chapter, rng: random.Random) -> RenderedChapter:
         """Fact sentences for `chapter`; the paraphrase and name-vs-pronoun choices come from `rng`."""
-        first = world.protagonist_first_name
-        subject = world.pronoun
+        first, full, subject = world.protagonist_first_name, world.protagonist, world.pronoun
         obj, poss = ("her", "her") if subject == "she" else ("him", "his")
-        by_name = {"who": first, "Who": first, "whom": first, "their": poss}
+        # Half the sentences say "she"/"he"; the rest mostly use the first name, sometimes the full name.
         by_pronoun = {"who": subject, "Who": subject.capitalize(), "whom": obj, "their": poss}
+        by_first = {"who": first, "Who": first, "whom": first, "their": poss}
+        by_full = {"who": full, "Who": full, "whom": full, "their": poss}
         choose, coin = rng.choice, rng.random
 
         def sentence(kind: str, values: dict[str, str]) -> str:
-            hero = by_name if coin() < 0.5 else by_pronoun
+            roll = coin()
+            hero = by_pronoun if roll < 0.5 else by_first if roll < 0.85 else by_full
             return _fill(choose(self._paraphrases[kind]), {**hero, **values})
 
         facts = [

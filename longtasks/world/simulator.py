@@ -155,6 +155,8 @@ def _purchase_counts(num_chapters: int, config: WorldConfig, rng: random.Random)
     weights = config.purchase_weights
     if config.empty_chapters is None:
         return rng.choices((0, 1, 2), weights=weights, k=num_chapters)
+    if len(config.empty_chapters) == num_chapters:  # nothing to draw (and weights may forbid buying)
+        return [0] * num_chapters
     counts = rng.choices((1, 2), weights=weights[1:], k=num_chapters)
     for number in config.empty_chapters:
         counts[number - 1] = 0
