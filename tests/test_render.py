@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 from functools import cache
@@ -18,7 +21,7 @@ from hypothesis import strategies as st
 from longtasks.resources import templates_dir
 from longtasks.tokenizer import load_tokenizer
 from longtasks.world import StoryRenderer, World, WorldConfig, filler_sentences, simulate_world
-from longtasks.world.entities import ITEM_NOUNS, LOCATION_KINDS
+from longtasks.world.entities import ADJECTIVES, ITEM_MATERIALS, ITEM_NOUNS, LOCATION_KINDS
 from longtasks.world.filler import _candidates
 
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -89,6 +92,23 @@ def test_facts_state_their_value_and_nothing_else(num_chapters: int, seed: int, 
             assert SECOND.search(purchases[1]), purchases[1]
 
 
+def test_template_wording_names_no_item_or_place_words() -> None:
+    """Outside the value itself, a fact sentence uses no item word or place kind (so "a pot of tea"
+    is fine, "a brass pot" is not): nothing in the wording can pass for an answer."""
+    world = simulate_world(400, 21)
+    item_words = ITEM_NOUNS | ITEM_MATERIALS | set(ADJECTIVES)
+    skeletons: Counter[str] = Counter()
+    rng = random.Random(0)
+    for chapter in world.chapters:
+        for fact in renderer().render_chapter(world, chapter, rng).facts:
+            skeleton = fact.text.replace(fact.value, "<value>").replace(world.protagonist, "<hero>")
+            skeletons[fact.kind] += 1
+            words = {w.lower() for w in re.findall(r"[A-Za-z]+", skeleton)}
+            assert not words & item_words, fact.text
+            assert not any(kind in skeleton.lower() for kind in LOCATION_KINDS), fact.text
+    assert min(skeletons.values()) >= 50
+
+
 def test_rendering_is_deterministic_given_the_rng() -> None:
     world = simulate_world(40, 3)
     first = [renderer().render_chapter(world, c, random.Random(c.number)) for c in world.chapters]
@@ -99,6 +119,28 @@ def test_rendering_is_deterministic_given_the_rng() -> None:
         f.text for c in world.chapters for f in renderer().render_chapter(world, c, random.Random(9)).facts
     }
     assert texts != other  # the rng really picks the paraphrases
+
+
+_DIGEST_SCRIPT = """
+import hashlib, random
+from longtasks.world import StoryRenderer, WorldConfig, filler_sentences, simulate_world
+world = simulate_world(50, 4, WorldConfig(empty_chapters=frozenset({2, 5, 9}), unique_locations=True))
+rng = random.Random(4)
+text = [repr(world)] + [repr(StoryRenderer().render_chapter(world, c, rng)) for c in world.chapters]
+print(hashlib.sha256("\\n".join(text + filler_sentences()).encode()).hexdigest())
+"""
+
+
+def test_world_render_and_filler_do_not_depend_on_hash_seed() -> None:
+    """Set iteration order changes with PYTHONHASHSEED; nothing we generate may depend on it."""
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        result = subprocess.run(
+            [sys.executable, "-c", _DIGEST_SCRIPT], env=env, capture_output=True, text=True, check=True
+        )
+        digests.add(result.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_a_million_token_story_simulates_and_renders_fast() -> None:

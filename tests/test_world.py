@@ -127,6 +127,7 @@ def test_a_million_token_story_simulates_fast_with_unique_names() -> None:
         ({"config": WorldConfig(purchase_weights=(1, 1))}, "purchase_weights=(1, 1)"),
         ({"config": WorldConfig(purchase_weights=(1, float("nan"), 1))}, "purchase_weights"),
         ({"config": WorldConfig(sale_probability=1.5)}, "sale_probability=1.5"),
+        ({"config": WorldConfig(empty_chapters=3)}, "empty_chapters=3"),
         ({"config": WorldConfig(empty_chapters=frozenset({0, 3}))}, "[0]"),
         ({"config": WorldConfig(empty_chapters=frozenset({11}))}, "[11]"),
         (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from longtasks.world.entities import (
@@ -133,6 +134,10 @@ class WorldConfig:
             raise ValueError(f"purchase_weights={weights!r} sum to 0: at least one weight must be positive")
         if not 0.0 <= self.sale_probability <= 1.0:
             raise ValueError(f"sale_probability={self.sale_probability!r}: must be within [0, 1]")
+        if self.empty_chapters is not None and not isinstance(self.empty_chapters, Collection):
+            raise ValueError(
+                f"empty_chapters={self.empty_chapters!r}: give a set of 1-based chapter numbers (or None)"
+            )
         if self.empty_chapters is not None:
             bad = [c for c in sorted(self.empty_chapters, key=repr) if not _is_chapter(c, num_chapters)]
             if bad:
