@@ -7,6 +7,7 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -15,12 +16,12 @@ from longtasks.fit import LengthError, fit_prompt
 from longtasks.prompt import story_frame
 from longtasks.sample import Sample, make_sample_id
 from longtasks.tasks import StoryKnobs, StoryTask, get_task
-from longtasks.tasks.base import Evidence
+from longtasks.tasks.base import Evidence, WorldTooSmall
 from longtasks.tokenizer import LengthTokenizer, load_tokenizer
 from longtasks.version import GENERATOR_VERSION
-from longtasks.world import RenderedChapter, StoryRenderer, simulate_world
+from longtasks.world import RenderedChapter, StoryRenderer, World, simulate_world
 
-MAX_CHAPTER_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
 
 
 @cache
@@ -40,6 +41,15 @@ def _initial_chapters(task: StoryTask, knobs: StoryKnobs, length: int) -> int:
     return max(task.min_chapters(knobs), length // knobs.chapter_tokens)
 
 
+@dataclass(frozen=True)
+class BuiltSample:
+    """A sample with the world and chapters it was made from (for checks and debugging)."""
+
+    sample: Sample
+    world: World
+    chapters: list[RenderedChapter]
+
+
 def build_sample(
     task: StoryTask,
     knobs: StoryKnobs,
@@ -49,13 +59,30 @@ def build_sample(
     tokenizer: LengthTokenizer,
     chat: bool,
 ) -> Sample:
-    """One sample of exactly `length` tokens. Fewer chapters are tried when the facts do not fit."""
+    """One sample of exactly `length` tokens."""
+    return build_sample_with_world(task, knobs, length, seed, index, tokenizer, chat).sample
+
+
+def build_sample_with_world(
+    task: StoryTask,
+    knobs: StoryKnobs,
+    length: int,
+    seed: int,
+    index: int,
+    tokenizer: LengthTokenizer,
+    chat: bool,
+) -> BuiltSample:
+    """Simulate, ask, render and fit; fewer chapters are tried when the facts do not fit."""
     num_chapters = _initial_chapters(task, knobs, length)
-    last_error: LengthError | None = None
-    for _ in range(MAX_CHAPTER_ATTEMPTS):
-        rng = random.Random(sample_seed(task.name, length, seed, index) + num_chapters)
+    last_error: ValueError | None = None
+    for attempt in range(MAX_ATTEMPTS):
+        rng = random.Random(sample_seed(task.name, length, seed, index) + 7919 * attempt + num_chapters)
         world = simulate_world(num_chapters, rng.getrandbits(63), task.world_config(knobs, num_chapters, rng))
-        asked = task.ask(world, knobs, rng)
+        try:
+            asked = task.ask(world, knobs, rng)
+        except WorldTooSmall as error:  # redraw the world; the chapter count stays
+            last_error = error
+            continue
         renderer = _renderer()
         chapters = [renderer.render_chapter(world, chapter, rng) for chapter in world.chapters]
         frame = story_frame(world.protagonist, asked.questions, task.answer_kind, asked.example)
@@ -71,7 +98,7 @@ def build_sample(
             num_chapters = fewer
             continue
         depths = [_evidence_depth(e, chapters, fitted.fact_depths) for e in asked.evidence]
-        return Sample(
+        sample = Sample(
             id=make_sample_id(task.name, length, seed, index),
             task=task.name,
             length=length,
@@ -91,6 +118,7 @@ def build_sample(
             num_chapters=num_chapters,
             generator_version=GENERATOR_VERSION,
         )
+        return BuiltSample(sample, world, chapters)
     assert last_error is not None
     raise last_error
 

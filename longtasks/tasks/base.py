@@ -31,6 +31,10 @@ class StoryKnobs:
             raise ValueError(f"num_chapters={self.num_chapters} must be 0 (automatic) or positive")
 
 
+class WorldTooSmall(ValueError):
+    """This random world cannot pose the question (e.g. too few purchases); another draw may."""
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Where a gold fact is stated: a chapter and, if the fact is one sentence, its kind and value."""

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from longtasks.prompt import question_text
-from longtasks.tasks.base import Evidence, StoryKnobs, StoryTask, TaskQuestions
+from longtasks.tasks.base import Evidence, StoryKnobs, StoryTask, TaskQuestions, WorldTooSmall
 from longtasks.tasks.depth import parse_depth_mode, target_depths
 from longtasks.world import World
 
@@ -40,7 +40,7 @@ class StoryMultihop(StoryTask):
     def ask(self, world: World, knobs: MultihopKnobs, rng: random.Random) -> TaskQuestions:  # type: ignore[override]
         order = world.purchase_order()
         if len(order) <= knobs.hops:
-            raise ValueError(
+            raise WorldTooSmall(
                 f"the story has only {len(order)} purchases, too few for hops={knobs.hops}; use a longer length"
             )
         depth = target_depths(knobs.depth, 1, rng)[0]

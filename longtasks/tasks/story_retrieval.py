@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from longtasks.prompt import question_text
-from longtasks.tasks.base import Evidence, StoryKnobs, StoryTask, TaskQuestions
+from longtasks.tasks.base import Evidence, StoryKnobs, StoryTask, TaskQuestions, WorldTooSmall
 from longtasks.tasks.depth import chapter_at_depth, parse_depth_mode, target_depths
 from longtasks.world import World
 
@@ -88,7 +88,7 @@ class StoryRetrieval(StoryTask):
                 ]
                 if options:
                     return chapter_number, options[rng.randrange(len(options))]
-        raise ValueError(
+        raise WorldTooSmall(
             f"the story has too few chapters ({n}) for {len(used) + 1} distinct questions; "
             "use fewer questions or a longer length"
         )

@@ -1,0 +1,118 @@
+"""The CLI end to end: generate (resumable, atomic, validated), show, score."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from longtasks.cli import app
+from longtasks.scoring import format_answer
+
+runner = CliRunner()
+
+
+def generate(out, *extra):
+    args = ["generate", "story_filtering", "story_multihop", "--lengths", "2k,3000", "-n", "5", "--out", str(out)]
+    return runner.invoke(app, [*args, "--no-progress", *extra])
+
+
+def shards(out):
+    return sorted(p.relative_to(out).as_posix() for p in (out / "data").rglob("*.parquet"))
+
+
+def test_list_shows_every_task_and_defaults():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0
+    for name in ("story_retrieval", "story_multihop", "story_filtering", "story_inventory", "num_questions=16"):
+        assert name in result.output
+
+
+def test_generate_writes_loadable_configs(tmp_path):
+    out = tmp_path / "data"
+    result = generate(out, "--knob", "story_multihop.hops=2")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "longtasks.json").read_text())
+    assert set(manifest["configs"]) == {"story_filtering-2k", "story_filtering-3000", "story_multihop-2k", "story_multihop-3000"}
+    assert all(c["complete"] for c in manifest["configs"].values())
+    assert "--knob story_multihop.hops=2" in manifest["command"]
+    rows = datasets.load_dataset(str(out), "story_multihop-3000", split="test")
+    assert rows.num_rows == 5
+    assert set(rows["input_tokens"]) == {3000}
+    assert {json.loads(k)["hops"] for k in rows["knobs"]} == {2}
+    assert rows["index"] == list(range(5))
+
+
+def test_interrupted_run_resumes_without_redoing_finished_shards(tmp_path):
+    out = tmp_path / "data"
+    assert generate(out).exit_code == 0
+    files = shards(out)
+    before = {f: (out / f).read_bytes() for f in files}
+    kept = out / files[0]
+    kept_mtime = kept.stat().st_mtime_ns
+    (out / files[1]).unlink()  # a shard that never got written
+    (out / "data" / "story_multihop-2k" / "test-000005-000010.parquet.partial").write_bytes(b"half")
+    assert generate(out).exit_code == 0
+    assert shards(out) == files
+    assert kept.stat().st_mtime_ns == kept_mtime  # not redone
+    assert {f: (out / f).read_bytes() for f in files} == before  # the recreated shard is identical
+    assert not list(out.rglob("*.partial"))
+
+
+def test_changed_settings_need_overwrite(tmp_path):
+    out = tmp_path / "data"
+    assert generate(out).exit_code == 0
+    result = generate(out, "--seed", "7")
+    assert result.exit_code == 2 and "other settings" in result.output
+    assert generate(out, "--seed", "7", "--overwrite").exit_code == 0
+    assert json.loads((out / "longtasks.json").read_text())["seed"] == 7
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["story_filtering", "--lengths", "4q"], "invalid length '4q'"),
+        (["story_filtering", "--lengths", "200"], "too small"),
+        (["story_nope", "--lengths", "4k"], "unknown task 'story_nope'"),
+        (["story_filtering", "--knob", "hops=2"], "no selected task has a knob named 'hops'"),
+        (["story_filtering", "--knob", "story_filtering.num_empty=x"], "not a valid int"),
+    ],
+)
+def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "never"
+    result = runner.invoke(app, ["generate", *args, "--out", str(out), "--no-progress"])
+    assert result.exit_code != 0
+    assert message in " ".join(result.output.split())
+    assert not out.exists()
+
+
+def test_show_prints_a_sample(tmp_path):
+    out = tmp_path / "data"
+    assert generate(out).exit_code == 0
+    result = runner.invoke(app, ["show", str(out), "--config", "story_filtering-2k", "--index", "1"])
+    assert result.exit_code == 0
+    assert "story_filtering-2048-s0-1" in result.output and "<story>" in result.output
+    bad = runner.invoke(app, ["show", str(out), "--config", "nope"])
+    assert bad.exit_code == 2 and "available" in bad.output
+
+
+def test_score_gold_predictions_score_one(tmp_path):
+    out = tmp_path / "data"
+    assert generate(out).exit_code == 0
+    rows = [r for f in sorted((out / "data").rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    preds = tmp_path / "pred.jsonl"
+    with preds.open("w") as f:
+        for r in rows:
+            f.write(json.dumps({"id": r["id"], "prediction": "Thinking... " + format_answer(r["answer_kind"], json.loads(r["answer"]))}) + "\n")
+    report = tmp_path / "report.json"
+    result = runner.invoke(app, ["score", str(preds), "--data", str(out), "--out", str(report)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["overall"]["score"]["mean"] == 1.0
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("".join(json.dumps({"id": r["id"], "prediction": ""}) + "\n" for r in rows))
+    result = runner.invoke(app, ["score", str(empty), "--data", str(out), "--out", str(report)])
+    assert json.loads(report.read_text())["summary"]["overall"]["score"]["mean"] == 0.0

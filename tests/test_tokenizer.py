@@ -1,0 +1,50 @@
+"""The default tokenizer is Qwen2.5's, offline, and its fast counting path equals the HF tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from longtasks.generate import generate_samples
+from longtasks.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
+
+
+def test_default_is_qwen25_and_offline(tokenizer):
+    assert tokenizer.name == DEFAULT_TOKENIZER
+    assert tokenizer.encode("Hello world") == [9707, 1879]
+    assert tokenizer.hf("Hello world", add_special_tokens=False)["input_ids"] == [9707, 1879]
+    assert tokenizer.hf.convert_tokens_to_ids("<|im_end|>") == 151645
+
+
+def test_chat_template_matches_qwen_format(tokenizer):
+    text = tokenizer.chat_wrap("hi")
+    assert text.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+    ids = tokenizer.encode(text)
+    assert ids[0] == 151644 and ids.count(151644) == 3  # system, user, assistant turns
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=0, max_size=400))
+def test_fast_counting_equals_hf_tokenizer(tokenizer, text):
+    hf_ids = tokenizer.hf.backend_tokenizer.encode(text, add_special_tokens=False).ids
+    assert tokenizer.encode(text) == hf_ids
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_fast_counting_equals_hf_on_generated_prompts(tokenizer, chat):
+    (sample,) = generate_samples("story_filtering", 6000, 1, tokenizer=tokenizer, chat=chat)
+    text = tokenizer.chat_wrap(sample.prompt) if chat else sample.prompt
+    assert len(tokenizer.hf.backend_tokenizer.encode(text, add_special_tokens=False).ids) == 6000
+
+
+def test_unknown_tokenizer_fails_clearly(tmp_path):
+    with pytest.raises(ValueError, match=r"cannot load tokenizer .*qwen2\.5"):
+        load_tokenizer(str(tmp_path / "no-such-tokenizer"))
+
+
+def test_saved_default_tokenizer_loads_as_hf_folder(tokenizer, tmp_path):
+    tokenizer.hf.save_pretrained(tmp_path)
+    other = load_tokenizer(str(tmp_path))
+    assert other.encode("Hello world") == [9707, 1879]
+    assert other.chat_wrap("hi") == tokenizer.chat_wrap("hi")
