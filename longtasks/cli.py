@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from longtasks.commands import generate, score
+from longtasks.commands import generate, hub, score
 
 app = typer.Typer(
     name="longtasks",
@@ -13,7 +13,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-for module in (generate, score):
+for module in (generate, score, hub):
     module.register(app)
 
 
