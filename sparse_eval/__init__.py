@@ -1,8 +1,20 @@
 """Training-free sparse attention for Hugging Face transformers models; one compression knob for all."""
 
 from sparse_eval import methods as _methods  # noqa: F401  (registers the methods)
+from sparse_eval.backends.pattern import BlockPattern
 from sparse_eval.base import SparseMethod
 from sparse_eval.compression import CompressionReport, LayerStats
+from sparse_eval.patch import SparseSession, apply
 from sparse_eval.registry import get_method, list_methods, register_method
 
-__all__ = ["CompressionReport", "LayerStats", "SparseMethod", "get_method", "list_methods", "register_method"]
+__all__ = [
+    "BlockPattern",
+    "CompressionReport",
+    "LayerStats",
+    "SparseMethod",
+    "SparseSession",
+    "apply",
+    "get_method",
+    "list_methods",
+    "register_method",
+]

@@ -103,14 +103,14 @@ class CompressionReport:
 
     def phases(self) -> list[str]:
         """Phases that recorded anything, in canonical order."""
-        seen = {phase for phase, _ in self.layers}
+        seen = {phase for (phase, _), stats in self.layers.items() if stats.calls}
         return [p for p in PHASES if p in seen]
 
     def achieved_compression(self, phase: str = "prefill") -> float:
         """Overall dense / sparse for one phase, summed over layers and heads (NaN if nothing recorded)."""
         dense = sparse = 0.0
         for (p, _), stats in self.layers.items():
-            if p == phase:
+            if p == phase and stats.calls:
                 d, s = stats.totals()
                 dense, sparse = dense + d, sparse + s
         return dense / sparse if sparse > 0 else float("nan")
@@ -120,7 +120,7 @@ class CompressionReport:
         return {
             idx: stats.achieved_compression
             for (p, idx), stats in sorted(self.layers.items(), key=lambda kv: kv[0][1])
-            if p == phase
+            if p == phase and stats.calls
         }
 
     def per_head(self, phase: str = "prefill") -> dict[int, list[float]]:
@@ -128,7 +128,7 @@ class CompressionReport:
         return {
             idx: stats.per_head()
             for (p, idx), stats in sorted(self.layers.items(), key=lambda kv: kv[0][1])
-            if p == phase
+            if p == phase and stats.calls
         }
 
     def reset(self) -> None:

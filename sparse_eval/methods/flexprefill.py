@@ -1,0 +1,223 @@
+"""FlexPrefill: context-aware sparse prefill (Lai et al., ICLR 2025, arXiv 2502.20766)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from sparse_eval.backends.pattern import BlockPattern, tile_kinds, tile_pair_counts
+from sparse_eval.compression import pair_budget
+from sparse_eval.methods.block_sparse import mean_pool
+from sparse_eval.methods.estimation import vertical_slash_scores
+from sparse_eval.methods.pattern_method import PatternPrefillMethod, check_block_sizes
+from sparse_eval.registry import register_method
+
+_SEARCH_STEPS = 30
+
+
+def sqrt_js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """sqrt of the Jensen-Shannon divergence (natural log) between distributions on the last dim."""
+    m = (p + q) / 2
+
+    def kl(a: torch.Tensor) -> torch.Tensor:
+        return torch.where(a > 0, a * torch.log(a / m.clamp_min(1e-30)), torch.zeros_like(a)).sum(-1)
+
+    return torch.sqrt(torch.clamp(0.5 * kl(p) + 0.5 * kl(q), min=0))
+
+
+def cover_count(sorted_cum: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """FlexPrefill's coverage count: entries of the descending cumulative sum <= gamma, plus one."""
+    return (sorted_cum <= gamma[..., None]).sum(-1) + 1
+
+
+def sum_pool(x: torch.Tensor, block: int) -> torch.Tensor:
+    """Sum over consecutive blocks of the last dim (the last block may be shorter)."""
+    n = math.ceil(x.shape[-1] / block)
+    return torch.nn.functional.pad(x, (0, n * block - x.shape[-1])).unflatten(-1, (n, block)).sum(-1)
+
+
+@register_method
+@dataclass
+class FlexPrefill(PatternPrefillMethod):
+    """FlexPrefill: per head, a query-aware block pattern or a vertical-slash pattern, sized by coverage.
+
+    Rule, per query head, on tiles of `block_size` x `block_size`:
+      1. Estimate attention from the last `last_q_size` queries: per-key and per-offset (diagonal)
+         probability, averaged over those queries, and their sums per key tile / per tile-diagonal.
+      2. Pattern choice: compare the pooled estimate softmax(mean(last q) . mean-pooled k) with the estimated
+         tile distribution from step 1. If sqrt(Jensen-Shannon divergence) < `tau` the pooled estimate is
+         trustworthy, so the head is query-aware; otherwise it is vertical-slash.
+      3. Vertical-slash heads: the fewest keys (and offsets) whose probability covers `gamma`, converted to a
+         number of tiles (tokens // block_size + 1, at least `min_budget` tokens); the best key-tile columns
+         and tile-diagonals by summed probability are kept (first column and main diagonal forced).
+      4. Query-aware heads: the minimum vertical-slash budget plus, from the row-normalised pooled tile scores
+         softmax(mean(q tile) . mean(k tile)) flattened over all rows, the best tiles whose cumulative
+         probability stays within gamma * number of query tiles.
+    Sequences not longer than max(2 tiles, min_budget) are attended densely, as in the paper.
+
+    The compression knob: FlexPrefill is adaptive, its own knob is `gamma`. With `gamma=None` (default) the
+    layer's gamma is solved (bisection, on the GPU) as the largest value whose attended pairs, summed over the
+    layer's heads, fit in dense / `compression`; heads still differ in density, and the report records what
+    each achieved. When `min_budget` alone exceeds the budget, the achieved compression is lower than asked.
+    With an explicit `gamma` (the seed used 0.65, the paper 0.9-0.95) the method is purely adaptive and
+    `compression` must stay 1: the achieved compression is only reported.
+
+    Attributes:
+        compression: target dense / attended (query, key) pairs (used when gamma is None).
+        gamma: cumulative attention coverage in (0, 1]; None = solved from `compression`.
+        tau: threshold on sqrt(JS divergence) below which a head is query-aware (paper: 0.1).
+        min_budget: minimum tokens of vertical and of slash coverage (seed: 512).
+        last_q_size: queries used for the estimate (seed: 512; the paper: one tile).
+        block_size: tile size for queries and keys (paper: 128, the FlexAttention tile height).
+    """
+
+    compression: float = 1.0
+    gamma: float | None = None
+    tau: float = 0.1
+    min_budget: int = 512
+    last_q_size: int = 512
+    block_size: int = 128
+
+    name: ClassVar[str] = "flexprefill"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_block_sizes(self.block_size, self.block_size)
+        if self.gamma is not None:
+            if not 0.0 < self.gamma <= 1.0:
+                raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+            if self.compression != 1.0:
+                raise ValueError(
+                    "flexprefill takes either compression (gamma solved per layer) or an explicit gamma "
+                    f"(adaptive; achieved compression reported), not both: got compression={self.compression:g}, "
+                    f"gamma={self.gamma}"
+                )
+        if self.tau < 0 or self.min_budget < 0 or self.last_q_size < 1:
+            raise ValueError(
+                f"need tau >= 0, min_budget >= 0, last_q_size >= 1; got {self.tau}, {self.min_budget}, "
+                f"{self.last_q_size}"
+            )
+
+    def select(
+        self, query: torch.Tensor, key: torch.Tensor, *, scaling: float, layer_idx: int
+    ) -> BlockPattern:
+        L = query.shape[-2]
+        bs = self.block_size
+        nb = math.ceil(L / bs)
+        device = query.device
+        B, H = query.shape[:2]
+        causal, _ = tile_kinds(L, bs, bs, device)
+        dense_tiles = causal.expand(B, H, nb, nb)
+        min_blocks = math.ceil(self.min_budget / bs)
+        if (self.gamma is None and self.compression == 1.0) or max(2 * bs, min_blocks * bs) >= L:
+            return BlockPattern(L, bs, bs, dense_tiles.clone())
+        n = min(self.last_q_size, L)
+        vertical, slash = vertical_slash_scores(query, key, scaling, n)
+        vertical, slash = vertical / n, slash / n
+        v_cum = torch.cumsum(torch.sort(vertical, dim=-1, descending=True).values, -1)
+        s_cum = torch.cumsum(torch.sort(slash, dim=-1, descending=True).values, -1)
+        v_blk, s_blk = sum_pool(vertical, bs), sum_pool(slash, bs)
+
+        groups = H // key.shape[1]
+        pooled_k = mean_pool(key, bs).repeat_interleave(groups, dim=1)  # (B, H, nb, D)
+        last_q = query[..., L - n :, :].float().mean(-2, keepdim=True)
+        estimate = torch.softmax(torch.matmul(last_q, pooled_k.transpose(-1, -2)).squeeze(-2) * scaling, -1)
+        query_aware = sqrt_js_divergence(estimate, v_blk) < self.tau  # (B, H)
+
+        v_blk[..., 0] = float("inf")
+        s_blk[..., 0] = float("inf")
+        v_rank = torch.argsort(torch.sort(v_blk, dim=-1, descending=True, stable=True).indices, -1)
+        s_rank = torch.argsort(torch.sort(s_blk, dim=-1, descending=True, stable=True).indices, -1)
+
+        weights = tile_pair_counts(L, bs, bs, device).to(torch.float64)  # (nb, nb)
+        i = torch.arange(nb, device=device)
+        diag_of = (i[:, None] - i[None, :]).clamp(min=0)  # t = i - j for causal tiles
+        col_w = weights.sum(0)
+        diag_w = torch.zeros(nb, dtype=torch.float64, device=device).index_add_(
+            0, diag_of[causal], weights[causal]
+        )
+        rows = (i[:, None] + i[None, :]).clamp(max=nb - 1)  # overlap[j, t] = weight of tile (j + t, j)
+        overlap = torch.where(
+            i[:, None] + i[None, :] < nb, weights[rows, i[:, None]], torch.zeros_like(weights)
+        )
+
+        def vs_indicators(nv: torch.Tensor, ns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return v_rank < nv[..., None], s_rank < ns[..., None]
+
+        def vs_pairs(ind_v: torch.Tensor, ind_s: torch.Tensor) -> torch.Tensor:
+            iv, is_ = ind_v.to(torch.float64), ind_s.to(torch.float64)
+            return iv @ col_w + is_ @ diag_w - ((iv @ overlap) * is_).sum(-1)
+
+        def vs_counts(gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            g = gamma.expand(B, H)
+            nv = torch.clamp(cover_count(v_cum, g) // bs + 1, min_blocks, nb)
+            ns = torch.clamp(cover_count(s_cum, g) // bs + 1, min_blocks, nb)
+            nv = torch.where(query_aware, torch.full_like(nv, min(min_blocks, nb)), nv)
+            ns = torch.where(query_aware, torch.full_like(ns, min(min_blocks, nb)), ns)
+            return nv, ns
+
+        # Query-aware heads: sorted row-normalised pooled tile scores (only those heads, to bound the sort).
+        qa_index = query_aware.flatten().nonzero().squeeze(-1)
+        qa_cum = qa_extra_cum = qa_order = None
+        if qa_index.numel():
+            pooled_q = mean_pool(query, bs).flatten(0, 1)[qa_index]
+            logits = torch.matmul(pooled_q, pooled_k.flatten(0, 1)[qa_index].transpose(-1, -2)) * scaling
+            probs = torch.softmax(logits.masked_fill(~causal, float("-inf")), -1).flatten(-2)
+            sorted_probs, qa_order = torch.sort(probs, dim=-1, descending=True, stable=True)
+            qa_cum = torch.cumsum(sorted_probs.double(), -1)
+            nv_min, ns_min = vs_counts(torch.zeros((), device=device))
+            iv_min, is_min = vs_indicators(nv_min, ns_min)
+            in_vs = _vs_tiles(iv_min, is_min, diag_of, causal).flatten(0, 1)[qa_index].flatten(-2)
+            gain = torch.where(in_vs, torch.zeros_like(weights.flatten()), weights.flatten())
+            qa_extra_cum = torch.cumsum(torch.gather(gain.expand_as(in_vs), -1, qa_order), -1)
+
+        def qa_taken(gamma: torch.Tensor) -> torch.Tensor:
+            assert qa_cum is not None
+            return (qa_cum <= gamma * nb).sum(-1)
+
+        def layer_pairs(gamma: torch.Tensor) -> torch.Tensor:
+            ind_v, ind_s = vs_indicators(*vs_counts(gamma))
+            per_head = vs_pairs(ind_v, ind_s).flatten()
+            if qa_extra_cum is not None:
+                m = qa_taken(gamma)
+                extra = torch.where(
+                    m > 0, torch.gather(qa_extra_cum, -1, (m - 1).clamp(min=0)[:, None]).squeeze(-1), 0.0
+                )
+                per_head = per_head.index_add(0, qa_index, extra)
+            return per_head.sum()
+
+        if self.gamma is not None:
+            gamma = torch.tensor(float(self.gamma), dtype=torch.float64, device=device)
+        else:
+            target = float(pair_budget(L, self.compression)) * B * H
+            lo = torch.zeros((), dtype=torch.float64, device=device)
+            hi = torch.ones((), dtype=torch.float64, device=device)
+            for _ in range(_SEARCH_STEPS):  # fixed-step bisection: no host synchronisation
+                mid = (lo + hi) / 2
+                fits = layer_pairs(mid) <= target
+                lo, hi = torch.where(fits, mid, lo), torch.where(fits, hi, mid)
+            gamma = lo
+
+        ind_v, ind_s = vs_indicators(*vs_counts(gamma))
+        blocks = _vs_tiles(ind_v, ind_s, diag_of, causal)
+        if qa_order is not None:
+            m = qa_taken(gamma)
+            take = torch.arange(nb * nb, device=device)[None, :] < m[:, None]
+            qa_tiles = torch.zeros_like(take).scatter_(-1, qa_order, take).unflatten(-1, (nb, nb))
+            flat = blocks.flatten(0, 1)
+            flat[qa_index] |= qa_tiles
+            blocks = flat.unflatten(0, (B, H))
+        return BlockPattern(L, bs, bs, blocks & causal)
+
+
+def _vs_tiles(
+    ind_v: torch.Tensor, ind_s: torch.Tensor, diag_of: torch.Tensor, causal: torch.Tensor
+) -> torch.Tensor:
+    """Tiles (B, H, nb, nb) of selected key-tile columns and tile-diagonals, clipped to the causal tiles."""
+    nb = causal.shape[-1]
+    cols = ind_v[..., None, :].expand(*ind_v.shape[:-1], nb, nb)
+    diags = torch.gather(ind_s, -1, diag_of.flatten().expand(*ind_s.shape[:-1], -1)).unflatten(-1, (nb, nb))
+    return (cols | diags) & causal

@@ -1,0 +1,136 @@
+"""Vertical-Slash sparse prefill (MInference, Jiang et al., NeurIPS 2024, arXiv 2407.02490)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from sparse_eval.backends.pattern import (
+    BlockPattern,
+    column_costs,
+    columns_from_mask,
+    tile_pair_counts,
+)
+from sparse_eval.compression import pair_budget
+from sparse_eval.methods.estimation import vertical_slash_scores
+from sparse_eval.methods.pattern_method import PatternPrefillMethod, check_block_sizes
+from sparse_eval.registry import register_method
+
+
+def diagonal_tile_index(
+    num_q_blocks: int, num_kv_blocks: int, ratio: int, device: torch.device
+) -> torch.Tensor:
+    """u[i, j] = ratio * i - j + ratio - 1: the tile-diagonal of tile (i, j) (0 = the leftmost diagonal tile
+    of a query tile when q tiles are `ratio` kv tiles tall). Equal u means the same offset band."""
+    i = torch.arange(num_q_blocks, device=device)[:, None]
+    j = torch.arange(num_kv_blocks, device=device)[None, :]
+    return ratio * i - j + ratio - 1
+
+
+@register_method
+@dataclass
+class VerticalSlash(PatternPrefillMethod):
+    """MInference's vertical-slash pattern: a few key columns every query attends (verticals: sinks, salient
+    tokens) plus diagonals at fixed query-key offsets (slashes: local windows, periodic structure).
+
+    Rule, per query head:
+      1. Estimate attention from the last `last_q_size` queries (causal softmax). Vertical score of key j =
+         summed probability on column j; slash score of offset o = summed probability on the diagonal
+         query - key = o. The first `n_sinks` columns and the `n_local` nearest offsets are forced.
+      2. Slashes execute as whole tiles, as in MInference's kernel: a tile-diagonal (tiles (i, j) with equal
+         `q_block_size/block_size * i - j`) is scored by the best slash crossing it; tile-diagonals are taken
+         by descending score while their pairs fit in `(1 - vertical_share)` of the budget.
+      3. Verticals execute exactly (gathered columns). A column costs the rows at or after it that no
+         selected tile covers; columns are taken by descending score while the rest of the budget lasts.
+    Budget = dense causal pairs / `compression` per head, so the achieved compression is within one tile of
+    the target; `compression=1` selects everything and reproduces dense attention.
+
+    Attributes:
+        compression: target dense / attended (query, key) pairs.
+        last_q_size: queries used to estimate the pattern (seed: 256; MInference: 64).
+        n_sinks: leading key columns always kept (seed: 4).
+        n_local: nearest diagonals always kept (seed: 64).
+        block_size: tile width in keys; slash granularity (seed and MInference: 64).
+        q_block_size: tile height in queries. 128 matches the FlexAttention forward tile on H100/H200 for
+            d=128 bf16 (128 x 64), so a selected tile is exactly one kernel tile; MInference used 64.
+        vertical_share: share of the pair budget for vertical columns (the rest is for slash tiles); 0.5 spends
+            about equally, like the seed's equal counts of 512 verticals and 512 slashes.
+    """
+
+    compression: float = 1.0
+    last_q_size: int = 256
+    n_sinks: int = 4
+    n_local: int = 64
+    block_size: int = 64
+    q_block_size: int = 128
+    vertical_share: float = 0.5
+
+    name: ClassVar[str] = "vertical_slash"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_block_sizes(self.q_block_size, self.block_size)
+        if self.q_block_size % self.block_size:
+            raise ValueError(
+                f"q_block_size ({self.q_block_size}) must be a multiple of block_size ({self.block_size})"
+            )
+        if not 0.0 <= self.vertical_share <= 1.0:
+            raise ValueError(f"vertical_share must be in [0, 1], got {self.vertical_share}")
+        for label in ("last_q_size", "n_sinks", "n_local"):
+            if getattr(self, label) < (1 if label == "last_q_size" else 0):
+                raise ValueError(
+                    f"{label} must be non-negative (last_q_size >= 1), got {getattr(self, label)}"
+                )
+
+    def select(
+        self, query: torch.Tensor, key: torch.Tensor, *, scaling: float, layer_idx: int
+    ) -> BlockPattern:
+        L = query.shape[-2]
+        bq, bk = self.q_block_size, self.block_size
+        ratio = bq // bk
+        nqb, nkb = math.ceil(L / bq), math.ceil(L / bk)
+        device = query.device
+        vertical, slash = vertical_slash_scores(query, key, scaling, self.last_q_size)
+        vertical[..., : self.n_sinks] = float("inf")
+        slash[..., : self.n_local] = float("inf")
+        budget = float(pair_budget(L, self.compression))
+
+        # Tile-diagonal u covers the offsets o in [(u - ratio) * bk + 1, (u - ratio) * bk + bq + bk - 1].
+        n_diag = nkb + ratio - 1
+        window = bq + bk - 1
+        right = n_diag * bk + window - (L + bq - 1)
+        padded = F.pad(slash, (bq - 1, max(right, 0)), value=float("-inf"))
+        diag_score = F.max_pool1d(padded, window, stride=bk)[..., :n_diag]
+        weights = tile_pair_counts(L, bq, bk, device).to(torch.float64)
+        u = diagonal_tile_index(nqb, nkb, ratio, device)
+        in_range = (u >= 0) & (u < n_diag)
+        diag_cost = torch.zeros(n_diag, dtype=torch.float64, device=device)
+        diag_cost.index_add_(0, u[in_range], weights[in_range])
+        order = torch.sort(diag_score, dim=-1, descending=True, stable=True).indices
+        cum = torch.cumsum(diag_cost[order], dim=-1)
+        slash_budget = budget * (1.0 - self.vertical_share)
+        take = (cum <= slash_budget) | torch.isinf(torch.gather(diag_score, -1, order))
+        diag_sel = torch.zeros_like(take).scatter_(-1, order, take)
+        blocks = (
+            torch.gather(
+                diag_sel, -1, u.clamp(0, n_diag - 1).flatten().expand(*diag_sel.shape[:-1], -1)
+            ).reshape(*diag_sel.shape[:-1], nqb, nkb)
+            & in_range
+            & (weights > 0)
+        )
+
+        # Verticals: exact columns with their marginal cost, within what the tiles left of the budget.
+        tile_pairs = (blocks.to(torch.float64) * weights).sum((-1, -2))
+        cols = torch.arange(L, device=device).expand(*vertical.shape)
+        cost = column_costs(blocks, L, bq, bk, cols)
+        v_order = torch.sort(vertical, dim=-1, descending=True, stable=True).indices
+        v_cum = torch.cumsum(torch.gather(cost, -1, v_order), dim=-1)
+        v_take = (v_cum <= (budget - tile_pairs)[..., None]) | torch.isinf(
+            torch.gather(vertical, -1, v_order)
+        )
+        col_sel = torch.zeros_like(v_take).scatter_(-1, v_order, v_take) & (cost > 0)
+        return BlockPattern(L, bq, bk, blocks, columns_from_mask(col_sel))
