@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import datasets
@@ -191,3 +193,47 @@ def test_export_cli(folder: Path) -> None:
     bad = CliRunner().invoke(app, ["export", str(folder / "nope")])
     assert bad.exit_code == 1
     assert "has no longtasks.json" in bad.output
+
+
+def test_chat_mode_is_described(folder: Path) -> None:
+    manifest = json.loads((folder / "longtasks.json").read_text())
+    manifest["chat"] = True
+    (folder / "longtasks.json").write_text(json.dumps(manifest))
+    text = render_card(folder)
+    assert "Chat mode is on" in text and "add_generation_prompt=True" in text
+
+
+def test_regenerate_command_and_python_in_card_reproduce_identical_rows(tmp_path: Path) -> None:
+    """Generate with the real CLI, then run the command the card prints (and its Python twin) into
+    fresh folders: every config must hold identical rows."""
+    from longtasks.cli import app
+
+    first = tmp_path / "first"
+    argv = ["generate", "story_multihop", "story_filtering", "--lengths", "2k", "-n", "2"]
+    argv += ["--knob", "story_multihop.hops=2", "--seed", "7", "--no-progress", "--out", str(first)]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    written_by_generate = (first / "README.md").read_text()
+    card = DatasetCard.load(export(first))
+    assert card.content == written_by_generate  # generate and export write the same card
+    command = re.search(r"```bash\n(longtasks generate .+?)\n```", card.text, re.S).group(1)
+    words = shlex.split(command)
+    assert words[:2] == ["longtasks", "generate"] and "story_multihop.hops=2" in words
+    second = tmp_path / "second"
+    words[words.index("--out") + 1] = str(second)
+    rerun = CliRunner().invoke(app, [*words[1:], "--no-progress"])
+    assert rerun.exit_code == 0, rerun.output
+
+    code = re.search(r"```python\n(from longtasks.dataset_dir.+?)\n```", card.text, re.S).group(1)
+    third = tmp_path / "third"
+    exec(code.replace('"OUT_DIR",', f"{str(third)!r}, progress=False,"), {})
+
+    names = list(load_manifest(first)["configs"])
+    assert names == ["story_multihop-2k", "story_filtering-2k"]
+    for name in names:
+        rows = _rows(first, name)
+        assert len(rows) == 2
+        assert _rows(second, name) == rows
+        assert _rows(third, name) == rows
+        loaded = datasets.load_dataset(str(second), name, split="test", cache_dir=str(tmp_path / "cache"))
+        assert loaded.to_list() == rows

@@ -138,11 +138,21 @@ def python_equivalent(manifest: dict[str, Any], entries: list[ConfigEntry]) -> s
         f"seed={entries[0].seed}",
         f"tokenizer={manifest.get('tokenizer')!r}",
         f"chat={bool(manifest.get('chat'))!r}",
-        f"knobs={knobs!r}",
+        "knobs={\n" + "".join(f"        {task!r}: {values!r},\n" for task, values in knobs.items()) + "    }",
     ]
     return "from longtasks.dataset_dir import generate_to_dir\n\ngenerate_to_dir(\n    " + (
         ",\n    ".join(args) + ",\n)"
     )
+
+
+def lm_eval_task_names(tasks: list[str]) -> str:
+    """The lm-eval static task(s) that read this dataset: the group when every story task is present
+    (the group needs them all), else the per-task `_static` names."""
+    from longtasks.tasks import list_tasks
+
+    if tasks and set(tasks) == set(list_tasks()):
+        return "longtasks_story_static"
+    return ",".join(f"{task}_static" for task in tasks) or "NONE"
 
 
 def _environment() -> jinja2.Environment:
@@ -174,6 +184,7 @@ def render_card(out_dir: Path | str, *, repo_id: str | None = None) -> str:
         configs=listed,
         incomplete=incomplete,
         tasks=[{"name": task, "description": task_description(env, task)} for task in tasks],
+        lm_eval_tasks=lm_eval_task_names(tasks),
         total_rows=sum(view.stats.rows for view in listed),
         depth_bins=DEPTH_BINS,
         repo_id=repo_id,
