@@ -28,14 +28,17 @@ class FillerBank:
     def max_count(self) -> int:
         return self.counts[-1]
 
-    def draw(self, count: int, rng: random.Random) -> str:
+    def draw(self, count: int, rng: random.Random, avoid: str | None = None) -> str:
+        """A random sentence of `count` tokens, other than `avoid` (the previous one) when possible."""
         options = self.by_count[count]
-        return options[rng.randrange(len(options))]
+        choice = options[rng.randrange(len(options))]
+        if choice == avoid and len(options) > 1:
+            choice = options[(options.index(choice) + 1) % len(options)]
+        return choice
 
-    def random_count(self, rng: random.Random, upper: int) -> int:
-        """A random available count not above `upper` (callers ensure one exists)."""
-        candidates = [c for c in self.counts if c <= upper]
-        return candidates[rng.randrange(len(candidates))]
+    def random_count(self, rng: random.Random) -> int:
+        """A random available count."""
+        return self.counts[rng.randrange(len(self.counts))]
 
     def decompositions(self) -> dict[int, tuple[int, ...]]:
         """For each total up to 3 x the longest sentence, one way to write it as a sum of at most

@@ -87,7 +87,7 @@ def _split_quota(quota: int, bank: FillerBank, rng: random.Random) -> list[int] 
     table = bank.decompositions()
     remaining = quota
     while remaining > limit:
-        c = bank.random_count(rng, bank.max_count)
+        c = bank.random_count(rng)
         counts.append(c)
         remaining -= c
     tail = table.get(remaining)
@@ -152,7 +152,7 @@ def _interleave(
             next_slot = next(slot_iter, None)
         if position < len(fillers):
             count = fillers[position]
-            pieces.append(_Piece(bank.draw(count, rng), count, True))
+            pieces.append(_Piece(bank.draw(count, rng, avoid=pieces[-1].text), count, True))
     return pieces
 
 

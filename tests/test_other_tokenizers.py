@@ -1,0 +1,52 @@
+"""Exact length holds for other tokenizer families too (SentencePiece-style unigram, WordPiece,
+byte-level BPE), including a chat template; trained here on generated text, offline."""
+
+from __future__ import annotations
+
+import pytest
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from longtasks.generate import generate_samples
+from longtasks.tokenizer import LengthTokenizer
+
+CHAT_TEMPLATE = "{% for m in messages %}<s>[{{ m['role'] }}] {{ m['content'] }}</s>\n{% endfor %}{% if add_generation_prompt %}<s>[assistant] {% endif %}"
+
+
+def _train(kind: str, corpus: list[str]) -> LengthTokenizer:
+    if kind == "unigram":
+        backend = Tokenizer(models.Unigram())
+        backend.normalizer = normalizers.NFKC()
+        backend.pre_tokenizer = pre_tokenizers.Metaspace()
+        backend.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>")
+    elif kind == "wordpiece":
+        backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        backend.pre_tokenizer = pre_tokenizers.Whitespace()
+        trainer = trainers.WordPieceTrainer(vocab_size=600, special_tokens=["[UNK]", "<s>", "</s>"])
+    else:
+        backend = Tokenizer(models.BPE())
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=600, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        )
+    backend.train_from_iterator(corpus, trainer, length=len(corpus))
+    hf = PreTrainedTokenizerFast(tokenizer_object=backend, chat_template=CHAT_TEMPLATE)
+    return LengthTokenizer(name=f"tiny-{kind}", revision="trained-in-test", hf=hf)
+
+
+@pytest.fixture(scope="module")
+def corpus(tokenizer) -> list[str]:
+    return [s.prompt for s in generate_samples("story_retrieval", 6000, 2, tokenizer=tokenizer)]
+
+
+@pytest.mark.parametrize("kind", ["unigram", "wordpiece", "bytelevel_bpe"])
+@pytest.mark.parametrize("chat", [False, True])
+def test_exact_length_with_other_tokenizer_families(corpus, kind, chat):
+    tok = _train(kind, corpus)
+    for task, length in [("story_retrieval", 5000), ("story_inventory", 9000)]:
+        samples = generate_samples(task, length, 2, tokenizer=tok, chat=chat, seed=11)
+        for sample in samples:
+            text = tok.chat_wrap(sample.prompt) if chat else sample.prompt
+            assert sample.input_tokens == length == len(tok.hf(text, add_special_tokens=False)["input_ids"])
