@@ -24,7 +24,7 @@ from longtasks.generate import build_sample, check_request, generate_samples, re
 from longtasks.lengths import format_length
 from longtasks.sample import Sample
 from longtasks.tasks import get_task
-from longtasks.version import GENERATOR_VERSION
+from longtasks.version import GENERATOR_VERSION, faker_version
 
 MANIFEST_NAME = "longtasks.json"
 DATA_DIR = "data"
@@ -131,6 +131,7 @@ def _plans(
                 "tokenizer_revision": tokenizer_revision,
                 "chat": chat,
                 "generator_version": GENERATOR_VERSION,
+                "faker_version": faker_version(),
             }
             name = config_name(task, length)
             previous = existing.get(name, {})
@@ -185,6 +186,7 @@ def generate_to_dir(
     manifest = {
         "format": FORMAT_VERSION,
         "generator_version": GENERATOR_VERSION,
+        "faker_version": faker_version(),
         "tokenizer": tok.name,
         "tokenizer_revision": tok.revision,
         "chat": chat,
