@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from longtasks.tokenizer import LengthTokenizer
 
+MIN_SENTENCES_PER_COUNT = 20
+
 
 @dataclass(frozen=True)
 class FillerBank:
@@ -18,7 +20,7 @@ class FillerBank:
 
     by_count: dict[int, tuple[str, ...]]
     counts: tuple[int, ...]  # available counts, ascending
-    _table: dict[int, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _reachable: list[frozenset[int]] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def min_count(self) -> int:
@@ -40,25 +42,39 @@ class FillerBank:
         """A random available count."""
         return self.counts[rng.randrange(len(self.counts))]
 
-    def decompositions(self) -> dict[int, tuple[int, ...]]:
-        """For each total up to 3 x the longest sentence, one way to write it as a sum of at most
-        three available counts (computed once per bank)."""
-        if not self._table:
-            self._table.update(_decompose(self.counts, 3 * self.counts[-1]))
-        return self._table
-
-
-def _decompose(counts: tuple[int, ...], limit: int) -> dict[int, tuple[int, ...]]:
-    table: dict[int, tuple[int, ...]] = {0: ()}
-    for parts in range(1, 4):
-        for total, combo in list(table.items()):
-            if len(combo) != parts - 1:
+    def reachable(self, parts: int) -> frozenset[int]:
+        """Totals that at most `parts` sentences can make exactly (0 included)."""
+        while len(self._reachable) <= parts:
+            previous = self._reachable[-1] if self._reachable else frozenset({0})
+            if not self._reachable:
+                self._reachable.append(previous)
                 continue
-            for c in counts:
-                new = total + c
-                if new <= limit and new not in table:
-                    table[new] = (*combo, c)
-    return table
+            self._reachable.append(previous | {t + c for t in previous for c in self.counts})
+        return self._reachable[parts]
+
+    def split(self, total: int, rng: random.Random) -> list[int] | None:
+        """Random sentence counts summing exactly to `total`, or None if no way exists.
+
+        Sentences are drawn at random while the rest is large; the last three are drawn among the
+        counts that still leave an exact finish, so no length is systematically favoured.
+        """
+        counts: list[int] = []
+        remaining = total
+        finish = 3 * self.counts[-1]
+        while remaining > finish:
+            c = self.random_count(rng)
+            counts.append(c)
+            remaining -= c
+        for parts_left in (3, 2, 1):
+            if remaining == 0:
+                break
+            if remaining not in self.reachable(parts_left):
+                return None
+            options = [c for c in self.counts if remaining - c in self.reachable(parts_left - 1)]
+            c = options[rng.randrange(len(options))]
+            counts.append(c)
+            remaining -= c
+        return counts if remaining == 0 else None
 
 
 def build_filler_bank(tokenizer: LengthTokenizer, sentences: list[str]) -> FillerBank:
@@ -69,6 +85,10 @@ def build_filler_bank(tokenizer: LengthTokenizer, sentences: list[str]) -> Fille
         grouped.setdefault(count, []).append(text)
     if not grouped:
         raise ValueError("the filler bank is empty: templates/story filler produced no sentences")
+    # Rare lengths (a handful of sentences) would repeat the same sentence all over a story.
+    common = {c: v for c, v in grouped.items() if len(v) >= MIN_SENTENCES_PER_COUNT}
+    if len(common) >= 8:
+        grouped = common
     return FillerBank(
         by_count={c: tuple(v) for c, v in grouped.items()},
         counts=tuple(sorted(grouped)),

@@ -82,20 +82,7 @@ def frame_overhead(
 
 def _split_quota(quota: int, bank: FillerBank, rng: random.Random) -> list[int] | None:
     """Random filler counts summing exactly to `quota`, or None if this quota cannot be met."""
-    counts: list[int] = []
-    limit = 3 * bank.max_count
-    table = bank.decompositions()
-    remaining = quota
-    while remaining > limit:
-        c = bank.random_count(rng)
-        counts.append(c)
-        remaining -= c
-    tail = table.get(remaining)
-    if tail is None:
-        return None
-    counts.extend(tail)
-    rng.shuffle(counts)
-    return counts
+    return bank.split(quota, rng)
 
 
 def _chapter_quotas(total: int, num_chapters: int, bank: FillerBank, rng: random.Random) -> list[list[int]]:
