@@ -1,0 +1,46 @@
+"""The exact-length fitter's building blocks."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from longtasks.filler_bank import filler_bank_for
+from longtasks.tasks.depth import chapter_at_depth, target_depths
+
+
+@settings(max_examples=300, deadline=None)
+@given(total=st.integers(min_value=4, max_value=20000), seed=st.integers(0, 2**32))
+def test_filler_split_is_exact_and_uses_real_lengths(tokenizer, total, seed):
+    bank = filler_bank_for(tokenizer)
+    parts = bank.split(total, random.Random(seed))
+    assert parts is not None and sum(parts) == total
+    assert all(p in bank.by_count for p in parts)
+
+
+def test_filler_split_reports_impossible_totals(tokenizer):
+    bank = filler_bank_for(tokenizer)
+    assert bank.split(bank.min_count - 1, random.Random(0)) is None
+
+
+def test_filler_sentences_have_the_counted_length(tokenizer):
+    bank = filler_bank_for(tokenizer)
+    for count, sentences in bank.by_count.items():
+        for sentence in sentences[:5]:
+            assert tokenizer.count(sentence) == count
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 5000), depth=st.floats(0, 1))
+def test_chapter_at_depth_is_in_range(n, depth):
+    chapter = chapter_at_depth(depth, n)
+    assert 1 <= chapter <= n
+    assert (chapter - 1) / n <= depth <= chapter / n or chapter == n
+
+
+def test_stratified_depths_cover_every_stratum():
+    depths = target_depths("stratified", 8, random.Random(0))
+    assert sorted(int(d * 8) for d in depths) == list(range(8))
+    assert target_depths("0.2,0.8", 3, random.Random(0)) == [0.2, 0.8, 0.2]
