@@ -10,7 +10,6 @@ text is verified again.
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -221,9 +220,3 @@ def _finish(pieces: list[_Piece], prompt: str, text: str, actual: int) -> Fitted
     context_tokens = offsets[-1]
     depths = {p.fact: offsets[k] / context_tokens for k, p in enumerate(pieces) if p.fact is not None}
     return FittedPrompt(prompt, text, actual, context_tokens, depths)
-
-
-def nearest_chapter(depth: float, num_chapters: int) -> int:
-    """The chapter whose span [c-1, c)/n contains `depth` (used to place evidence at a chosen depth)."""
-    bounds = [i / num_chapters for i in range(1, num_chapters)]
-    return bisect.bisect_right(bounds, min(max(depth, 0.0), 1.0 - 1e-12)) + 1
