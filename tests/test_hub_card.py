@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -237,3 +239,13 @@ def test_regenerate_command_and_python_in_card_reproduce_identical_rows(tmp_path
         assert _rows(third, name) == rows
         loaded = datasets.load_dataset(str(second), name, split="test", cache_dir=str(tmp_path / "cache"))
         assert loaded.to_list() == rows
+
+
+def test_export_process_exits_cleanly(folder: Path) -> None:
+    """Run the real CLI in a fresh interpreter: validation must not leave readers that abort at exit."""
+    code = "from longtasks.cli import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "export", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 config(s), 20 rows" in done.stdout

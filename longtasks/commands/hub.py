@@ -25,7 +25,10 @@ def _fail(message: str) -> typer.Exit:
 
 
 DirArg = Annotated[
-    Path, typer.Argument(help="Output folder written by `longtasks generate --out DIR`.", show_default=False)
+    Path,
+    typer.Argument(
+        metavar="DIR", help="Output folder written by `longtasks generate --out DIR`.", show_default=False
+    ),
 ]
 
 

@@ -98,23 +98,28 @@ def check_card(text: str, entries: list[ConfigEntry], *, where: str) -> DatasetC
     return card
 
 
-def _check_loads(out_dir: Path, entry: ConfigEntry) -> None:
-    """Resolve the config exactly as users will (`load_dataset(folder, config)`), reading one row.
-
-    Streaming reads the parquet files in place: no Arrow cache copy of a possibly huge dataset.
+def _check_loads(out_dir: Path, entry: ConfigEntry, shards: list[Path]) -> None:
+    """Resolve the config exactly as `datasets.load_dataset(folder, config)` does (README configs ->
+    data files) and check it reads exactly the manifest's shards. Rows and columns were already checked
+    with pyarrow; nothing is copied into the `datasets` cache, so this stays cheap for huge folders.
+    (A streaming read was avoided: a suspended streaming reader can abort the interpreter at exit.)
     """
     import datasets
 
     try:
-        stream = datasets.load_dataset(str(out_dir), entry.name, split=SPLIT, streaming=True)
-        first = next(iter(stream), None)
+        builder = datasets.load_dataset_builder(str(out_dir), entry.name)
+        resolved = builder.config.data_files or {}
     except Exception as error:  # datasets raises many types (ValueError, FileNotFoundError, ...)
         raise DatasetFolderError(
             f"config {entry.name} does not load with datasets.load_dataset({str(out_dir)!r}, "
             f"{entry.name!r}): {error}"
         ) from error
-    if first is None and entry.num_samples:
-        raise DatasetFolderError(f"config {entry.name} loads but yields no rows")
+    found = sorted(Path(str(f)).resolve() for f in resolved.get(SPLIT, []))
+    if set(resolved) != {SPLIT} or found != sorted(p.resolve() for p in shards):
+        raise DatasetFolderError(
+            f"config {entry.name}: datasets resolves splits {sorted(resolved)} with files "
+            f"{[str(f) for f in found]}, not the manifest's {SPLIT} shards; run `longtasks export DIR`"
+        )
 
 
 def validate_folder(out_dir: Path | str) -> FolderReport:
@@ -122,13 +127,14 @@ def validate_folder(out_dir: Path | str) -> FolderReport:
     out_dir = Path(out_dir)
     entries = config_entries(load_manifest(out_dir))
     _check_complete(out_dir, entries)
-    files = [path for entry in entries for path in _check_shards(out_dir, entry)]
+    shards = {entry.name: _check_shards(out_dir, entry) for entry in entries}
     card_path = out_dir / CARD_NAME
     if not card_path.is_file():
         raise DatasetFolderError(f"{out_dir} has no {CARD_NAME}: run `longtasks export {out_dir}` first")
     check_card(card_path.read_text(encoding="utf-8"), entries, where=str(card_path))
     for entry in entries:
-        _check_loads(out_dir, entry)
+        _check_loads(out_dir, entry, shards[entry.name])
+    files = [path for entry in entries for path in shards[entry.name]]
     return FolderReport(
         out_dir=out_dir, configs=entries, data_files=files, rows=sum(e.num_samples for e in entries)
     )
