@@ -249,3 +249,14 @@ def test_export_process_exits_cleanly(folder: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "4 config(s), 20 rows" in done.stdout
+
+
+def test_committed_example_card_parses_and_matches_its_manifest() -> None:
+    from longtasks.resources import data_cards_dir
+
+    example = data_cards_dir() / "examples" / "longtasks-story-4k-16k"
+    card = DatasetCard.load(example / "README.md")
+    manifest = load_manifest(example)
+    names = [c["config_name"] for c in card.data.to_dict()["configs"]]
+    assert names == list(manifest["configs"]) and len(names) == 8
+    assert manifest["command"] in card.text
