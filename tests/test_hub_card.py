@@ -260,3 +260,13 @@ def test_committed_example_card_parses_and_matches_its_manifest() -> None:
     names = [c["config_name"] for c in card.data.to_dict()["configs"]]
     assert names == list(manifest["configs"]) and len(names) == 8
     assert manifest["command"] in card.text
+
+
+def test_card_of_a_folder_with_nothing_finished(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    make_folder(out, tasks=("story_retrieval",), lengths=(1024,), incomplete=("story_retrieval-1k",))
+    card = DatasetCard.load(write_card(out))
+    assert not card.data.to_dict().get("configs")
+    assert "No config of this folder is complete yet" in card.text
+    with pytest.raises(DatasetFolderError, match="incomplete"):
+        validate_folder(out)

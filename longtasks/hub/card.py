@@ -88,13 +88,12 @@ def card_data(manifest: dict[str, Any], listed: list[ConfigView]) -> DatasetCard
 
 def pretty_name(manifest: dict[str, Any], listed: list[ConfigView]) -> str:
     lengths = sorted({view.entry.length for view in listed})
-    span = (
-        format_length(lengths[0])
-        if len(lengths) == 1
-        else f"{format_length(lengths[0])}-{format_length(lengths[-1])}"
-    )
-    tokenizer = manifest.get("tokenizer", "unknown tokenizer")
-    return f"longtasks long-context tasks ({span} tokens, {tokenizer})" if lengths else "longtasks tasks"
+    if not lengths:
+        return "longtasks long-context tasks (no finished config yet)"
+    span = format_length(lengths[0])
+    if len(lengths) > 1:
+        span += f"-{format_length(lengths[-1])}"
+    return f"longtasks long-context tasks ({span} tokens, {manifest.get('tokenizer', 'unknown tokenizer')})"
 
 
 def task_description(env: jinja2.Environment, task: str) -> str:
