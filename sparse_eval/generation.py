@@ -141,7 +141,7 @@ def generate(
     stop: Sequence[str] = (),
     tokenizer: Any = None,
     return_logits: bool = False,
-    backend: str = "auto",
+    backend: str | None = None,
     **method_kwargs: Any,
 ) -> GenerationResult:
     """Greedy generation of one prompt with `method` at `compression` (batch size 1).
@@ -149,7 +149,10 @@ def generate(
     Prefill runs under the method; a KV method's selections then rewrite the cache; decoding continues
     token by token at the original positions. Stops at an eos token (default: the model's generation
     config), when the decoded continuation contains one of `stop` (needs `tokenizer`), or after
-    `max_new_tokens`. The model is restored when this returns."""
+    `max_new_tokens`. The model is restored when this returns. `backend` defaults to the method instance's
+    own backend, or "auto" for a method name."""
+    if backend is None:
+        backend = method.backend if isinstance(method, SparseMethod) else "auto"
     with apply(model, method, compression=compression, backend=backend, **method_kwargs) as session:
         tokens, reason, logits, positions = greedy_decode(
             model,

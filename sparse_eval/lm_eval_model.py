@@ -1,0 +1,168 @@
+"""lm-eval model type `sparse-hf`: Hugging Face causal LMs evaluated under a sparse attention method.
+
+    lm_eval --model sparse-hf \\
+        --model_args pretrained=Qwen/Qwen2.5-7B-Instruct,method=snapkv,compression=10,window=256 ...
+
+(through the project's wrapper command, since the lm-eval CLI cannot import plugins). Every argument that
+names a field of the chosen method (`compression`, `window`, `page_size`, ...) configures the method;
+`sparse_backend` picks its kernels ("auto", "reference", "flex"; HFLM's own `backend` keeps its meaning);
+everything else goes to `HFLM`.
+
+- generate_until: greedy decoding through `sparse_eval.generation` (prefill under the method, KV
+  compression after prefill, decoding at the original positions). Sampling is refused.
+- loglikelihood / loglikelihood_rolling: one forward pass per request. Prefill methods run under the method;
+  decode and KV methods change only generation, so their loglikelihoods are dense.
+- Batch size 1 only: the attention interface gets no padding mask, so batched padded inputs would be wrong.
+- Contexts longer than `max_length - max_gen_toks` raise instead of being silently left-truncated.
+
+`lm.report` accumulates the achieved compression over all requests (per phase, layer and head);
+`lm.report.to_dict()` is JSON-ready.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+
+from sparse_eval.base import SparseMethod
+from sparse_eval.compression import CompressionReport
+from sparse_eval.generation import generate
+from sparse_eval.patch import apply
+from sparse_eval.registry import get_method, method_class
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Method arguments arrive as strings from `--model_args` when lm-eval could not infer a type: convert
+    them to the type of the field's default (bool, int or float)."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    text = value.strip()
+    try:
+        if isinstance(default, bool):
+            if text.lower() in ("true", "false"):
+                return text.lower() == "true"
+            raise ValueError(text)
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        kind = type(default).__name__
+        raise ValueError(f"method argument {name}={value!r} is not a valid {kind}") from None
+    return value
+
+
+def method_from_args(method: str, compression: Any, backend: str, args: dict[str, Any]) -> SparseMethod:
+    """Build the method from `--model_args`, taking (and removing from `args`) the keys that are its fields."""
+    cls = method_class(method)
+    fields = {
+        f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in ("compression", "backend")
+    }
+    chosen = {}
+    for name in [k for k in args if k in fields]:
+        field = fields[name]
+        default = field.default if field.default is not dataclasses.MISSING else None
+        chosen[name] = _coerce(name, args.pop(name), default)
+    return get_method(method, compression=_coerce("compression", compression, 1.0), backend=backend, **chosen)
+
+
+@register_model("sparse-hf")
+class SparseHFLM(HFLM):
+    """HFLM whose attention runs a `sparse_eval` method (see the module docstring)."""
+
+    def __init__(
+        self,
+        pretrained: Any,
+        method: str = "dense",
+        compression: float | str = 1.0,
+        sparse_backend: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        self.sparse_method = method_from_args(method, compression, sparse_backend, kwargs)
+        batch_size = kwargs.get("batch_size", 1)
+        if str(batch_size) != "1":
+            raise ValueError(
+                f"sparse-hf runs one sequence at a time: use batch_size=1 (got {batch_size!r}); the attention "
+                "interface receives no padding mask, so padded batches cannot be handled faithfully"
+            )
+        super().__init__(pretrained, **kwargs)
+        self.report = CompressionReport(
+            method=self.sparse_method.name, target_compression=self.sparse_method.compression
+        )
+
+    def _merge(self, report: CompressionReport) -> None:
+        for (phase, layer_idx), stats in report.layers.items():
+            if stats.dense is not None and stats.sparse is not None:
+                self.report.layer(layer_idx, phase).add(stats.dense, stats.sparse)
+
+    def tok_batch_encode(
+        self,
+        strings: list[str],
+        padding_side: str = "left",
+        left_truncate_len: int | None = None,
+        truncation: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """HFLM's encoding, but a context that does not fit is an error, not a silent left truncation."""
+        ids, mask = super().tok_batch_encode(strings, padding_side, None, truncation)
+        if left_truncate_len and ids.shape[1] > left_truncate_len:
+            raise ValueError(
+                f"context of {ids.shape[1]} tokens exceeds the {left_truncate_len} that fit (max_length "
+                f"{self.max_length} minus the tokens to generate); raise max_length in --model_args or "
+                "generate shorter samples instead of evaluating a truncated prompt"
+            )
+        return ids, mask
+
+    def _model_call(
+        self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Loglikelihood forward: under the method for prefill methods, dense otherwise."""
+        if self.sparse_method.phase != "prefill":
+            return super()._model_call(inps, attn_mask, labels)
+        with apply(self.model, self.sparse_method, backend=self.sparse_method.backend) as session:
+            logits = super()._model_call(inps, attn_mask, labels)
+        self._merge(session.report)
+        return logits
+
+    def _eos_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id, self.eot_token_id}
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        return sorted(i for i in ids if i is not None)
+
+    def _model_generate(
+        self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any
+    ) -> torch.Tensor:
+        """Greedy generation of each row through `sparse_eval.generation`; returns context + continuation ids
+        (rows padded with the pad token), the layout HFLM.generate_until expects."""
+        attention_mask = generation_kwargs.pop("attention_mask", None)
+        do_sample = generation_kwargs.pop("do_sample", None)
+        temperature = generation_kwargs.pop("temperature", 0.0)
+        if do_sample or (temperature or 0.0) > 0.0:
+            raise ValueError(
+                f"sparse-hf decodes greedily; got do_sample={do_sample!r}, temperature={temperature!r} "
+                "(set do_sample: false and temperature: 0 in the task's generation_kwargs)"
+            )
+        max_new = max_length - context.shape[1]
+        if max_new < 1:
+            raise ValueError(f"no room to generate: max_length {max_length} <= context {context.shape[1]}")
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._eos_ids()[0]
+        rows = []
+        for i in range(context.shape[0]):
+            prompt = context[i] if attention_mask is None else context[i][attention_mask[i].bool()]
+            result = generate(
+                self.model,
+                prompt,
+                self.sparse_method,
+                max_new_tokens=max_new,
+                eos_token_id=self._eos_ids(),
+                stop=stop,
+                tokenizer=self.tokenizer,
+            )
+            self._merge(result.report)
+            rows.append(context[i].tolist() + result.tokens)
+        width = max(len(r) for r in rows)
+        return torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=context.device)

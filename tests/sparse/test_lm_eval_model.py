@@ -1,0 +1,186 @@
+"""The `sparse-hf` lm-eval model: a generate_until task written here (YAML + JSONL in tmp_path) runs end to
+end, offline, on a tiny random Qwen2 with the project's Qwen2.5 tokenizer, under each method; generations
+equal the library's own greedy loop; model arguments are parsed and validated."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from lm_eval import simple_evaluate
+from lm_eval.tasks import TaskManager
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from longtasks.tokenizer import load_tokenizer
+from sparse_eval.generation import generate
+from sparse_eval.lm_eval_model import SparseHFLM
+
+TASK = "sparse_hf_smoke"
+MAX_GEN = 6
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny random Qwen2 (vocabulary = the offline Qwen2.5 tokenizer's) and that tokenizer, saved."""
+    root = tmp_path_factory.mktemp("tiny_qwen2")
+    tokenizer = load_tokenizer().hf
+    tokenizer.save_pretrained(root)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        use_sliding_window=False,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+    )
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def task_manager(task_dir):
+    """Indexing lm-eval's built-in tasks takes seconds: do it once."""
+    return TaskManager(include_path=str(task_dir[0]))
+
+
+@pytest.fixture(scope="module")
+def task_dir(tmp_path_factory):
+    """A generate_until task over two ~300-token prompts of random words."""
+    root = tmp_path_factory.mktemp("tasks")
+    rng = random.Random(0)
+    words = ["river", "lamp", "copper", "garden", "violet", "harbor", "candle", "meadow", "ticket", "orbit"]
+    docs = [
+        {"prompt": " ".join(rng.choice(words) for _ in range(300)) + "\nAnswer:", "answer": rng.choice(words)}
+        for _ in range(2)
+    ]
+    (root / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / f"{TASK}.yaml").write_text(
+        f"""task: {TASK}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {root / "docs.jsonl"}
+test_split: test
+output_type: generate_until
+doc_to_text: "{{{{prompt}}}}"
+doc_to_target: "{{{{answer}}}}"
+generation_kwargs:
+  until: ["\\n\\n"]
+  max_gen_toks: {MAX_GEN}
+  do_sample: false
+  temperature: 0.0
+metric_list:
+  - metric: exact_match
+"""
+    )
+    return root, docs
+
+
+def make_lm(model_dir, **args) -> SparseHFLM:
+    text = ",".join(
+        f"{k}={v}" for k, v in {"pretrained": model_dir, "device": "cpu", "dtype": "float32", **args}.items()
+    )
+    return SparseHFLM.create_from_arg_string(text)
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "phase"),
+    [
+        ("dense", {}, None),
+        ("quest", {"compression": 4, "page_size": 8}, "decode"),
+        ("snapkv", {"compression": 4, "window": 32, "local": 16}, "kv"),
+        ("ada_snapkv", {"compression": 4, "window": 32, "local": 16, "floor": 0.2}, "kv"),
+    ],
+)
+def test_generate_until_task_runs_under_each_method(model_dir, task_dir, task_manager, method, args, phase):
+    _, docs = task_dir
+    lm = make_lm(model_dir, method=method, **args)
+    assert lm.sparse_method.name == method
+    results = simple_evaluate(model=lm, tasks=[TASK], task_manager=task_manager, log_samples=True)
+    assert TASK in results["results"]
+    samples = results["samples"][TASK]
+    assert len(samples) == len(docs)
+    tokenizer = lm.tokenizer
+    for sample in samples:
+        prompt = tokenizer(sample["doc"]["prompt"], return_tensors="pt").input_ids
+        direct = generate(
+            lm.model,
+            prompt,
+            lm.sparse_method,
+            max_new_tokens=MAX_GEN,
+            eos_token_id=lm._eos_ids(),
+            stop=["\n\n"],
+            tokenizer=tokenizer,
+        )
+        expected = tokenizer.decode(direct.tokens, skip_special_tokens=True).split("\n\n")[0]
+        assert sample["resps"][0][0] == expected
+    # the report accumulated over both requests: the target for fixed budgets, nothing dropped for dense
+    if phase == "kv":
+        assert lm.report.achieved_compression("kv") == pytest.approx(4.0, rel=0.02)
+    elif phase == "decode":
+        assert lm.report.achieved_compression("decode") == pytest.approx(4.0, rel=0.10)
+    else:
+        assert lm.report.phases() == ["prefill", "decode"]
+        assert lm.report.achieved_compression("decode") == pytest.approx(1.0)
+
+
+def test_model_args_configure_the_method(model_dir):
+    lm = make_lm(
+        model_dir,
+        method="ada_snapkv",
+        compression="2.5",
+        window="64",
+        floor="0.3",
+        sparse_backend="reference",
+    )
+    method = lm.sparse_method
+    assert (method.compression, method.window, method.floor, method.backend) == (2.5, 64, 0.3, "reference")
+    assert lm.backend == "causal"  # HFLM's own `backend` is untouched
+
+
+def test_bad_model_args_are_explained(model_dir):
+    with pytest.raises(KeyError, match="unknown sparse method 'nope'"):
+        make_lm(model_dir, method="nope")
+    with pytest.raises(ValueError, match="batch_size=1"):
+        make_lm(model_dir, method="snapkv", batch_size=4)
+    with pytest.raises(ValueError, match="window='abc' is not a valid int"):
+        SparseHFLM(str(model_dir), method="snapkv", window="abc", device="cpu")
+    with pytest.raises(ValueError, match="compression"):
+        make_lm(model_dir, method="snapkv", compression=0.5)
+
+
+def test_long_context_is_an_error_not_a_truncation(model_dir, task_manager):
+    lm = make_lm(model_dir, method="snapkv", compression=2, max_length=64)
+    with pytest.raises(ValueError, match="exceeds the 58 that fit"):
+        simple_evaluate(model=lm, tasks=[TASK], task_manager=task_manager, limit=1)
+
+
+def test_sampling_is_refused(model_dir):
+    lm = make_lm(model_dir, method="quest", compression=2)
+    with pytest.raises(ValueError, match="greedily"):
+        lm._model_generate(torch.tensor([[1, 2, 3]]), max_length=8, stop=[], do_sample=True, temperature=0.7)
+
+
+def test_loglikelihood_is_dense_for_kv_methods(model_dir):
+    lm = make_lm(model_dir, method="snapkv", compression=4)
+    inps = torch.randint(0, 1000, (1, 50))
+    with torch.no_grad():
+        torch.testing.assert_close(lm._model_call(inps), lm.model(inps).logits)
+    assert lm.report.phases() == []
+
+
+def test_loglikelihood_runs_prefill_methods_sparsely(model_dir):
+    lm = make_lm(model_dir, method="block_sparse", compression=4)
+    inps = torch.randint(0, 1000, (1, 600), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sparse, dense = lm._model_call(inps), lm.model(inps).logits
+    assert not torch.allclose(sparse, dense, atol=1e-3)
+    assert lm.report.phases() == ["prefill"]
+    assert lm.report.achieved_compression("prefill") > 2
