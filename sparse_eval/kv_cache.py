@@ -68,6 +68,25 @@ def compress_cache(cache: DynamicCache, pending: Mapping[int, torch.Tensor], met
             hook(layer_idx, indices.shape[-1])
 
 
+def kv_bytes(
+    method: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, scaling: float
+) -> dict[str, int]:
+    """KV-cache bytes of one layer's prefill (q (B, Hq, L, D), k/v (B, Hkv, L, D)) under a KV method:
+    "dense" (the uncompressed cache), "stored" (what the compressed cache holds, padding included) and
+    "kept" (real tokens only; below "stored" when heads keep different numbers of tokens). For benchmarks."""
+    from sparse_eval.compression import LayerStats
+
+    cache = DynamicCache()
+    cache.update(key, value, 0)
+    dense = cache_bytes(cache)
+    indices = method.select_kv(query, key, value, layer_idx=0, scaling=scaling, stats=LayerStats(0, "kv"))
+    if indices is None:
+        return {"dense": dense, "stored": dense, "kept": dense}
+    compress_cache(cache, {0: indices})
+    per_token = 2 * key.shape[-1] * key.element_size()
+    return {"dense": dense, "stored": cache_bytes(cache), "kept": int((indices >= 0).sum()) * per_token}
+
+
 def cache_bytes(cache: DynamicCache) -> int:
     """Bytes the cache's key and value tensors occupy (padding slots included)."""
     total = 0

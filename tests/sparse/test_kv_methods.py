@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from transformers import DynamicCache
 
 from sparse_eval.compression import LayerStats
-from sparse_eval.kv_cache import cache_bytes, compress_cache, gather_kv
+from sparse_eval.kv_cache import cache_bytes, compress_cache, gather_kv, kv_bytes
 from sparse_eval.methods.ada_snapkv import AdaSnapKV, ada_snapkv_select_indices
 from sparse_eval.methods.quest import (
     Quest,
@@ -397,3 +397,14 @@ def test_kv_decode_masks_padding_and_reports_against_prompt():
     kept_counts = [len(s) for s in as_sets(indices)]
     assert kv_stats.per_head() == pytest.approx([length / n for n in kept_counts])
     assert stats.per_head() == pytest.approx([(length + 1) / (n + 1) for n in kept_counts for _ in range(2)])
+
+
+def test_kv_bytes_reports_dense_stored_and_kept():
+    q, k = _qk(9, 1000, kv_heads=2, group=2, dim=8)
+    v = torch.randn_like(k)
+    snap = kv_bytes(SnapKV(compression=10), q, k, v, scaling=0.35)
+    assert snap["dense"] == 2 * 2 * 1000 * 8 * 4
+    assert snap["stored"] == snap["kept"] == 2 * 2 * 100 * 8 * 4
+    ada = kv_bytes(AdaSnapKV(compression=10), q, k, v, scaling=0.35)
+    assert ada["kept"] == snap["kept"] <= ada["stored"]
+    assert kv_bytes(Quest(compression=10), q, k, v, scaling=0.35)["stored"] == snap["dense"]
