@@ -6,15 +6,15 @@ from __future__ import annotations
 import hashlib
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 from typing import ClassVar
 
-import httpx2
 import huggingface_hub
 import pytest
 import typer
 from _hub_folder import make_folder
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, DatasetCard
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, HTTPError
 from typer.testing import CliRunner
 
 from longtasks.commands.hub import register
@@ -115,8 +115,8 @@ def fake_api(monkeypatch):
 
 
 def _http_error(status: int, message: str) -> HfHubHTTPError:
-    request = httpx2.Request("POST", "https://huggingface.co/api/repos/create")
-    response = httpx2.Response(status, request=request)
+    """What huggingface_hub raises for an HTTP error status (response stubbed: no HTTP library needed)."""
+    response = SimpleNamespace(status_code=status, headers={}, request=None)
     return HfHubHTTPError(f"{status} error", response=response, server_message=message)
 
 
@@ -232,7 +232,7 @@ def test_http_errors_give_clear_messages_and_leave_folder_untouched(
 
 def test_connection_error_is_explained(folder: Path, fake_api, monkeypatch) -> None:
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
-    fake_api.fail = {"create_repo": httpx2.ConnectError("Name or service not known")}
+    fake_api.fail = {"create_repo": HTTPError("Name or service not known")}  # transport error base
     with pytest.raises(HubPushError, match="could not reach the Hugging Face Hub"):
         push(folder, REPO)
 
