@@ -6,7 +6,10 @@ Public API::
     longtasks.generate_to_dir(out_dir, tasks, lengths, num_samples=..., ...)
     longtasks.score(predictions, dataset)
     longtasks.list_tasks(), longtasks.get_task(name), longtasks.load_tokenizer(name=None)
+    longtasks.export(out_dir), longtasks.push(out_dir, repo_id, private=False, token=None, dry_run=False)
 """
+
+from typing import Any
 
 from longtasks.dataset_dir import config_name, generate_to_dir, read_manifest
 from longtasks.generate import generate_samples
@@ -19,11 +22,22 @@ from longtasks.version import GENERATOR_VERSION
 
 generate = generate_samples
 
+
+def __getattr__(name: str) -> Any:
+    # The Hub client costs ~0.6 s to import; only load it when publishing.
+    if name in ("export", "push"):
+        import longtasks.hub as hub
+
+        return getattr(hub, name)
+    raise AttributeError(f"module 'longtasks' has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_TOKENIZER",
     "GENERATOR_VERSION",
     "Sample",
     "config_name",
+    "export",
     "format_length",
     "generate",
     "generate_samples",
@@ -33,6 +47,7 @@ __all__ = [
     "load_tokenizer",
     "parse_length",
     "parse_lengths",
+    "push",
     "read_manifest",
     "score",
     "score_prediction",
