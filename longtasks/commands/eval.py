@@ -1,0 +1,93 @@
+"""`longtasks eval`: lm-eval's command line with the story tasks registered and protected.
+
+Every argument this command does not define goes to lm-eval unchanged (``--model``, ``--model_args``,
+``--tasks``, ``--apply_chat_template``, ``--limit``, ``--output_path``, ...). Ours set the story
+settings; they become lm-eval metadata, which the tasks read when they generate their data.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from longtasks.lengths import parse_lengths
+
+console = Console(stderr=True)
+
+HELP = """Evaluate a model on the story tasks with lm-eval; every option not listed below goes to lm-eval.
+
+\b
+Example:
+  longtasks eval --lengths 4k,32k --num-samples 100 \\
+    --model hf --model_args pretrained=Qwen/Qwen2.5-7B-Instruct,dtype=bfloat16 \\
+    --tasks longtasks_story --apply_chat_template --output_path results/
+
+Tasks: story_retrieval, story_multihop, story_filtering, story_inventory; the group longtasks_story runs them all. The *_static variants and the group longtasks_story_static read an exported dataset (--data-path: a `longtasks generate --out` folder or a Hub dataset id) instead of generating.
+
+Prompts are exactly the requested length in the model's tokenizer, counting its chat template when --apply_chat_template is given. The model's max_length is set to the longest prompt plus the generation budget, or the run stops before generating if a given max_length is too small. lm-eval's --limit N keeps the first N samples of each task, which are the shortest length's; use --num-samples to shrink every length. lm-eval's own options: `lm-eval run --help`.
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "eval",
+        help=HELP,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def eval_command(
+        ctx: typer.Context,
+        lengths: Annotated[
+            str | None,
+            typer.Option(help="Prompt lengths in tokens, comma-separated: 4096, 4k, 32k, 1M."),
+        ] = None,
+        num_samples: Annotated[
+            int | None, typer.Option("--num-samples", min=1, help="Samples per task and length [100].")
+        ] = None,
+        sample_seed: Annotated[
+            int | None,
+            typer.Option(
+                "--sample-seed",
+                min=0,
+                help="Seed of the generated samples [0] (lm-eval's --seed is separate).",
+            ),
+        ] = None,
+        knob: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="Task knob NAME=VALUE or TASK.NAME=VALUE (repeatable), as in `longtasks generate`."
+            ),
+        ] = None,
+        data_path: Annotated[
+            str | None,
+            typer.Option(
+                "--data-path", help="Static tasks: a `longtasks generate --out` folder or a Hub dataset id."
+            ),
+        ] = None,
+        workers: Annotated[int | None, typer.Option(min=1, help="Processes generating samples [1].")] = None,
+        progress: Annotated[
+            bool, typer.Option("--progress/--no-progress", help="Show generation progress.")
+        ] = True,
+    ) -> None:
+        from longtasks.commands.generate import parse_knob_options
+        from longtasks.lm_eval_tasks import base_task
+        from longtasks.lm_eval_tasks.guard import requested_story_tasks
+        from longtasks.lm_eval_tasks.launch import StorySettings, execute, parse_lm_eval_args, start
+
+        try:
+            parsed_lengths = tuple(parse_lengths(lengths)) if lengths else None
+            start()
+            cli, args = parse_lm_eval_args(ctx.args)
+            knobs = {}
+            if knob:
+                requested = requested_story_tasks(getattr(args, "tasks", None) or [])
+                knobs = parse_knob_options(knob, [t for t in requested if base_task(t) == t])
+            settings = StorySettings(
+                lengths=parsed_lengths, num_samples=num_samples, seed=sample_seed, knobs=knobs,
+                data_path=data_path, workers=workers, progress=progress,
+            )  # fmt: skip
+            execute(cli, args, settings)
+        except ValueError as error:
+            console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+            raise typer.Exit(2) from error

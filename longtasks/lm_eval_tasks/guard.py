@@ -1,0 +1,160 @@
+"""Make sure lm-eval never truncates a story prompt.
+
+lm-eval's Hugging Face model keeps only the last ``max_length - max_gen_toks`` prompt tokens and
+merely logs a warning when it cuts. So before a run we work out the largest sequence the story
+tasks need (longest prompt + generation budget + any special tokens the tokenizer adds) and either
+set the model's ``max_length`` to it or stop with an error when the user's value is smaller.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
+
+from longtasks.lm_eval_tasks import GROUP, STATIC_GROUP, static_name, tasks_dir
+
+GEN_TOKEN_KEYS = ("max_gen_toks", "max_new_tokens", "max_tokens", "max_completion_tokens")
+"""Names lm-eval accepts for the generation budget (its `normalize_gen_kwargs` priority order)."""
+
+
+class LengthGuardError(ValueError):
+    """The run would truncate prompts (or cannot be checked); raised before anything is generated."""
+
+
+def story_task_names() -> list[str]:
+    """Every lm-eval task name this package registers (generated and static variants)."""
+    from longtasks.tasks.registry import list_tasks
+
+    names = list_tasks()
+    return [*names, *(static_name(name) for name in names)]
+
+
+def group_members(group: str) -> list[str]:
+    from longtasks.tasks.registry import list_tasks
+
+    if group == GROUP:
+        return list_tasks()
+    if group == STATIC_GROUP:
+        return [static_name(name) for name in list_tasks()]
+    raise ValueError(f"unknown group {group!r}: use {GROUP} or {STATIC_GROUP}")
+
+
+def requested_story_tasks(requested: Iterable[str]) -> list[str]:
+    """Our task names among lm-eval's ``--tasks`` entries (groups expanded, glob patterns matched)."""
+    ours = story_task_names()
+    found: list[str] = []
+    for entry in requested:
+        if entry in (GROUP, STATIC_GROUP):
+            found.extend(group_members(entry))
+        else:
+            found.extend(name for name in ours if fnmatch.fnmatchcase(name, entry))
+            found.extend(
+                member
+                for group in (GROUP, STATIC_GROUP)
+                if group != entry and fnmatch.fnmatchcase(group, entry)
+                for member in group_members(group)
+            )
+    return list(dict.fromkeys(found))
+
+
+@cache
+def yaml_generation_kwargs(task: str) -> dict[str, Any]:
+    """A task's `generation_kwargs` as its YAML declares them (includes resolved)."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    path = tasks_dir() / f"{task}.yaml"
+    if not path.is_file():
+        raise ValueError(f"no lm-eval config for task {task!r} in {tasks_dir()}")
+    return dict(load_yaml(path, resolve_func=False).get("generation_kwargs") or {})
+
+
+def user_generation_budget(gen_kwargs: Mapping[str, Any] | None) -> int | None:
+    """The budget the user set with ``--gen_kwargs`` (it replaces every task's), or None."""
+    for key in GEN_TOKEN_KEYS:
+        if gen_kwargs and gen_kwargs.get(key) is not None:
+            try:
+                return int(gen_kwargs[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"--gen_kwargs {key}={gen_kwargs[key]!r} is not a whole number") from None
+    return None
+
+
+def generation_budget(tasks: Iterable[str], gen_kwargs: Mapping[str, Any] | None = None) -> int:
+    """Most tokens any of `tasks` may generate: the user's ``--gen_kwargs`` budget wins over the YAML."""
+    user = user_generation_budget(gen_kwargs)
+    if user is not None:
+        return user
+    budgets = [int(yaml_generation_kwargs(task)["max_gen_toks"]) for task in tasks]
+    if not budgets:
+        raise ValueError("no story task requested")
+    return max(budgets)
+
+
+def special_tokens_added(tokenizer: str | None) -> int:
+    """How many tokens the tokenizer adds around a text by default (e.g. a BOS); lm-eval's HF model
+    encodes prompts with the tokenizer's defaults, so these count against `max_length` too."""
+    from longtasks.tokenizer import load_tokenizer
+
+    hf = load_tokenizer(tokenizer).hf
+    text = "The story begins."
+    return max(0, len(hf(text)["input_ids"]) - len(hf(text, add_special_tokens=False)["input_ids"]))
+
+
+def required_max_length(max_prompt: int, budget: int, special: int = 0) -> int:
+    return max_prompt + budget + special
+
+
+def _accepted_params(model: str) -> set[str]:
+    import lm_eval.models  # noqa: F401  (fills lm-eval's model table even if a plugin registered first)
+    from lm_eval.api.registry import get_model
+
+    try:
+        model_class = get_model(model)
+    except ValueError as error:
+        raise LengthGuardError(
+            f"{error} (model types from sparse_eval, such as sparse-hf, need `pip install longtasks[sparse]`)"
+        ) from error
+    except ImportError as error:
+        raise LengthGuardError(f"model type {model!r} cannot be loaded: {error}") from error
+    params: set[str] = set()
+    for klass in inspect.getmro(model_class):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        signature = inspect.signature(init).parameters
+        params.update(signature)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+            break  # only an __init__ taking **kwargs passes unknown arguments on to its parent
+    return params
+
+
+def guard_model_args(model: str, model_args: Mapping[str, Any], required: int) -> dict[str, Any]:
+    """`model_args` with a `max_length` that fits `required` tokens; LengthGuardError if the user's
+    own value is too small or the model type has no such setting."""
+    args = dict(model_args)
+    params = _accepted_params(model)
+    keys = [key for key in ("max_length", "max_model_len") if key in params]
+    if not keys:
+        raise LengthGuardError(
+            f"model type {model!r} takes no max_length argument, so longtasks cannot make sure that "
+            f"prompts of up to {required} tokens (prompt + generation) are not truncated; use a model "
+            "type that does (hf, vllm, sparse-hf, the API models)"
+        )
+    given = {key: args[key] for key in keys if args.get(key) not in (None, "", "None")}
+    for key, value in given.items():
+        try:
+            size = int(value)
+        except (TypeError, ValueError):
+            raise LengthGuardError(f"{key}={value!r} in --model_args is not a whole number") from None
+        if size < required:
+            raise LengthGuardError(
+                f"{key}={size} in --model_args is too small: the story prompts plus their generation budget "
+                f"need {required} tokens, and lm-eval would silently cut the start of longer prompts. "
+                f"Raise it to at least {required}, or leave it out and longtasks sets it."
+            )
+    if not given:
+        args["max_length"] = required
+    return args

@@ -1,0 +1,229 @@
+"""Run lm-eval's own command line with the story tasks wired in (what `longtasks eval` does).
+
+The user's arguments are parsed by lm-eval's parser, then three things change before lm-eval runs:
+our task folder joins `--include_path`; the story settings join `--metadata` (`chat` follows
+`--apply_chat_template`); and the model's `max_length` is set from the task lengths plus the
+generation budget, or the run stops because the user's value would truncate prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from longtasks.lm_eval_tasks import STATIC_SUFFIX, base_task, tasks_dir
+from longtasks.lm_eval_tasks.guard import (
+    LengthGuardError,
+    generation_budget,
+    guard_model_args,
+    requested_story_tasks,
+    required_max_length,
+    special_tokens_added,
+    user_generation_budget,
+)
+from longtasks.lm_eval_tasks.options import DEFAULT_NUM_SAMPLES, parse_bool, parse_int, tokenizer_name
+
+log = logging.getLogger(__name__)
+
+MODEL_PLUGINS = ("sparse_eval",)
+"""Packages imported before lm-eval resolves `--model`, so the model types they register (e.g.
+`sparse-hf`) exist. Missing ones (an uninstalled extra) are skipped."""
+
+
+class EvalUsageError(ValueError):
+    """The combination of `longtasks eval` and lm-eval arguments cannot give exact-length prompts."""
+
+
+@dataclass(frozen=True)
+class StorySettings:
+    """What `longtasks eval` adds to lm-eval's metadata; None = not given (lm-eval metadata or the
+    task defaults apply)."""
+
+    lengths: tuple[int, ...] | None = None
+    num_samples: int | None = None
+    seed: int | None = None
+    knobs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    data_path: str | None = None
+    workers: int | None = None
+    progress: bool = True
+
+
+def import_model_plugins() -> list[str]:
+    """Import the packages that register extra lm-eval model types; return those that loaded.
+
+    lm-eval fills its built-in model table only when that table is empty at the first lookup, so
+    its models are imported first: a plugin registered before them would hide `hf` & co.
+    """
+    import lm_eval.models  # noqa: F401
+
+    loaded = []
+    for name in MODEL_PLUGINS:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            log.debug("model plugin %s not available: %s", name, error)
+            continue
+        loaded.append(name)
+    return loaded
+
+
+def parse_lm_eval_args(argv: Sequence[str]) -> tuple[Any, argparse.Namespace]:
+    """lm-eval's CLI object and its parse of `argv` (lm-eval's own rules, incl. the implicit `run`)."""
+    from lm_eval._cli.harness import HarnessCLI
+
+    cli = HarnessCLI()
+    saved = sys.argv
+    sys.argv = ["lm-eval", *argv]
+    try:
+        args = cli.parse_args()
+    finally:
+        sys.argv = saved
+    return cli, args
+
+
+def _merge_metadata(user: Mapping[str, Any], ours: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(user)
+    for key, value in ours.items():
+        if key in merged and merged[key] != value:
+            raise EvalUsageError(
+                f"{key} is given twice, as {merged[key]!r} in --metadata and as {value!r} by a "
+                "longtasks eval option; keep one"
+            )
+        merged[key] = value
+    return merged
+
+
+def _lengths_for_guard(tasks: list[str], metadata: Mapping[str, Any]) -> list[int]:
+    from longtasks.lm_eval_tasks.options import parse_lengths_value, static_options
+    from longtasks.lm_eval_tasks.static import available_lengths
+
+    if metadata.get("max_seq_lengths") not in (None, "", []):
+        return list(parse_lengths_value(metadata["max_seq_lengths"]))
+    static = [task for task in tasks if task.endswith(STATIC_SUFFIX)]
+    if len(static) != len(tasks):
+        raise EvalUsageError(
+            "give the lengths to generate: --lengths 4k,32k (or max_seq_lengths in --metadata)"
+        )
+    lengths: set[int] = set()
+    for task in static:
+        options = static_options(task, metadata)
+        lengths.update(available_lengths(options.source, base_task(task)))
+    return sorted(lengths)
+
+
+def lengths_within_limit(limit: float, lengths: Sequence[int], num_samples: int) -> list[int]:
+    """The lengths lm-eval's ``--limit`` reaches: it keeps each task's first documents (a count, or a
+    fraction below 1), and documents come shortest length first, `num_samples` per length."""
+    total = num_samples * len(lengths)
+    kept = math.ceil(total * limit) if limit < 1.0 else int(limit)
+    return list(lengths[: math.ceil(min(kept, total) / num_samples)])
+
+
+def warn_about_limit(limit: float | None, lengths: Sequence[int], metadata: Mapping[str, Any]) -> None:
+    if not limit:
+        return
+    num_samples = parse_int("num_samples", metadata.get("num_samples", DEFAULT_NUM_SAMPLES), minimum=1)
+    reached = lengths_within_limit(limit, sorted(lengths), num_samples)
+    if len(reached) < len(lengths):
+        log.warning(
+            "--limit %s keeps the first samples of each task, so only length(s) %s are evaluated "
+            "(of %s); use --num-samples to evaluate fewer samples at every length",
+            limit, reached, sorted(lengths),
+        )  # fmt: skip
+
+
+def prepare_run(args: argparse.Namespace, settings: StorySettings) -> argparse.Namespace:
+    """Wire the story tasks into parsed `lm-eval run` arguments (changes and returns `args`)."""
+    include = getattr(args, "include_path", None)
+    ours = str(tasks_dir())
+    args.include_path = ours if not include or include == ours else [include, ours]
+
+    tasks = requested_story_tasks(getattr(args, "tasks", None) or [])
+    if not tasks:
+        log.warning("no longtasks task among --tasks %s; running lm-eval unchanged", args.tasks)
+        return args
+
+    chat_flag = getattr(args, "apply_chat_template", False)
+    if isinstance(chat_flag, str):
+        raise EvalUsageError(
+            f"--apply_chat_template {chat_flag!r}: the story prompts are sized with the tokenizer's "
+            "default chat template; use --apply_chat_template without a template name"
+        )
+    if getattr(args, "system_instruction", None):
+        raise EvalUsageError(
+            "--system_instruction adds tokens to every prompt, so prompts would exceed their exact length; drop it"
+        )
+    ours_meta: dict[str, Any] = {"chat": bool(chat_flag)}
+    if settings.lengths is not None:
+        ours_meta["max_seq_lengths"] = list(settings.lengths)
+    for key, value in (
+        ("num_samples", settings.num_samples),
+        ("seed", settings.seed),
+        ("data_path", settings.data_path),
+        ("workers", settings.workers),
+    ):
+        if value is not None:
+            ours_meta[key] = value
+    if settings.knobs:
+        ours_meta["knobs"] = {task: dict(values) for task, values in settings.knobs.items() if values}
+    ours_meta["progress"] = settings.progress
+    user_budget = user_generation_budget(getattr(args, "gen_kwargs", None))
+    if user_budget is not None:
+        ours_meta["gen_budget"] = user_budget
+    user_meta = dict(getattr(args, "metadata", None) or {})
+    if "chat" in user_meta and parse_bool("chat", user_meta["chat"]) != bool(chat_flag):
+        raise EvalUsageError(
+            f"--metadata chat={user_meta['chat']!r} contradicts --apply_chat_template being "
+            f"{'given' if chat_flag else 'absent'}; longtasks eval sets chat from that flag"
+        )
+    user_meta.pop("chat", None)
+    metadata = _merge_metadata(user_meta, {k: v for k, v in ours_meta.items() if v not in ({}, None)})
+    args.metadata = metadata
+
+    model = getattr(args, "model", None) or "hf"
+    model_args = dict(getattr(args, "model_args", None) or {})
+    meta_view = {**model_args, **metadata}
+    lengths = _lengths_for_guard(tasks, meta_view)
+    budget = generation_budget(tasks, getattr(args, "gen_kwargs", None))
+    special = special_tokens_added(tokenizer_name(meta_view))
+    needed = required_max_length(max(lengths), budget, special)
+    try:
+        args.model_args = guard_model_args(model, model_args, needed)
+    except LengthGuardError as error:
+        raise EvalUsageError(str(error)) from error
+    warn_about_limit(getattr(args, "limit", None), lengths, metadata)
+    log.info(
+        "longtasks: tasks %s at lengths %s, generation budget %d tokens; model max_length %s",
+        tasks, lengths, budget, args.model_args.get("max_length", args.model_args.get("max_model_len")),
+    )  # fmt: skip
+    return args
+
+
+def start() -> None:
+    """What lm-eval's own entry point does first, plus our model plugins."""
+    from lm_eval.utils import setup_logging
+
+    setup_logging()
+    import_model_plugins()
+
+
+def execute(cli: Any, args: argparse.Namespace, settings: StorySettings) -> None:
+    """Wire the story tasks into parsed lm-eval arguments and run lm-eval's command."""
+    if getattr(args, "command", None) == "run":
+        prepare_run(args, settings)
+    elif hasattr(args, "include_path"):
+        args.include_path = args.include_path or str(tasks_dir())
+    cli.execute(args)
+
+
+def run_lm_eval(argv: Sequence[str], settings: StorySettings) -> None:
+    """Parse `argv` with lm-eval's CLI, wire in the story tasks and run it."""
+    start()
+    cli, args = parse_lm_eval_args(argv)
+    execute(cli, args, settings)

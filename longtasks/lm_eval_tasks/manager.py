@@ -1,0 +1,71 @@
+"""Python entry points for `lm_eval.simple_evaluate`: a TaskManager that knows the story tasks and
+the `max_length` a model needs so that lm-eval never truncates their prompts.
+
+`simple_evaluate(..., task_manager=tm)` ignores its own `metadata=` argument, so the story settings
+travel on the TaskManager built here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from longtasks.lm_eval_tasks import GROUP, tasks_dir
+from longtasks.lm_eval_tasks.guard import (
+    generation_budget,
+    requested_story_tasks,
+    required_max_length,
+    special_tokens_added,
+)
+from longtasks.lm_eval_tasks.options import parse_lengths_value
+
+
+def story_task_manager(
+    lengths: Sequence[int | str],
+    *,
+    tokenizer: str | None = None,
+    chat: bool = False,
+    num_samples: int = 100,
+    seed: int = 0,
+    knobs: Mapping[str, Mapping[str, Any]] | None = None,
+    include_defaults: bool = True,
+    **metadata: Any,
+):
+    """An lm-eval TaskManager whose story tasks generate `num_samples` prompts per length.
+
+    `tokenizer` must be the model's (lengths are counted in it); `chat` must match
+    `simple_evaluate(apply_chat_template=...)`. `knobs` maps task name -> knob values. Extra keyword
+    arguments become metadata too (e.g. ``data_path=`` for the static tasks, ``workers=``).
+    `include_defaults=False` skips indexing lm-eval's own ~15k tasks (faster when only ours run).
+    """
+    from lm_eval.tasks import TaskManager
+
+    values: dict[str, Any] = {
+        "max_seq_lengths": list(parse_lengths_value(list(lengths))),
+        "chat": chat,
+        "num_samples": num_samples,
+        "seed": seed,
+        **metadata,
+    }
+    if tokenizer is not None:
+        values["tokenizer"] = tokenizer
+    if knobs:
+        values["knobs"] = {task: dict(v) for task, v in knobs.items()}
+    return TaskManager(include_path=str(tasks_dir()), include_defaults=include_defaults, metadata=values)
+
+
+def story_max_length(
+    lengths: Iterable[int | str],
+    tasks: Iterable[str] = (GROUP,),
+    *,
+    tokenizer: str | None = None,
+    max_gen_toks: int | None = None,
+) -> int:
+    """The `max_length` a model needs for these story tasks: longest prompt + generation budget +
+    the special tokens the tokenizer adds. Pass it in `model_args`."""
+    names = requested_story_tasks(tasks)
+    if not names:
+        raise ValueError(f"no story task among {list(tasks)}; use e.g. {GROUP!r} or 'story_retrieval'")
+    budget = generation_budget(names, {"max_gen_toks": max_gen_toks} if max_gen_toks else None)
+    longest = max(parse_lengths_value(list(lengths)))
+    return required_max_length(longest, budget, special_tokens_added(tokenizer))

@@ -1,0 +1,84 @@
+"""Read a story task's documents from an exported dataset instead of generating them.
+
+The source is what `longtasks generate --out DIR` writes (a folder) or its copy on the Hub: one
+`datasets` config per (task, length), named like ``story_retrieval-4k``. Loading goes through
+`datasets.load_dataset`, so a local folder is read offline and a Hub id is downloaded and cached.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import datasets
+
+from longtasks.lengths import format_length, parse_length
+from longtasks.lm_eval_tasks.options import StaticOptions
+
+log = logging.getLogger(__name__)
+
+
+def available_lengths(source: str, task: str) -> list[int]:
+    """Lengths the dataset at `source` holds for `task`, ascending (from its config names)."""
+    prefix = f"{task}-"
+    lengths = []
+    for name in datasets.get_dataset_config_names(source):
+        if name.startswith(prefix):
+            try:
+                lengths.append(parse_length(name[len(prefix) :]))
+            except ValueError:
+                continue
+    return sorted(set(lengths))
+
+
+def _config_name(task: str, length: int) -> str:
+    from longtasks.dataset_dir import config_name
+
+    return config_name(task, length)
+
+
+def _check_column(task: str, source: str, split: datasets.Dataset, column: str, wanted: object) -> None:
+    found = sorted(set(split[column]), key=str)
+    if found != [wanted]:
+        raise ValueError(
+            f"{task}: the dataset {source!r} was generated with {column}={found} but this run asks for "
+            f"{column}={wanted!r}; regenerate it with matching settings or drop the {column} setting"
+        )
+
+
+def load_static_rows(task: str, options: StaticOptions) -> datasets.Dataset:
+    """All requested lengths of `task` from the exported dataset, shortest first."""
+    available = available_lengths(options.source, task)
+    if not available:
+        raise ValueError(
+            f"{task}: the dataset {options.source!r} has no config for this task (expected names like "
+            f"{_config_name(task, 4096)!r}); export it with `longtasks generate --tasks {task} ...`"
+        )
+    lengths = options.lengths or tuple(available)
+    missing = [length for length in lengths if length not in available]
+    if missing:
+        raise ValueError(
+            f"{task}: the dataset {options.source!r} has no data at length(s) "
+            f"{[format_length(length) for length in missing]}; it has {[format_length(x) for x in available]}"
+        )
+    parts = []
+    for length in lengths:
+        split = datasets.load_dataset(options.source, _config_name(task, length), split="test")
+        if options.num_samples is not None:
+            if len(split) < options.num_samples:
+                raise ValueError(
+                    f"{task}: the dataset {options.source!r} holds {len(split)} samples at "
+                    f"{format_length(length)}, fewer than num_samples={options.num_samples}"
+                )
+            split = split.select(range(options.num_samples))
+        if options.chat is not None:
+            _check_column(task, options.source, split, "chat", options.chat)
+        parts.append(split)
+    dataset = datasets.concatenate_datasets(parts)
+    stored = sorted(set(dataset["tokenizer"]))
+    if options.tokenizer is not None and stored != [options.tokenizer]:
+        log.warning(
+            "%s: the dataset was generated with tokenizer %s but the model uses %s; prompt lengths are "
+            "exact in the dataset's tokenizer only",
+            task, stored, options.tokenizer,
+        )  # fmt: skip
+    return dataset
