@@ -28,6 +28,7 @@ from longtasks.lm_eval_tasks.guard import (
 from longtasks.lm_eval_tasks.launch import (
     EvalUsageError,
     StorySettings,
+    import_model_plugins,
     lengths_within_limit,
     parse_lm_eval_args,
     prepare_run,
@@ -383,3 +384,31 @@ def test_python_helpers_build_manager_and_max_length():
     assert story_max_length([4096], max_gen_toks=10) == 4096 + 10
     with pytest.raises(ValueError, match="no story task"):
         story_max_length([4096], ["hellaswag"])
+
+
+def test_sparse_hf_is_registered_and_guarded_and_builtin_models_still_resolve():
+    """`longtasks eval` imports sparse_eval's lm-eval model so --model sparse-hf works; lm-eval's own
+    model table must survive a plugin registering first."""
+    assert import_model_plugins() == ["sparse_eval.lm_eval_model"]
+    assert guard_model_args("sparse-hf", {"method": "snapkv"}, 3000) == {
+        "method": "snapkv",
+        "max_length": 3000,
+    }
+    assert guard_model_args("hf", {}, 3000) == {"max_length": 3000}
+
+
+def test_a_too_small_max_length_in_metadata_fails_before_generating():
+    """Plain `lm-eval --model_args max_length=...` merges model args into the metadata: a value that
+    would truncate is refused at task load (4096 + the 256-token budget do not fit in 4100)."""
+    with pytest.raises(LengthGuardError, match="max_length=4100"):
+        make_manager(max_seq_lengths=[4096], num_samples=1, max_length=4100).load(["story_multihop"])
+    with pytest.raises(LengthGuardError, match="max_model_len=4100"):
+        dataset.story_multihop(max_seq_lengths=[4096], num_samples=1, max_model_len=4100, gen_budget=256)
+    assert (
+        len(
+            dataset.story_multihop(max_seq_lengths=[1024], num_samples=1, max_length=1280, gen_budget=256)[
+                "test"
+            ]
+        )
+        == 1
+    )

@@ -16,6 +16,7 @@ from typing import Any
 import datasets
 
 from longtasks.lm_eval_tasks.budget import check_answer_budget
+from longtasks.lm_eval_tasks.guard import check_metadata_max_length, special_tokens_added
 from longtasks.lm_eval_tasks.options import generation_options, static_options
 from longtasks.lm_eval_tasks.static import load_static_rows
 from longtasks.tokenizer import load_tokenizer
@@ -29,6 +30,10 @@ def generated_rows(task: str, metadata: Mapping[str, Any]) -> list[dict[str, Any
     from longtasks.tasks.registry import list_tasks
 
     options = generation_options(task, metadata, list_tasks())
+    tokenizer = load_tokenizer(options.tokenizer)
+    if options.gen_budget is not None:
+        required = max(options.lengths) + options.gen_budget + special_tokens_added(options.tokenizer)
+        check_metadata_max_length(task, metadata, required)
     rows: list[dict[str, Any]] = []
     for length in options.lengths:
         log.info(
@@ -47,7 +52,7 @@ def generated_rows(task: str, metadata: Mapping[str, Any]) -> list[dict[str, Any
             progress=options.progress,
         )
         rows.extend(sample.to_row() for sample in samples)
-    check_answer_budget(task, rows, load_tokenizer(options.tokenizer), options.gen_budget)
+    check_answer_budget(task, rows, tokenizer, options.gen_budget)
     return rows
 
 
@@ -61,8 +66,12 @@ def generated_dataset(task: str, metadata: Mapping[str, Any]) -> dict[str, datas
 def static_dataset(task: str, metadata: Mapping[str, Any]) -> dict[str, datasets.Dataset]:
     options = static_options(task, metadata)
     dataset = load_static_rows(task, options)
-    tokenizer = load_tokenizer(options.tokenizer or dataset[0]["tokenizer"])
-    check_answer_budget(task, list(dataset), tokenizer, options.gen_budget)
+    tokenizer_name = options.tokenizer or dataset[0]["tokenizer"]
+    if options.gen_budget is not None:
+        longest = max(dataset["length"])
+        required = longest + options.gen_budget + special_tokens_added(tokenizer_name)
+        check_metadata_max_length(task, metadata, required)
+    check_answer_budget(task, list(dataset), load_tokenizer(tokenizer_name), options.gen_budget)
     return {"test": dataset}
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import logging
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
 from longtasks.lm_eval_tasks import GROUP, STATIC_GROUP, static_name, tasks_dir
+
+log = logging.getLogger(__name__)
 
 GEN_TOKEN_KEYS = ("max_gen_toks", "max_new_tokens", "max_tokens", "max_completion_tokens")
 """Names lm-eval accepts for the generation budget (its `normalize_gen_kwargs` priority order)."""
@@ -105,6 +108,31 @@ def special_tokens_added(tokenizer: str | None) -> int:
 
 def required_max_length(max_prompt: int, budget: int, special: int = 0) -> int:
     return max_prompt + budget + special
+
+
+def check_metadata_max_length(task: str, metadata: Mapping[str, Any], required: int) -> None:
+    """Second line of defence for runs that bypass `longtasks eval`: lm-eval's CLI merges the model
+    arguments into the task metadata, so a too-small `max_length` is caught before generating."""
+    for key in ("max_length", "max_model_len"):
+        value = metadata.get(key)
+        if value in (None, "", "None"):
+            continue
+        try:
+            size = int(value)
+        except (TypeError, ValueError):
+            continue
+        if size < required:
+            raise LengthGuardError(
+                f"{task}: {key}={size} is too small: prompts plus the generation budget need {required} tokens "
+                f"and lm-eval would silently cut the start of longer prompts; set {key}>={required}"
+            )
+        return
+    log.warning(
+        "%s: no max_length in the model arguments; make sure the model's maximum length is at least %d "
+        "tokens, or lm-eval will cut the start of longer prompts with only a warning (`longtasks eval` "
+        "sets it for you)",
+        task, required,
+    )  # fmt: skip
 
 
 def _accepted_params(model: str) -> set[str]:

@@ -31,9 +31,14 @@ from longtasks.lm_eval_tasks.options import DEFAULT_NUM_SAMPLES, parse_bool, par
 
 log = logging.getLogger(__name__)
 
-MODEL_PLUGINS = ("sparse_eval",)
+MODEL_PLUGINS = ("sparse_eval.lm_eval_model",)
 """Packages imported before lm-eval resolves `--model`, so the model types they register (e.g.
 `sparse-hf`) exist. Missing ones (an uninstalled extra) are skipped."""
+
+
+OPTIONAL_MODULES = {"torch", "sparse_eval"}
+"""Missing modules that mean "extra not installed" (the plugin is skipped); any other import error is a bug
+and surfaces."""
 
 
 class EvalUsageError(ValueError):
@@ -66,7 +71,9 @@ def import_model_plugins() -> list[str]:
     for name in MODEL_PLUGINS:
         try:
             importlib.import_module(name)
-        except ImportError as error:
+        except ModuleNotFoundError as error:
+            if error.name not in OPTIONAL_MODULES:
+                raise
             log.debug("model plugin %s not available: %s", name, error)
             continue
         loaded.append(name)
