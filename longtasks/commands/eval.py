@@ -70,6 +70,11 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--progress/--no-progress", help="Show generation progress.")
         ] = True,
     ) -> None:
+        try:
+            import lm_eval  # noqa: F401
+        except ModuleNotFoundError:
+            console.print("[red]error:[/red] longtasks eval needs lm-eval: pip install 'longtasks[lmeval]'")
+            raise typer.Exit(2) from None
         from longtasks.commands.generate import parse_knob_options
         from longtasks.lm_eval_tasks import base_task
         from longtasks.lm_eval_tasks.guard import requested_story_tasks
