@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from longtasks.commands import eval as eval_command
 from longtasks.commands import generate, hub, score
 
 app = typer.Typer(
@@ -13,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-for module in (generate, score, hub):
+for module in (generate, score, eval_command, hub):
     module.register(app)
 
 

@@ -75,7 +75,7 @@ def frame_overhead(
     """Tokens the prompt adds around the story (instructions, questions, chat template)."""
     first = chapters[0]
     sample_context = first.header + "\n" + first.facts[0].text
-    total = tokenizer.count(model_text(frame.build(sample_context), tokenizer, chat))
+    total = tokenizer.count_model_input(model_text(frame.build(sample_context), tokenizer, chat))
     return total - tokenizer.count(sample_context)
 
 
@@ -186,7 +186,7 @@ def _verify(
         context = "".join(p.text for p in pieces)
         prompt = frame.build(context)
         text = model_text(prompt, tokenizer, chat)
-        actual = tokenizer.count(text)
+        actual = tokenizer.count_model_input(text)
         if actual == length:
             return _finish(pieces, prompt, text, actual)
         _compensate(pieces, length - actual, bank, rng)

@@ -4,7 +4,7 @@ byte-level BPE), including a chat template; trained here on generated text, offl
 from __future__ import annotations
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 from longtasks.generate import generate_samples
@@ -13,13 +13,15 @@ from longtasks.tokenizer import LengthTokenizer
 CHAT_TEMPLATE = "{% for m in messages %}<s>[{{ m['role'] }}] {{ m['content'] }}</s>\n{% endfor %}{% if add_generation_prompt %}<s>[assistant] {% endif %}"
 
 
-def _train(kind: str, corpus: list[str]) -> LengthTokenizer:
+def _train(kind: str, corpus: list[str], add_bos: bool = False) -> LengthTokenizer:
     if kind == "unigram":
         backend = Tokenizer(models.Unigram())
         backend.normalizer = normalizers.NFKC()
         backend.pre_tokenizer = pre_tokenizers.Metaspace()
         backend.decoder = decoders.Metaspace()
-        trainer = trainers.UnigramTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>")
+        trainer = trainers.UnigramTrainer(
+            vocab_size=600, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>"
+        )
     elif kind == "wordpiece":
         backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         backend.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -29,10 +31,15 @@ def _train(kind: str, corpus: list[str]) -> LengthTokenizer:
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         backend.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
-            vocab_size=600, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+            vocab_size=600,
+            special_tokens=["<s>", "</s>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         )
     backend.train_from_iterator(corpus, trainer, length=len(corpus))
-    hf = PreTrainedTokenizerFast(tokenizer_object=backend, chat_template=CHAT_TEMPLATE)
+    if add_bos:  # Llama-style: `tokenizer(text)` prepends <s>
+        bos = backend.token_to_id("<s>")
+        backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
+    hf = PreTrainedTokenizerFast(tokenizer_object=backend, chat_template=CHAT_TEMPLATE, bos_token="<s>")
     return LengthTokenizer(name=f"tiny-{kind}", revision="trained-in-test", hf=hf)
 
 
@@ -49,4 +56,16 @@ def test_exact_length_with_other_tokenizer_families(corpus, kind, chat):
         samples = generate_samples(task, length, 2, tokenizer=tok, chat=chat, seed=11)
         for sample in samples:
             text = tok.chat_wrap(sample.prompt) if chat else sample.prompt
-            assert sample.input_tokens == length == len(tok.hf(text, add_special_tokens=False)["input_ids"])
+            assert sample.input_tokens == length == len(tok.hf(text)["input_ids"])
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_bos_adding_tokenizer_counts_what_the_model_is_fed(corpus, chat):
+    """Raw prompts get BOS from `tokenizer(text)` (as in lm-eval's HF model); chat text that already
+    starts with the BOS string does not get a second one. Either way the model reads `length` tokens."""
+    tok = _train("bytelevel_bpe", corpus, add_bos=True)
+    (sample,) = generate_samples("story_filtering", 4000, 1, tokenizer=tok, chat=chat)
+    text = tok.chat_wrap(sample.prompt) if chat else sample.prompt
+    ids = tok.hf(text, add_special_tokens=not text.startswith("<s>"))["input_ids"]
+    assert len(ids) == 4000
+    assert (ids[0] == tok.hf.bos_token_id) and (ids[1] != tok.hf.bos_token_id)
