@@ -22,6 +22,27 @@ COLUMN_BLOCK = 64  # gathered columns per tile of the vertical pass (a multiple 
 _MIN_RECOMPILE_LIMIT = 64  # every new (length, budget) shape recompiles; falling back to eager would be dense
 
 _compiled: Callable[..., Any] | None = None
+_compiled_merge: Callable[..., Any] | None = None
+
+
+def _merge_fn(
+    out: torch.Tensor, lse: torch.Tensor, col_out: torch.Tensor, col_lse: torch.Tensor
+) -> torch.Tensor:
+    """Merge two softmax partitions: weight of the tile part = sigmoid(lse_tiles - lse_columns)."""
+    w = torch.sigmoid(lse.float() - col_lse.float())[..., None]
+    return (out.float() * w + col_out.float() * (1 - w)).to(out.dtype)
+
+
+def _merge(
+    out: torch.Tensor, lse: torch.Tensor, col_out: torch.Tensor, col_lse: torch.Tensor
+) -> torch.Tensor:
+    """`_merge_fn` compiled into one fused kernel on CUDA (eager elsewhere)."""
+    global _compiled_merge
+    if not out.is_cuda:
+        return _merge_fn(out, lse, col_out, col_lse)
+    if _compiled_merge is None:
+        _compiled_merge = torch.compile(_merge_fn, dynamic=True)
+    return _compiled_merge(out, lse, col_out, col_lse)
 
 
 def _flex() -> Callable[..., Any]:
@@ -67,13 +88,16 @@ def selected_first(sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return count, out
 
 
-def _kernel_options(q_block: int, kv_block: int) -> dict[str, Any] | None:
-    """Kernel tile sizes that divide the pattern's tiles (the H100-class default is 128 x 64 for bf16)."""
+def _kernel_options(q_block: int, kv_block: int, device: torch.device) -> dict[str, Any] | None:
+    """Kernel tile sizes that divide the pattern's tiles (the H100-class default is 128 x 64 for bf16), and
+    TMA loads on Hopper: measured on an H200, 5-6% faster dense causal FlexAttention at 32k and 128k."""
     opts: dict[str, Any] = {}
     if q_block % 128:
         opts["BLOCK_M"] = math.gcd(q_block, 128)
     if kv_block % 64:
         opts["BLOCK_N"] = math.gcd(kv_block, 64)
+    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9:
+        opts["USE_TMA"] = True
     return opts or None
 
 
@@ -85,55 +109,75 @@ def _call(
     scaling: float,
     gqa: bool,
     opts: dict[str, Any] | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    out, lse = _flex()(
+    lse: bool,
+) -> Any:
+    return _flex()(
         query,
         key,
         value,
         block_mask=block_mask,
         scale=scaling,
         enable_gqa=gqa,
-        return_lse=True,
+        return_lse=lse,
         kernel_options=opts,
     )
-    return out, lse
 
 
 def flex_attention_pattern(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pattern: BlockPattern, scaling: float
 ) -> torch.Tensor:
-    """Attention of q (B, Hq, L, D) over k/v (B, Hkv, L, D) restricted to `pattern`, on CUDA."""
-    if not query.is_cuda:
-        raise ValueError("the flex backend runs on CUDA tensors; use backend='reference' on CPU")
+    """Attention of q (B, Hq, L, D) over k/v (B, Hkv, L, D) restricted to `pattern` (built for CUDA; CPU
+    works through inductor's C++ FlexAttention, slowly).
+
+    With exact columns, the tile pass skips the column positions (a per-key lookup, only in tiles that
+    hold a column) and the column pass attends each column for every query at or after it: the two passes
+    partition the pattern's pairs, and nearly all column tiles are mask-free "full" tiles.
+    """
     L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
     device = query.device
     causal_tiles, full_tiles = tile_kinds(L, bq, bk, device)
     sel = pattern.blocks & causal_tiles
-    full_sel = sel & full_tiles
-    part_sel = sel & ~full_tiles
-    part_num, part_idx = selected_first(part_sel)
-    full_num, full_idx = selected_first(full_sel)
-
-    def causal(b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
-        return q_idx >= kv_idx
-
-    tiles_mask = _block_mask(part_num, part_idx, full_num, full_idx, (bq, bk), causal, (L, L))
     gqa = query.shape[1] != key.shape[1]
-    out, lse = _call(query, key, value, tiles_mask, scaling, gqa, _kernel_options(bq, bk))
-    if pattern.columns is None or pattern.columns.shape[-1] == 0:
-        return out
+    opts = _kernel_options(bq, bk, device)
+    has_columns = pattern.columns is not None and pattern.columns.shape[-1] > 0
+    if not has_columns:
+        part_num, part_idx = selected_first(sel & ~full_tiles)
+        full_num, full_idx = selected_first(sel & full_tiles)
+        mask = _block_mask(part_num, part_idx, full_num, full_idx, (bq, bk), _causal, (L, L))
+        return _call(query, key, value, mask, scaling, gqa, opts, lse=False)
+
+    assert pattern.columns is not None
+    cols = pattern.columns
+    is_col = torch.zeros(*cols.shape[:2], L + 1, dtype=torch.bool, device=device)
+    is_col.scatter_(-1, cols.clamp(max=L), True)
+    is_col = is_col[..., :L]
+    nkb = pattern.num_kv_blocks
+    col_in_tile = torch.nn.functional.pad(is_col, (0, nkb * bk - L)).unflatten(-1, (nkb, bk)).any(-1)
+    clean = full_tiles & ~col_in_tile[..., None, :]  # (B, H, nqb, nkb): no mask needed
+    part_num, part_idx = selected_first(sel & ~clean)
+    full_num, full_idx = selected_first(sel & clean)
+
+    def tiles_without_columns(
+        b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor
+    ) -> torch.Tensor:
+        return (q_idx >= kv_idx) & ~is_col[b, h, kv_idx]
+
+    mask = _block_mask(part_num, part_idx, full_num, full_idx, (bq, bk), tiles_without_columns, (L, L))
+    out, lse = _call(query, key, value, mask, scaling, gqa, opts, lse=True)
     col_out, col_lse = _column_pass(query, key, value, pattern, scaling)
-    # Merge two softmax partitions: weight of the tile part = sigmoid(lse_tiles - lse_columns).
-    w = torch.sigmoid(lse.float() - col_lse.float())[..., None]
-    return (out.float() * w + col_out.float() * (1 - w)).to(query.dtype)
+    return _merge(out, lse, col_out, col_lse)
+
+
+def _causal(b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
+    return q_idx >= kv_idx
 
 
 def _column_pass(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pattern: BlockPattern, scaling: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of every query over its head's gathered key columns, excluding pairs already in a tile."""
+    """Attention of every query over its head's gathered key columns at or before it."""
     assert pattern.columns is not None
-    L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
+    L, bq = pattern.seq_len, pattern.q_block
     B, Hq = query.shape[:2]
     Hkv = key.shape[1]
     cols = pattern.columns
@@ -148,27 +192,37 @@ def _column_pass(
         None, :
     ] // (Hq // Hkv)
     safe = cols.clamp(max=L - 1)
-    flat_k = key.reshape(B * Hkv, L, -1)
-    flat_v = value.reshape(B * Hkv, L, -1)
-    k_cols = flat_k[head_rows[..., None], safe]
-    v_cols = flat_v[head_rows[..., None], safe]
-    # Gathered column tile c may be needed by query tile i once its first column is <= the tile's last row.
+    k_cols = key.reshape(B * Hkv, L, -1)[head_rows[..., None], safe]
+    v_cols = value.reshape(B * Hkv, L, -1)[head_rows[..., None], safe]
+    # Columns are ascending: tile c is needed by query tile i once its first column is <= the tile's last
+    # row, and needs no mask once its last column is <= the tile's first row (padding counts as L).
     nqb = pattern.num_q_blocks
-    firsts = cols[..., ::COLUMN_BLOCK].contiguous()
-    last_rows = torch.clamp(torch.arange(1, nqb + 1, device=cols.device) * bq, max=L) - 1
-    kv_num = torch.searchsorted(firsts, last_rows.expand(B, Hq, nqb).contiguous(), right=True).to(torch.int32)
     n_tiles = n_cols // COLUMN_BLOCK
-    kv_idx = (
-        torch.arange(n_tiles, device=cols.device, dtype=torch.int32).expand(B, Hq, nqb, n_tiles).contiguous()
-    )
-    # Lookup table of selected tiles with one spare (False) column so padding positions index safely.
-    table = torch.cat([pattern.blocks, torch.zeros_like(pattern.blocks[..., :1])], dim=-1)
+    first_rows = torch.arange(nqb, device=cols.device) * bq
+    last_rows = torch.clamp(first_rows + bq, max=L) - 1
+    firsts = cols[..., ::COLUMN_BLOCK].contiguous()
+    lasts = cols[..., COLUMN_BLOCK - 1 :: COLUMN_BLOCK].contiguous()
+    n_any = torch.searchsorted(firsts, last_rows.expand(B, Hq, nqb).contiguous(), right=True)
+    n_full = torch.searchsorted(lasts, first_rows.expand(B, Hq, nqb).contiguous(), right=True)
+    ranks = torch.arange(n_tiles, device=cols.device)
+    full_idx = ranks.expand(B, Hq, nqb, n_tiles).to(torch.int32).contiguous()
+    part_idx = ((ranks + n_full[..., None]) % n_tiles).to(torch.int32)
     cols_i = cols.to(torch.int32)
 
-    def vertical(b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
-        pos = cols_i[b, h, kv_idx]
-        covered = table[b, h, q_idx // bq, pos // bk]
-        return (pos <= q_idx) & ~covered
+    def at_or_after(
+        b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor
+    ) -> torch.Tensor:
+        return cols_i[b, h, kv_idx] <= q_idx
 
-    mask = _block_mask(kv_num, kv_idx, None, None, (bq, COLUMN_BLOCK), vertical, (L, n_cols))
-    return _call(query, k_cols, v_cols, mask, scaling, False, _kernel_options(bq, COLUMN_BLOCK))
+    mask = _block_mask(
+        (n_any - n_full).to(torch.int32),
+        part_idx,
+        n_full.to(torch.int32),
+        full_idx,
+        (bq, COLUMN_BLOCK),
+        at_or_after,
+        (L, n_cols),
+    )
+    return _call(
+        query, k_cols, v_cols, mask, scaling, False, _kernel_options(bq, COLUMN_BLOCK, query.device), lse=True
+    )

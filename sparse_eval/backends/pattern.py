@@ -10,6 +10,7 @@ Nothing here loops over heads or blocks in Python, so selection stays cheap at 1
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -57,7 +58,13 @@ class BlockPattern:
 
 
 def tile_pair_counts(seq_len: int, q_block: int, kv_block: int, device: torch.device | str) -> torch.Tensor:
-    """Causal (query, key) pairs inside each tile, int64 (nqb, nkb), in closed form (no L x L tensor)."""
+    """Causal (query, key) pairs inside each tile, int64 (nqb, nkb), in closed form (no L x L tensor).
+    Cached per shape and device (every layer of a prefill asks for the same table); do not modify it."""
+    return _tile_pair_counts(seq_len, q_block, kv_block, torch.device(device))
+
+
+@lru_cache(maxsize=16)
+def _tile_pair_counts(seq_len: int, q_block: int, kv_block: int, device: torch.device) -> torch.Tensor:
     nqb, nkb = _ceil_div(seq_len, q_block), _ceil_div(seq_len, kv_block)
     r0 = torch.arange(nqb, device=device, dtype=torch.int64)[:, None] * q_block
     r1 = torch.clamp(r0 + q_block, max=seq_len)

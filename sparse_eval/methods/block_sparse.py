@@ -19,9 +19,9 @@ def mean_pool(x: torch.Tensor, block: int) -> torch.Tensor:
     """Mean over consecutive blocks of `block` positions of (B, H, L, D); the last block may be shorter."""
     L = x.shape[-2]
     n = math.ceil(L / block)
-    padded = torch.nn.functional.pad(x.float(), (0, 0, 0, n * block - L))
+    padded = torch.nn.functional.pad(x, (0, 0, 0, n * block - L)) if n * block != L else x
     sizes = torch.clamp(L - torch.arange(n, device=x.device) * block, max=block).to(torch.float32)
-    return padded.unflatten(-2, (n, block)).sum(-2) / sizes[:, None]
+    return padded.unflatten(-2, (n, block)).sum(-2, dtype=torch.float32) / sizes[:, None]
 
 
 def tiles_per_row(weights: torch.Tensor, forced: torch.Tensor, causal: torch.Tensor, budget: float) -> int:

@@ -11,45 +11,60 @@ _HEAD_CHUNK_ELEMENTS = 1 << 28  # ~1 GiB of float32 probabilities per chunk
 
 
 def last_query_probs(query: torch.Tensor, key: torch.Tensor, scaling: float, n_last: int) -> torch.Tensor:
-    """Causal softmax attention (float32) of the last `n_last` queries for a chunk of heads.
+    """Causal softmax attention of the last `n_last` queries, in the inputs' dtype.
 
-    query (B, H, L, D) and key (B, H, L, D) must already share heads. Returns (B, H, n, L), n = min(n_last, L).
+    query (B, Hq, L, D), key (B, Hkv, L, D) with Hq a multiple of Hkv (GQA: each KV head serves its group of
+    query heads in one matmul, without repeating keys). Returns (B, Hq, n, L), n = min(n_last, L). Scores
+    are computed in the inputs' dtype (scale folded into the queries) and the softmax in float32, so the
+    large (n, L) tensor is read and written once each; the softmax itself runs in float32 internally, and
+    callers sum the probabilities in float32 (bf16 probabilities halve the traffic at 128k).
     """
-    L = query.shape[-2]
+    B, Hq, L, D = query.shape
+    Hkv = key.shape[1]
     n = min(n_last, L)
-    q = query[..., L - n :, :]
-    scores = torch.matmul(q, key.transpose(-1, -2)).float() * scaling
-    rows = torch.arange(L - n, L, device=query.device)[:, None]
-    scores = scores.masked_fill(torch.arange(L, device=query.device)[None, :] > rows, float("-inf"))
+    q = (query[..., L - n :, :] * scaling).reshape(B, Hkv, (Hq // Hkv) * n, D)
+    scores = torch.matmul(q, key.transpose(-1, -2)).view(B, Hq, n, L)
+    future = torch.ones(n, n, dtype=torch.bool, device=query.device).triu(1)
+    scores[..., L - n :].masked_fill_(future, float("-inf"))  # only the last n keys can be in the future
     return torch.softmax(scores, dim=-1)
 
 
 def diagonal_sums(probs: torch.Tensor) -> torch.Tensor:
-    """Sum of probabilities along each causal diagonal: out[..., o] = sum_i probs[..., i, p_i - o], where the
-    n rows are the last n positions p_i = L - n + i. Returns (..., L) indexed by the offset o = query - key."""
+    """Sum of causal probabilities along each diagonal: out[..., o] = sum_i probs[..., i, p_i - o], where the
+    n rows are the last n positions p_i = L - n + i. Returns (..., L) indexed by the offset o = query - key.
+
+    A strided view walks the diagonals in place (no padded copy): with r = L - 1 - o, row i's entry is flat
+    index i * (L + 1) + r + 1 - n. For rows i >= 1 an index that falls before the row lands on the previous
+    row's future keys, whose probability is exactly 0, so only row 0 needs separate handling.
+    """
     n, L = probs.shape[-2:]
-    flipped = torch.nn.functional.pad(probs.flip(-1), (0, n))  # row i, column t <-> key L - 1 - t
-    flat = flipped.reshape(-1, n * (L + n))
-    # row i's offset o sits at column t = o + n - 1 - i, i.e. flat index (n - 1) + i * (L + n - 1) + o
-    view = flat.as_strided((flat.shape[0], n, L), (flat.stride(0), L + n - 1, 1), storage_offset=n - 1)
-    return view.sum(-2).reshape(*probs.shape[:-2], L)
+    flat = probs.reshape(-1, n * L)
+    out = flat.new_zeros(flat.shape[0], L)
+    if n > 1:
+        view = flat.as_strided(
+            (flat.shape[0], n - 1, L), (flat.stride(0), L + 1, 1), storage_offset=L + 2 - n
+        )
+        out += view.sum(-2)
+    out[:, n - 1 :] += flat[:, : L - n + 1]  # row 0: key c sits at r = c + n - 1
+    return out.flip(-1).reshape(*probs.shape[:-2], L)
 
 
 def vertical_slash_scores(
     query: torch.Tensor, key: torch.Tensor, scaling: float, n_last: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(vertical, slash) float32 (B, Hq, L): summed attention of the last queries per key column and per
-    diagonal offset. key has Hkv heads (GQA); it is repeated per chunk of query heads only."""
+    diagonal offset, computed a few KV heads (with their query groups) at a time to bound memory."""
     B, Hq, L, _ = query.shape
-    groups = Hq // key.shape[1]
+    Hkv = key.shape[1]
+    groups = Hq // Hkv
     n = min(n_last, L)
-    chunk = max(1, min(Hq, _HEAD_CHUNK_ELEMENTS // max(1, B * n * (L + n))))
+    chunk = max(1, min(Hkv, _HEAD_CHUNK_ELEMENTS // max(1, B * groups * n * L)))
     vertical = torch.empty(B, Hq, L, dtype=torch.float32, device=query.device)
     slash = torch.empty_like(vertical)
-    for h0 in range(0, Hq, chunk):  # bounded memory: a handful of chunks, not a loop over heads
-        h1 = min(Hq, h0 + chunk)
-        kv_heads = torch.arange(h0, h1, device=query.device) // groups
-        probs = last_query_probs(query[:, h0:h1], key[:, kv_heads], scaling, n)
-        vertical[:, h0:h1] = probs.sum(-2)
+    for g0 in range(0, Hkv, chunk):  # bounded memory: a handful of chunks, not a loop over heads
+        g1 = min(Hkv, g0 + chunk)
+        h0, h1 = g0 * groups, g1 * groups
+        probs = last_query_probs(query[:, h0:h1], key[:, g0:g1], scaling, n)
+        vertical[:, h0:h1] = probs.sum(-2, dtype=torch.float32)
         slash[:, h0:h1] = diagonal_sums(probs)
     return vertical, slash

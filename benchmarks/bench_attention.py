@@ -1,0 +1,410 @@
+"""Sparse attention on the GPU: correctness of the FlexAttention backend and speed against dense.
+
+    python benchmarks/bench_attention.py --check                 # flex backend == reference (small shapes)
+    python benchmarks/bench_attention.py --lengths 32k 128k      # prefill table (+ --decode --kv --e2e)
+
+Prefill rows time the whole method (index estimation + attention) against dense SDPA (PyTorch's default
+backend, cuDNN on H100/H200) and dense causal FlexAttention, on random bf16 inputs with 28 query / 4 KV heads
+and d=128 (Qwen2.5-7B's attention shape); the achieved compression comes from the method's own report.
+Times are medians of `triton.testing.do_bench`. A short table is printed; everything goes to JSON in
+`--out` (default: $OUT, else ./bench_out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sparse_eval import get_method
+from sparse_eval.backends.pattern import attended_pairs, dense_mask
+from sparse_eval.backends.reference import reference_attention
+from sparse_eval.compression import CompressionReport
+
+HQ, HKV, D = 28, 4, 128
+PREFILL_METHODS = ("vertical_slash", "block_sparse", "flexprefill")
+
+
+def parse_length(text: str) -> int:
+    text = text.lower()
+    return int(text[:-1]) * 1024 if text.endswith("k") else int(text)
+
+
+def bench_ms(fn: Any, rep_ms: int) -> float:
+    from triton.testing import do_bench
+
+    return float(do_bench(fn, warmup=max(25, rep_ms // 10), rep=rep_ms, return_mode="median"))
+
+
+def qkv(L: int, hq: int = HQ, hkv: int = HKV, d: int = D, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    shapes = [(1, h, L, d) for h in (hq, hkv, hkv)]
+    return tuple(torch.randn(s, device="cuda", dtype=torch.bfloat16, generator=g) for s in shapes)
+
+
+def run_prefill(method: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, float]:
+    report = CompressionReport(method=method.name, target_compression=method.compression)
+    out = method.prefill(q, k, v, layer_idx=0, scaling=q.shape[-1] ** -0.5, stats=report.layer(0, "prefill"))
+    return out, report.achieved_compression("prefill")
+
+
+# ----------------------------------------------------------------------------------------------- check
+def check(results: dict[str, Any]) -> bool:
+    """Fast backend vs reference on fresh random inputs for every method, a few lengths and tile sizes."""
+    cases = [
+        ("vertical_slash", {"last_q_size": 128}),
+        ("vertical_slash", {"last_q_size": 128, "q_block_size": 64}),
+        ("block_sparse", {}),
+        ("block_sparse", {"q_block_size": 64, "block_size": 64}),
+        ("flexprefill", {"min_budget": 256, "last_q_size": 256}),
+        ("flexprefill", {"min_budget": 256, "last_q_size": 256, "tau": 0.0}),
+        ("flexprefill", {"min_budget": 256, "last_q_size": 256, "tau": 1.0}),
+    ]
+    ok = True
+    rows = []
+    seed = 0
+    for L in (1000, 4096):
+        for name, kwargs in cases:
+            for compression in (1.0, 4.0):
+                seed += 1
+                q, k, v = qkv(L, hq=8, hkv=2, seed=seed)
+                method = get_method(name, compression=compression, backend="flex", **kwargs)
+                scaling = D**-0.5
+                pattern = method.select(q, k, scaling=scaling, layer_idx=0)
+                fast, achieved = run_prefill(method, q, k, v)
+                ref = reference_attention(q.float(), k.float(), v.float(), pattern, scaling)
+                err = float((fast.float() - ref).norm() / ref.norm())
+                counts_ok = bool(
+                    torch.equal(attended_pairs(pattern), dense_mask(pattern).sum((-1, -2)).double())
+                )
+                good = err < 2e-2 and bool(torch.isfinite(fast).all()) and counts_ok
+                ok &= good
+                rows.append(
+                    {
+                        "L": L,
+                        "method": name,
+                        "kwargs": kwargs,
+                        "compression": compression,
+                        "achieved": achieved,
+                        "rel_err": err,
+                        "counts_ok": counts_ok,
+                        "ok": good,
+                    }
+                )
+                print(
+                    f"check {name:15s} L={L:5d} c={compression:4.1f} {kwargs} achieved={achieved:6.2f} "
+                    f"rel_err={err:.2e} {'ok' if good else 'FAIL'}",
+                    flush=True,
+                )
+    results["check"] = rows
+    return ok
+
+
+# ----------------------------------------------------------------------------------------------- prefill
+def prefill_table(
+    results: dict[str, Any], lengths: list[int], compressions: list[float], methods: list[str]
+) -> None:
+    rows = results.setdefault("prefill", [])
+    for L in lengths:
+        prefill_length(rows, L, compressions, methods)
+        torch.cuda.empty_cache()
+
+
+def prefill_length(rows: list[dict[str, Any]], L: int, compressions: list[float], methods: list[str]) -> None:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    flex = torch.compile(flex_attention)
+    q, k, v = qkv(L)
+    rep = 2000 if L > 65536 else 500
+    sdpa = bench_ms(partial(F.scaled_dot_product_attention, q, k, v, is_causal=True, enable_gqa=True), rep)
+    causal = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, L, L, device="cuda", _compile=True)
+    flex_dense = bench_ms(partial(flex, q, k, v, block_mask=causal, enable_gqa=True), rep)
+    print(f"L={L}: dense SDPA {sdpa:.2f} ms, dense flex {flex_dense:.2f} ms", flush=True)
+    rows.append({"L": L, "method": "dense_sdpa", "ms": sdpa})
+    rows.append({"L": L, "method": "dense_flex", "ms": flex_dense})
+    for name in methods:
+        for c in compressions:
+            method = get_method(name, compression=c, backend="flex")
+            t0 = time.perf_counter()
+            _, achieved = run_prefill(method, q, k, v)  # compiles on first use of a shape
+            torch.cuda.synchronize()
+            first = time.perf_counter() - t0
+            total = bench_ms(partial(run_prefill, method, q, k, v), rep)
+            select = bench_ms(partial(method.select, q, k, scaling=D**-0.5, layer_idx=0), rep // 2)
+            rows.append(
+                {
+                    "L": L,
+                    "method": name,
+                    "compression": c,
+                    "achieved": achieved,
+                    "ms": total,
+                    "select_ms": select,
+                    "first_call_s": first,
+                    "speedup_vs_sdpa": sdpa / total,
+                    "speedup_vs_flex": flex_dense / total,
+                    "target_speedup": 0.7 * c,
+                }
+            )
+            print(
+                f"  {name:15s} c={c:4.1f} achieved={achieved:6.2f} {total:8.2f} ms (select {select:6.2f}) "
+                f"x{sdpa / total:5.2f} vs sdpa, x{flex_dense / total:5.2f} vs flex  [first call {first:.1f}s]",
+                flush=True,
+            )
+
+
+def tune_flex(results: dict[str, Any], lengths: list[int]) -> None:
+    """Dense causal FlexAttention under a few kernel configurations (to pick the sparse backend's)."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    flex = torch.compile(flex_attention)
+    variants: list[dict[str, Any] | None] = [
+        None,
+        {"USE_TMA": True},
+        {"BLOCK_M": 128, "BLOCK_N": 128, "num_warps": 8, "num_stages": 2},
+        {"BLOCK_M": 128, "BLOCK_N": 128, "num_warps": 8, "num_stages": 2, "USE_TMA": True},
+        {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 4},
+        {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
+    ]
+    rows = results.setdefault("tune", [])
+    for L in lengths:
+        q, k, v = qkv(L, seed=5)
+        causal = create_block_mask(
+            lambda b, h, qi, ki: qi >= ki, None, None, L, L, device="cuda", _compile=True
+        )
+        for opts in variants:
+            try:
+                ms = bench_ms(
+                    partial(flex, q, k, v, block_mask=causal, enable_gqa=True, kernel_options=opts), 1000
+                )
+            except Exception as exc:  # an invalid configuration must not stop the others
+                ms = float("nan")
+                print(f"  tune {opts}: {type(exc).__name__}: {str(exc)[:200]}")
+            rows.append({"L": L, "opts": opts, "ms": ms})
+            print(f"tune L={L} {opts}: {ms:.2f} ms", flush=True)
+
+
+def profile_select(results: dict[str, Any], L: int, compression: float, out_dir: Path) -> None:
+    """Where the time of one prefill goes (selection vs kernels): CUDA-time table per method to a file."""
+    from torch.profiler import ProfilerActivity, profile
+
+    q, k, v = qkv(L, seed=3)
+    lines = []
+    for name in PREFILL_METHODS:
+        method = get_method(name, compression=compression, backend="flex")
+        run_prefill(method, q, k, v)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            run_prefill(method, q, k, v)
+            torch.cuda.synchronize()
+        table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=25)
+        lines.append(f"==== {name} L={L} c={compression}\n{table}")
+    (out_dir / "profile.txt").write_text("\n".join(lines))
+    results["profile_file"] = "profile.txt"
+
+
+# ----------------------------------------------------------------------------------------------- part 2
+def decode_table(results: dict[str, Any], L: int, compressions: list[float]) -> None:
+    """Quest per-token decode attention vs dense SDPA decode over a cache of L tokens."""
+    rows = results.setdefault("decode", [])
+    g = torch.Generator(device="cuda").manual_seed(7)
+    q = torch.randn(1, HQ, 1, D, device="cuda", dtype=torch.bfloat16, generator=g)
+    k = torch.randn(1, HKV, L, D, device="cuda", dtype=torch.bfloat16, generator=g)
+    v = torch.randn(1, HKV, L, D, device="cuda", dtype=torch.bfloat16, generator=g)
+    dense = bench_ms(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True), 300)
+    rows.append({"L": L, "method": "dense_decode", "ms": dense})
+    print(f"decode L={L}: dense SDPA {dense * 1000:.1f} us", flush=True)
+    for c in compressions:
+        method = get_method("quest", compression=c)
+        report = CompressionReport()
+        step = partial(method.decode, q, k, v, layer_idx=0, scaling=D**-0.5, stats=report.layer(0, "decode"))
+        step()
+        ms = bench_ms(step, 300)
+        achieved = report.achieved_compression("decode")
+        rows.append(
+            {
+                "L": L,
+                "method": "quest",
+                "compression": c,
+                "achieved": achieved,
+                "ms": ms,
+                "speedup": dense / ms,
+            }
+        )
+        print(
+            f"  quest c={c:4.1f} achieved={achieved:6.2f} {ms * 1000:8.1f} us  x{dense / ms:5.2f}", flush=True
+        )
+
+
+def kv_table(results: dict[str, Any], L: int, compressions: list[float]) -> None:
+    """KV-cache bytes kept by SnapKV / Ada-SnapKV after a prefill of L tokens (one layer, bf16)."""
+    rows = results.setdefault("kv", [])
+    q, k, v = qkv(L, seed=11)
+    dense_bytes = 2 * HKV * L * D * 2
+    for name in ("snapkv", "ada_snapkv"):
+        for c in compressions:
+            method = get_method(name, compression=c)
+            report = CompressionReport()
+            idx = method.select_kv(q, k, v, layer_idx=0, scaling=D**-0.5, stats=report.layer(0, "kv"))
+            torch.cuda.synchronize()
+            fresh = CompressionReport().layer(0, "kv")
+            ms = bench_ms(partial(method.select_kv, q, k, v, layer_idx=0, scaling=D**-0.5, stats=fresh), 300)
+            achieved = report.achieved_compression("kv")
+            kept_bytes = dense_bytes / achieved
+            padded_bytes = 2 * HKV * idx.shape[-1] * D * 2 if idx is not None else dense_bytes
+            rows.append(
+                {
+                    "L": L,
+                    "method": name,
+                    "compression": c,
+                    "achieved": achieved,
+                    "dense_bytes": dense_bytes,
+                    "kept_bytes": kept_bytes,
+                    "stored_bytes": padded_bytes,
+                    "select_ms": ms,
+                }
+            )
+            print(
+                f"  {name:11s} c={c:4.1f} achieved={achieved:6.2f} kept {kept_bytes / 2**20:7.1f} MiB "
+                f"stored {padded_bytes / 2**20:7.1f} MiB of {dense_bytes / 2**20:7.1f} MiB; select {ms:.2f} ms",
+                flush=True,
+            )
+
+
+# ----------------------------------------------------------------------------------------------- e2e
+def e2e_table(results: dict[str, Any], L: int, layers: int, compression: float, methods: list[str]) -> None:
+    """Time to first token of a Qwen2.5-7B-shaped model (random weights, `layers` layers) per method."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    import sparse_eval
+
+    cfg = Qwen2Config(
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=layers,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        max_position_embeddings=max(L, 32768),
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=False,
+    )
+    with torch.device("cuda"):
+        model = Qwen2ForCausalLM._from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa").eval()
+    ids = torch.randint(0, cfg.vocab_size, (1, L), device="cuda")
+
+    def ttft() -> float:
+        times = []
+        for i in range(4):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                model(input_ids=ids, logits_to_keep=1)
+            torch.cuda.synchronize()
+            if i:  # the first call compiles / warms up
+                times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1000
+
+    rows = results.setdefault("e2e", [])
+    dense = ttft()
+    rows.append({"L": L, "layers": layers, "method": "dense_sdpa", "ms": dense})
+    print(f"e2e Qwen2.5-7B-shaped, {layers} layers, L={L}: dense {dense:.1f} ms", flush=True)
+    for name in methods:
+        with sparse_eval.apply(model, name, compression=compression) as session:
+            ms = ttft()
+        achieved = session.report.achieved_compression(
+            "prefill" if name in PREFILL_METHODS else (session.report.phases() or ["prefill"])[0]
+        )
+        rows.append(
+            {
+                "L": L,
+                "layers": layers,
+                "method": name,
+                "compression": compression,
+                "achieved": achieved,
+                "ms": ms,
+                "speedup": dense / ms,
+            }
+        )
+        print(
+            f"  {name:15s} c={compression:4.1f} achieved={achieved:6.2f} {ms:8.1f} ms  x{dense / ms:5.2f}",
+            flush=True,
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="flex backend vs reference on small shapes")
+    parser.add_argument("--lengths", nargs="*", default=[], help="prefill lengths, e.g. 32k 128k")
+    parser.add_argument("--compressions", nargs="*", type=float, default=[5.0, 10.0, 20.0])
+    parser.add_argument("--methods", nargs="*", default=list(PREFILL_METHODS))
+    parser.add_argument("--decode", default="", help="Quest decode length, e.g. 128k")
+    parser.add_argument("--kv", default="", help="SnapKV / Ada-SnapKV prefill length, e.g. 128k")
+    parser.add_argument("--e2e", default="", help="end-to-end TTFT length, e.g. 128k")
+    parser.add_argument("--e2e-layers", type=int, default=4)
+    parser.add_argument("--e2e-compression", type=float, default=10.0)
+    parser.add_argument("--e2e-methods", nargs="*", default=[*PREFILL_METHODS])
+    parser.add_argument("--tune", nargs="*", default=[], help="time dense flex kernel configs at lengths")
+    parser.add_argument("--profile", default="", help="profile one prefill per method at this length")
+    parser.add_argument("--out", default=os.environ.get("OUT", "bench_out"))
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("bench_attention.py needs a CUDA GPU", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "argv": sys.argv[1:],
+    }
+    path = out_dir / "bench_attention.json"
+    sections = []
+    if args.check:
+        sections.append(("check", lambda: check(results)))
+    if args.lengths:
+        lengths = [parse_length(x) for x in args.lengths]
+        sections.append(("prefill", lambda: prefill_table(results, lengths, args.compressions, args.methods)))
+    if args.decode:
+        sections.append(
+            ("decode", lambda: decode_table(results, parse_length(args.decode), args.compressions))
+        )
+    if args.kv:
+        sections.append(("kv", lambda: kv_table(results, parse_length(args.kv), args.compressions)))
+    if args.e2e:
+        e2e = (parse_length(args.e2e), args.e2e_layers, args.e2e_compression, args.e2e_methods)
+        sections.append(("e2e", lambda: e2e_table(results, *e2e)))
+    if args.tune:
+        sections.append(("tune", lambda: tune_flex(results, [parse_length(x) for x in args.tune])))
+    if args.profile:
+        sections.append(
+            ("profile", lambda: profile_select(results, parse_length(args.profile), 10.0, out_dir))
+        )
+    ok = True
+    for label, run in sections:  # one failing section must not cost the others (device time is scarce)
+        try:
+            ok &= run() is not False
+        except Exception:
+            ok = False
+            results.setdefault("errors", {})[label] = traceback.format_exc()
+            traceback.print_exc()
+        path.write_text(json.dumps(results, indent=1))
+    print(f"wrote {path}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
