@@ -22,29 +22,31 @@ from sparse_eval.compression import LayerStats
 from sparse_eval.registry import register_method
 
 
-def page_bounds(key: torch.Tensor, page_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Elementwise min and max keys of every *full* page: k (B, H, L, D) -> two (B, H, L // page_size, D).
+def page_summaries(key: torch.Tensor, page_size: int) -> torch.Tensor:
+    """Quest's page summaries of every *full* page: k (B, H, L, D) -> (B, H, L // page_size, 2D) float32,
+    the elementwise max keys of a page followed by its elementwise min keys.
 
-    A trailing partial page has no summary: it is always the current page, which Quest keeps anyway."""
+    A trailing partial page has no summary: it is always the current page, which Quest keeps anyway.
+    float32 keeps the ranking exact; the summaries read per step are 1/8 of what a bf16 page holds."""
     batch, heads, length, dim = key.shape
     full = length // page_size
     pages = key[:, :, : full * page_size].reshape(batch, heads, full, page_size, dim)
-    return pages.amin(dim=3), pages.amax(dim=3)
+    return torch.cat([pages.amax(dim=3), pages.amin(dim=3)], dim=-1).float()
 
 
-def page_scores(query: torch.Tensor, page_min: torch.Tensor, page_max: torch.Tensor) -> torch.Tensor:
+def page_scores(query: torch.Tensor, summaries: torch.Tensor) -> torch.Tensor:
     """Quest's upper bound of q·k per page, summed over the query heads of each GQA group.
 
-    q (B, Hq, 1, D), page_min/max (B, Hkv, P, D) -> (B, Hkv, P) in float32. Since max >= min,
-    max(q*min, q*max) = q⁺·max + q⁻·min per channel, which two matmuls compute without a (P, D) temporary.
-    Summing over the group lets one set of pages serve every query head that shares the KV head."""
+    q (B, Hq, 1, D), summaries (B, Hkv, P, 2D) -> (B, Hkv, P) float32. Since max >= min,
+    max(q·min, q·max) = q⁺·max + q⁻·min per channel; that is linear in (q⁺, q⁻), so the group sum of the
+    bounds is one matrix-vector product with the group sums of q⁺ and q⁻. Summing over the group lets one
+    set of pages serve every query head that shares the KV head."""
     batch, q_heads, _, dim = query.shape
-    kv_heads = page_min.shape[1]
+    kv_heads = summaries.shape[1]
     q = query[:, :, -1].float().reshape(batch, kv_heads, q_heads // kv_heads, dim)
-    upper = q.clamp_min(0) @ page_max.float().transpose(-1, -2) + q.clamp_max(0) @ page_min.float().transpose(
-        -1, -2
-    )
-    return upper.sum(dim=2)
+    positive = q.clamp_min(0)
+    split = torch.cat([positive, q - positive], dim=-1).sum(dim=2)  # (B, Hkv, 2D)
+    return (summaries @ split[..., None]).squeeze(-1)
 
 
 def budget_pages(kv_len: int, compression: float, page_size: int) -> int:
@@ -56,39 +58,24 @@ def budget_pages(kv_len: int, compression: float, page_size: int) -> int:
     return max(0, min(num_pages - 1, extra))
 
 
-def select_pages(
-    query: torch.Tensor,
-    page_min: torch.Tensor,
-    page_max: torch.Tensor,
-    kv_len: int,
-    compression: float,
-    page_size: int,
+def select_tokens(
+    query: torch.Tensor, summaries: torch.Tensor, kv_len: int, compression: float, page_size: int
 ) -> torch.Tensor:
-    """Pages each KV head attends: (B, Hkv, budget + 1), ascending, the current (last) page included.
+    """Token positions each KV head attends, (B, Hkv, n), in no particular order: the tokens of the
+    best-ranked earlier pages, then those of the current (last, possibly partial) page.
 
-    page_min/max must summarise at least the pages before the current one."""
+    `summaries` must cover at least the pages before the current one."""
     num_pages = math.ceil(kv_len / page_size)
     current = num_pages - 1
     extra = budget_pages(kv_len, compression, page_size)
-    batch, kv_heads = page_min.shape[:2]
+    batch, kv_heads = summaries.shape[:2]
     if extra == current:  # the budget covers every page: nothing to rank
-        pages = torch.arange(num_pages, device=query.device)
-        return pages.expand(batch, kv_heads, num_pages)
-    scores = page_scores(query, page_min[:, :, :current], page_max[:, :, :current])
-    chosen = scores.topk(extra, dim=-1).indices.sort(dim=-1).values
-    last = torch.full((batch, kv_heads, 1), current, device=chosen.device, dtype=chosen.dtype)
-    return torch.cat([chosen, last], dim=-1)
-
-
-def pages_to_tokens(pages: torch.Tensor, kv_len: int, page_size: int) -> torch.Tensor:
-    """Token positions of ascending pages whose last entry is the current page: (B, H, n) ascending.
-
-    Only the current page can run past kv_len, and it comes last, so cutting the flat list at the attended
-    count drops exactly the positions that do not exist yet."""
-    offsets = torch.arange(page_size, device=pages.device)
-    tokens = (pages[..., None] * page_size + offsets).flatten(-2)
-    attended = (pages.shape[-1] - 1) * page_size + kv_len - (math.ceil(kv_len / page_size) - 1) * page_size
-    return tokens[..., :attended]
+        return torch.arange(kv_len, device=query.device).expand(batch, kv_heads, kv_len)
+    chosen = page_scores(query, summaries[:, :, :current]).topk(extra, dim=-1, sorted=False).indices
+    offsets = torch.arange(page_size, device=chosen.device)
+    tokens = (chosen[..., None] * page_size + offsets).flatten(-2)
+    tail = torch.arange(current * page_size, kv_len, device=chosen.device).expand(batch, kv_heads, -1)
+    return torch.cat([tokens, tail], dim=-1)
 
 
 def gathered_attention(
@@ -124,32 +111,20 @@ def quest_decode_attention(
     scaling: float,
     compression: float,
     page_size: int = 16,
-    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    summaries: torch.Tensor | None = None,
     gather: bool = True,
 ) -> tuple[torch.Tensor, int]:
     """One Quest decode step: (attention output (B, Hq, 1, D), attended tokens per head).
 
-    `bounds` are the page summaries (from `page_bounds`) of at least the pages before the current one; they
-    are computed from `key` when omitted (which reads the whole cache: pass them when timing)."""
+    `summaries` (from `page_summaries`) must cover at least the pages before the current one; they are
+    computed from `key` when omitted, which reads the whole cache: pass them when timing, as the method
+    keeps them from step to step."""
     kv_len = key.shape[-2]
-    if bounds is None:
-        bounds = page_bounds(key, page_size)
-    pages = select_pages(query, bounds[0], bounds[1], kv_len, compression, page_size)
-    tokens = pages_to_tokens(pages, kv_len, page_size)
+    if summaries is None:
+        summaries = page_summaries(key, page_size)
+    tokens = select_tokens(query, summaries, kv_len, compression, page_size)
     attend = gathered_attention if gather else masked_attention
     return attend(query, key, value, tokens, scaling), tokens.shape[-1]
-
-
-@dataclass
-class _Summaries:
-    """Page summaries of one layer for the sequence being decoded (full pages only)."""
-
-    page_min: torch.Tensor
-    page_max: torch.Tensor
-
-    @property
-    def pages(self) -> int:
-        return self.page_min.shape[2]
 
 
 @register_method
@@ -175,7 +150,7 @@ class Quest(SparseMethod):
     name: ClassVar[str] = "quest"
     phase: ClassVar[str] = "decode"
 
-    _summaries: dict[int, _Summaries] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _summaries: dict[int, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -193,23 +168,21 @@ class Quest(SparseMethod):
         stats: LayerStats,
     ) -> torch.Tensor:
         """Dense prefill; also starts this layer's page summaries for the new sequence."""
-        self._summaries[layer_idx] = _Summaries(*page_bounds(key, self.page_size))
+        self._summaries[layer_idx] = page_summaries(key, self.page_size)
         return super().prefill(query, key, value, layer_idx=layer_idx, scaling=scaling, stats=stats)
 
-    def _bounds(self, key: torch.Tensor, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _page_summaries(self, key: torch.Tensor, layer_idx: int) -> torch.Tensor:
         """Summaries of every full page of `key`, extending the stored ones by the pages filled since."""
         full = key.shape[-2] // self.page_size
         known = self._summaries.get(layer_idx)
-        if known is None or known.pages > full or known.page_min.shape[:2] != key.shape[:2]:
-            known = _Summaries(*page_bounds(key, self.page_size))  # no prefill seen: start from scratch
-        elif known.pages < full:
-            start = known.pages * self.page_size
-            new_min, new_max = page_bounds(key[:, :, start : full * self.page_size], self.page_size)
-            known = _Summaries(
-                torch.cat([known.page_min, new_min], dim=2), torch.cat([known.page_max, new_max], dim=2)
-            )
+        if known is None or known.shape[2] > full or known.shape[:2] != key.shape[:2]:
+            known = page_summaries(key, self.page_size)  # no prefill seen for this sequence: start over
+        elif known.shape[2] < full:
+            start = known.shape[2] * self.page_size
+            fresh = page_summaries(key[:, :, start : full * self.page_size], self.page_size)
+            known = torch.cat([known, fresh], dim=2)
         self._summaries[layer_idx] = known
-        return known.page_min, known.page_max
+        return known
 
     def decode(
         self,
@@ -224,7 +197,6 @@ class Quest(SparseMethod):
         """Attend the selected pages; records cached vs attended tokens per query head. At compression 1 the
         budget covers every page, so the same code path attends the whole cache (and equals dense)."""
         kv_len = key.shape[-2]
-        bounds = self._bounds(key, layer_idx)
         out, attended = quest_decode_attention(
             query,
             key,
@@ -232,7 +204,7 @@ class Quest(SparseMethod):
             scaling=scaling,
             compression=self.compression,
             page_size=self.page_size,
-            bounds=bounds,
+            summaries=self._page_summaries(key, layer_idx),
             gather=self.resolve_backend(query) != "reference",
         )
         heads = query.shape[1]
