@@ -31,6 +31,27 @@ def diagonal_tile_index(
     return ratio * i - j + ratio - 1
 
 
+def diagonal_offset_ranges(
+    seq_len: int, q_block: int, kv_block: int, n_diag: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lo, hi) long (n_diag,): the query - key offsets that causal pairs of each tile-diagonal cover.
+    Ranges of empty tile-diagonals come out with lo > hi."""
+    nqb, nkb = math.ceil(seq_len / q_block), math.ceil(seq_len / kv_block)
+    i = torch.arange(nqb, device=device)[:, None]
+    j = torch.arange(nkb, device=device)[None, :]
+    last_row = torch.clamp((i + 1) * q_block, max=seq_len) - 1
+    tile_lo = torch.clamp(i * q_block - ((j + 1) * kv_block - 1), min=0)
+    tile_hi = last_row - j * kv_block
+    valid = (tile_hi >= 0).expand(nqb, nkb)
+    u = diagonal_tile_index(nqb, nkb, q_block // kv_block, device).expand(nqb, nkb)
+    big = torch.iinfo(torch.int64).max
+    lo = torch.full((n_diag,), big, dtype=torch.int64, device=device)
+    hi = torch.full((n_diag,), -1, dtype=torch.int64, device=device)
+    lo.scatter_reduce_(0, u[valid], tile_lo.expand(nqb, nkb)[valid], reduce="amin")
+    hi.scatter_reduce_(0, u[valid], tile_hi.expand(nqb, nkb)[valid], reduce="amax")
+    return lo, hi
+
+
 @register_method
 @dataclass
 class VerticalSlash(PatternPrefillMethod):
@@ -99,12 +120,17 @@ class VerticalSlash(PatternPrefillMethod):
         slash[..., : self.n_local] = float("inf")
         budget = float(pair_budget(L, self.compression))
 
-        # Tile-diagonal u covers the offsets o in [(u - ratio) * bk + 1, (u - ratio) * bk + bq + bk - 1].
+        # Tile-diagonal u crosses the offsets of its causal tiles: one contiguous range inside the window
+        # [(u - ratio) * bk + 1, (u - ratio) * bk + bq + bk - 1], clipped where tiles meet the sequence ends.
         n_diag = nkb + ratio - 1
         window = bq + bk - 1
-        right = n_diag * bk + window - (L + bq - 1)
-        padded = F.pad(slash, (bq - 1, max(right, 0)), value=float("-inf"))
-        diag_score = F.max_pool1d(padded, window, stride=bk)[..., :n_diag]
+        lo, hi = diagonal_offset_ranges(L, bq, bk, n_diag, device)
+        starts = (torch.arange(n_diag, device=device) - ratio) * bk + 1
+        padded = F.pad(slash, (bq - 1, n_diag * bk + window), value=float("-inf"))
+        windows = padded.unfold(-1, window, bk)[..., :n_diag, :]  # window u starts at offset starts[u]
+        offsets = starts[:, None] + torch.arange(window, device=device)[None, :]
+        inside = (offsets >= lo[:, None]) & (offsets <= hi[:, None])
+        diag_score = windows.masked_fill(~inside, float("-inf")).amax(-1)
         weights = tile_pair_counts(L, bq, bk, device).to(torch.float64)
         u = diagonal_tile_index(nqb, nkb, ratio, device)
         in_range = (u >= 0) & (u < n_diag)
