@@ -3,8 +3,8 @@
 Tiles become a `BlockMask` built directly from per-head block indices (`BlockMask.from_kv_blocks`, indices
 padded to the full block count); tiles entirely below the diagonal are passed as "full" blocks so the kernel
 skips mask evaluation there. Exact key columns (verticals) run as a second FlexAttention call over the
-gathered columns, masked so no pair is counted twice, and the two partial results are merged through their
-log-sum-exp. FlexAttention must be compiled: uncompiled it silently ignores the block indices.
+gathered columns while the tile pass skips those key positions, so no pair counts twice; the two partial
+results are merged through their log-sum-exp. FlexAttention must be compiled: uncompiled it silently ignores the block indices.
 """
 
 from __future__ import annotations
