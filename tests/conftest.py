@@ -9,9 +9,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
+import pytest
 
-from longtasks.tokenizer import LengthTokenizer, load_tokenizer  # noqa: E402
+from longtasks.tokenizer import LengthTokenizer, load_tokenizer
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,17 @@ runner = CliRunner()
 
 
 def generate(out, *extra):
-    args = ["generate", "story_filtering", "story_multihop", "--lengths", "2k,3000", "-n", "5", "--out", str(out)]
+    args = [
+        "generate",
+        "story_filtering",
+        "story_multihop",
+        "--lengths",
+        "2k,3000",
+        "-n",
+        "5",
+        "--out",
+        str(out),
+    ]
     return runner.invoke(app, [*args, "--no-progress", *extra])
 
 
@@ -27,7 +37,13 @@ def shards(out):
 def test_list_shows_every_task_and_defaults():
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0
-    for name in ("story_retrieval", "story_multihop", "story_filtering", "story_inventory", "num_questions=16"):
+    for name in (
+        "story_retrieval",
+        "story_multihop",
+        "story_filtering",
+        "story_inventory",
+        "num_questions=16",
+    ):
         assert name in result.output
 
 
@@ -36,7 +52,12 @@ def test_generate_writes_loadable_configs(tmp_path):
     result = generate(out, "--knob", "story_multihop.hops=2")
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "longtasks.json").read_text())
-    assert set(manifest["configs"]) == {"story_filtering-2k", "story_filtering-3000", "story_multihop-2k", "story_multihop-3000"}
+    assert set(manifest["configs"]) == {
+        "story_filtering-2k",
+        "story_filtering-3000",
+        "story_multihop-2k",
+        "story_multihop-3000",
+    }
     assert all(c["complete"] for c in manifest["configs"].values())
     assert "--knob story_multihop.hops=2" in manifest["command"]
     rows = datasets.load_dataset(str(out), "story_multihop-3000", split="test")
@@ -106,7 +127,16 @@ def test_score_gold_predictions_score_one(tmp_path):
     preds = tmp_path / "pred.jsonl"
     with preds.open("w") as f:
         for r in rows:
-            f.write(json.dumps({"id": r["id"], "prediction": "Thinking... " + format_answer(r["answer_kind"], json.loads(r["answer"]))}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "id": r["id"],
+                        "prediction": "Thinking... "
+                        + format_answer(r["answer_kind"], json.loads(r["answer"])),
+                    }
+                )
+                + "\n"
+            )
     report = tmp_path / "report.json"
     result = runner.invoke(app, ["score", str(preds), "--data", str(out), "--out", str(report)])
     assert result.exit_code == 0, result.output

@@ -7,7 +7,15 @@ from longtasks.lengths import format_length, parse_length, parse_lengths
 
 @pytest.mark.parametrize(
     ("text", "tokens"),
-    [("4096", 4096), ("4k", 4096), ("32K", 32768), ("1M", 1 << 20), ("1.5k", 1536), (" 8k ", 8192), (128, 128)],
+    [
+        ("4096", 4096),
+        ("4k", 4096),
+        ("32K", 32768),
+        ("1M", 1 << 20),
+        ("1.5k", 1536),
+        (" 8k ", 8192),
+        (128, 128),
+    ],
 )
 def test_parse_length(text, tokens):
     assert parse_length(text) == tokens
