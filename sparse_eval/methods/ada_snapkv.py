@@ -19,9 +19,8 @@ from typing import ClassVar
 import torch
 
 from sparse_eval.compression import LayerStats
-from sparse_eval.methods.kv_compress import KVCompressionMethod
 from sparse_eval.methods.snapkv import (
-    check_window_args,
+    SnapKV,
     forced_counts,
     kv_capacity,
     observation_scores,
@@ -89,7 +88,7 @@ def ada_snapkv_select_indices(
 
 @register_method
 @dataclass
-class AdaSnapKV(KVCompressionMethod):
+class AdaSnapKV(SnapKV):
     """Ada-SnapKV (Ada-KV's adaptive allocation on SnapKV scores, Feng et al. 2024, arXiv 2407.11550).
 
     KV-cache compression after a dense prefill, with a per-layer budget spread unevenly over KV heads.
@@ -109,18 +108,13 @@ class AdaSnapKV(KVCompressionMethod):
     group (Ada-KV's choice, and the seed's), so one strongly attending query is enough to keep a token.
     """
 
-    window: int = 256
-    pool_kernel: int = 21
-    sink: int = 4
-    local: int = 128
-    floor: float = 0.2
+    floor: float = 0.2  # window, pool_kernel, sink and local are SnapKV's fields
 
     name: ClassVar[str] = "ada_snapkv"
     phase: ClassVar[str] = "kv"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        check_window_args(self.name, self.window, self.pool_kernel, self.sink, self.local)
+        super().__post_init__()  # SnapKV validates the shared window hyperparameters
         if not 0.0 <= float(self.floor) <= 1.0:
             raise ValueError(f"ada_snapkv floor must lie in [0, 1], got {self.floor!r}")
         self.floor = float(self.floor)
