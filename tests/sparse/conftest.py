@@ -8,6 +8,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
+from longtasks.tokenizer import load_tokenizer
+
 
 def _build(kind: str) -> torch.nn.Module:
     common = dict(
@@ -49,3 +51,27 @@ def token_ids() -> Callable[[int, int], torch.Tensor]:
         return torch.randint(0, 101, (1, length), generator=torch.Generator().manual_seed(seed))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def saved_tiny_qwen2(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny random Qwen2 whose vocabulary is the offline Qwen2.5 tokenizer's, saved with that tokenizer
+    to a folder: what `pretrained=` points at in lm-eval runs."""
+    root = tmp_path_factory.mktemp("tiny_qwen2")
+    tokenizer = load_tokenizer().hf
+    tokenizer.save_pretrained(root)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        use_sliding_window=False,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+    )
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(root)
+    return root

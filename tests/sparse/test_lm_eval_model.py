@@ -11,9 +11,7 @@ import pytest
 import torch
 from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
-from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from longtasks.tokenizer import load_tokenizer
 from sparse_eval.generation import generate
 from sparse_eval.lm_eval_model import SparseHFLM
 
@@ -22,26 +20,8 @@ MAX_GEN = 6
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny random Qwen2 (vocabulary = the offline Qwen2.5 tokenizer's) and that tokenizer, saved."""
-    root = tmp_path_factory.mktemp("tiny_qwen2")
-    tokenizer = load_tokenizer().hf
-    tokenizer.save_pretrained(root)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        use_sliding_window=False,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-    )
-    torch.manual_seed(0)
-    Qwen2ForCausalLM(config).save_pretrained(root)
-    return root
+def model_dir(saved_tiny_qwen2):
+    return saved_tiny_qwen2
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,9 @@ per-length metrics and the compression each method achieved."""
 from __future__ import annotations
 
 import pytest
-import torch
 from lm_eval import simple_evaluate
-from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from longtasks.lm_eval_tasks.manager import story_task_manager
-from longtasks.tokenizer import load_tokenizer
 from sparse_eval import list_methods
 from sparse_eval.lm_eval_model import SparseHFLM
 
@@ -30,24 +27,8 @@ PHASE = {
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_qwen2_story")
-    tokenizer = load_tokenizer().hf
-    tokenizer.save_pretrained(root)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        use_sliding_window=False,
-    )
-    torch.manual_seed(0)
-    Qwen2ForCausalLM(config).save_pretrained(root)
-    return root
+def model_dir(saved_tiny_qwen2):
+    return saved_tiny_qwen2
 
 
 @pytest.fixture(scope="module")
