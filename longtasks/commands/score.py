@@ -17,7 +17,12 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path | None, typer.Option(help="Write the full report (per sample + summary) as JSON.")
         ] = None,
-        by: Annotated[str, typer.Option(help="Table rows: task_length, task or depth.")] = "task_length",
+        by: Annotated[
+            str,
+            typer.Option(
+                help="Table rows: task_length, task, depth (mean evidence depth of a sample) or question_depth (each retrieval question by its own depth)."
+            ),
+        ] = "task_length",
         require_all: Annotated[bool, typer.Option(help="Fail if any dataset row has no prediction.")] = False,
     ) -> None:
         """Score predictions exactly (no LLM judge): means with 95% CIs by task, length and depth."""

@@ -55,6 +55,9 @@ class Summary:
     by_depth: list[GroupSummary]
     by_task_depth: list[GroupSummary]
     ci: dict[str, Any]
+    by_question_depth: list[GroupSummary] = field(default_factory=list)
+    """List answers (one per question) scored question by question, binned by each question's own
+    evidence depth: a 16-question sample's mean depth is always near the middle, its questions are not."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,6 +167,12 @@ def summarize(
     ci = {"method": "percentile bootstrap of the mean", "level": level, "resamples": resamples, "seed": seed}
     by_depth: list[GroupSummary] = []
     by_task_depth: list[GroupSummary] = []
+    by_question_depth: list[GroupSummary] = []
+    questions = question_rows(rows)
+    if group_by_depth and questions:
+        by_question_depth = _grouped(
+            questions, ("task", "depth_bin"), ("score", "parsed"), ci, lambda k: (k[0], _depth_order(k[1]))
+        )
     if group_by_depth:
         by_depth = _grouped(rows, ("depth_bin",), metric_keys, ci, lambda k: _depth_order(k[0]))
         by_task_depth = _grouped(
@@ -176,4 +185,20 @@ def summarize(
         by_depth=by_depth,
         by_task_depth=by_task_depth,
         ci=ci,
+        by_question_depth=by_question_depth,
     )
+
+
+def question_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per question of the rows that carry `question_scores` and matching `question_depths`."""
+    out = []
+    for row in rows:
+        scores, depths = row.get("question_scores"), row.get("question_depths")
+        if not scores or not depths or len(scores) != len(depths):
+            continue
+        for score, depth in zip(scores, depths, strict=True):
+            out.append({
+                "task": row["task"], "length": row["length"], "depth_bin": depth_bin([depth]),
+                "score": score, "missing": row.get("missing", False), "parsed": row.get("parsed", 0.0),
+            })  # fmt: skip
+    return out

@@ -24,7 +24,13 @@ from longtasks.scoring.aggregate import (
     depth_bin,
     summarize,
 )
-from longtasks.scoring.metrics import METRIC_KEYS, decode_gold, score_extracted, zero_metrics
+from longtasks.scoring.metrics import (
+    METRIC_KEYS,
+    decode_gold,
+    list_position_scores,
+    score_extracted,
+    zero_metrics,
+)
 from longtasks.scoring.parse import check_kind, extract_answer
 
 if TYPE_CHECKING:
@@ -267,6 +273,9 @@ def _score_row(row: GoldRow, prediction: str | None, with_depth: bool) -> dict[s
             record["depth_bin"] = depth_bin(depths)
         except ValueError as error:
             raise ValueError(f"dataset row {row.id!r}: {error}") from error
+        if row.answer_kind == "list":
+            record["question_scores"] = list_position_scores(extracted, row.answer)
+            record["question_depths"] = list(depths)
     record.update(metrics)
     return record
 
@@ -278,22 +287,26 @@ def _render_table(report: ScoreReport, by: str) -> Table:
         "task_length": report.summary.by_task_length,
         "task": report.summary.by_task,
         "depth": report.summary.by_depth,
+        "question_depth": report.summary.by_question_depth,
     }
     if by not in views:
         raise ValueError(f"unknown table view {by!r}: use one of {', '.join(views)}")
     level = round(report.summary.ci["level"] * 100)
     table = Table(title=f"longtasks scores (n={len(report.per_sample)}, missing={report.missing})")
-    first = "Evidence depth" if by == "depth" else "Task"
+    first = {"depth": "Evidence depth", "question_depth": "Task, question's evidence depth"}.get(by, "Task")
     table.add_column(first)
     if by == "task_length":
         table.add_column("Length", justify="right")
     for name in ("n", "Score", f"{level}% CI", "Parsed", "Missing"):
         table.add_column(name, justify="right")
     for group in views[by]:
-        label = group.depth_bin if by == "depth" else group.task
+        label = {"depth": group.depth_bin, "question_depth": f"{group.task} {group.depth_bin}"}.get(
+            by, group.task
+        )
         table.add_row(*_table_cells(group, str(label), by == "task_length"))
-    table.add_section()
-    table.add_row(*_table_cells(report.summary.overall, "overall", by == "task_length"), style="bold")
+    if by != "question_depth":  # the overall row counts samples, not questions
+        table.add_section()
+        table.add_row(*_table_cells(report.summary.overall, "overall", by == "task_length"), style="bold")
     return table
 
 

@@ -135,6 +135,15 @@ def _score_int_set(body: str, gold: list[int]) -> dict[str, float]:
     return _set_metrics(set(numbers), set(gold))
 
 
+def list_position_scores(body: str | None, answer: Any) -> list[float]:
+    """1.0/0.0 per question of a list answer (its own evidence depth makes it a depth probe of its own);
+    missing or unparseable answers count 0 at every position."""
+    gold = decode_gold("list", answer)
+    predicted = split_items(body) if body else []
+    expected = [normalize_item(item) for item in gold]
+    return [float(i < len(predicted) and predicted[i] == g) for i, g in enumerate(expected)]
+
+
 _SCORERS = {"text": _score_text, "list": _score_list, "set": _score_set, "int_set": _score_int_set}
 
 
