@@ -9,6 +9,7 @@ except the tokenizer and filler bank, which a real run also reuses). Prints a ta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -26,9 +27,17 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(list_tasks()))
     parser.add_argument("--runs", type=int, default=5, help="runs per cell (at 1M: max(2, runs // 2))")
     parser.add_argument("--out", default="bench_generate.json")
+    parser.add_argument("--chat", action="store_true", help="count the chat template too")
+    parser.add_argument(
+        "--tokenizers-backend",
+        action="store_true",
+        help="count with the Rust `tokenizers` library instead of tiktoken (same vocabulary, slower)",
+    )
     args = parser.parse_args()
 
     tokenizer = load_tokenizer()
+    if args.tokenizers_backend:
+        tokenizer = dataclasses.replace(tokenizer, fast_encoding=None)
     generate_samples("story_retrieval", 8192, 1, tokenizer=tokenizer)  # warm-up: filler bank, templates
     results = []
     for task in args.tasks.split(","):
@@ -37,7 +46,9 @@ def main() -> None:
             times = []
             for index in range(runs):
                 start = time.perf_counter()
-                (sample,) = generate_samples(task, length, 1, start=1000 + index, tokenizer=tokenizer)
+                (sample,) = generate_samples(
+                    task, length, 1, start=1000 + index, tokenizer=tokenizer, chat=args.chat
+                )
                 times.append(time.perf_counter() - start)
                 assert sample.input_tokens == length
             results.append({"task": task, "length": length, "runs": runs, "median_s": statistics.median(times),
