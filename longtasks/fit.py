@@ -79,11 +79,6 @@ def frame_overhead(
     return total - tokenizer.count(sample_context)
 
 
-def _split_quota(quota: int, bank: FillerBank, rng: random.Random) -> list[int] | None:
-    """Random filler counts summing exactly to `quota`, or None if this quota cannot be met."""
-    return bank.split(quota, rng)
-
-
 def _chapter_quotas(total: int, num_chapters: int, bank: FillerBank, rng: random.Random) -> list[list[int]]:
     """Share the filler budget among chapters (varied sizes) as lists of sentence token counts."""
     weights = [rng.uniform(0.6, 1.4) for _ in range(num_chapters)]
@@ -96,7 +91,7 @@ def _chapter_quotas(total: int, num_chapters: int, bank: FillerBank, rng: random
         quota += carry
         carry = 0
         last = i == num_chapters - 1
-        plan = _split_quota(quota, bank, rng) if quota > 0 else []
+        plan = bank.split(quota, rng) if quota > 0 else []
         if plan is None and not last:
             carry, plan = quota, []
         elif plan is None:
@@ -109,7 +104,7 @@ def _rescue_last(quota: int, plans: list[list[int]], bank: FillerBank, rng: rand
     """The final quota is not representable (e.g. 1-3 tokens): borrow a sentence from an earlier chapter."""
     for plan in reversed(plans):
         for k, c in enumerate(plan):
-            merged = _split_quota(quota + c, bank, rng)
+            merged = bank.split(quota + c, rng)
             if merged is not None:
                 del plan[k]
                 return merged
@@ -125,9 +120,9 @@ def _interleave(
     """First fact right after the header, then the remaining facts (in order) among the fillers."""
     pieces = [_Piece(chapter.facts[0].text, fact_costs[0], False, (chapter.number, 0))]
     rest = [
-        _Piece(" " + f.text, fact_costs[j], False, (chapter.number, j)) for j, f in enumerate(chapter.facts)
+        _Piece(" " + f.text, fact_costs[j], False, (chapter.number, j))
+        for j, f in enumerate(chapter.facts[1:], start=1)
     ]
-    rest = rest[1:]
     slots = sorted(rng.randrange(len(fillers) + 1) for _ in rest)
     slot_iter = iter(slots)
     next_slot = next(slot_iter, None)
