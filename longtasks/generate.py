@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import random
@@ -112,7 +113,7 @@ def build_sample_with_world(
             chat=chat,
             seed=seed,
             index=index,
-            knobs=_knobs_dict(knobs),
+            knobs=dataclasses.asdict(knobs),
             evidence_chapters=[e.chapter for e in asked.evidence],
             evidence_depths=depths,
             num_chapters=num_chapters,
@@ -133,12 +134,6 @@ def _evidence_depth(
         if fact.kind == evidence.kind and fact.value == evidence.value:
             return round(fact_depths[(chapter.number, j)], 6)
     return round(fact_depths[(chapter.number, 0)], 6)
-
-
-def _knobs_dict(knobs: StoryKnobs) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(knobs)
 
 
 def resolve_tokenizer(tokenizer: str | LengthTokenizer | None) -> LengthTokenizer:
@@ -181,39 +176,39 @@ def generate_samples(
             f"chat mode is on but tokenizer {tok.name!r} has no chat template; turn chat mode off"
         )
     indices = list(range(start, start + num_samples))
-    # Fail fast on an impossible length: the first sample is built before any parallel work.
     advance, bar = _progress_hook(progress, len(indices), f"{task} @ {length}")
     try:
-        if workers <= 1 or len(indices) <= 1:
-            samples = []
-            for i in indices:
-                samples.append(build_sample(spec, parsed_knobs, length, seed, i, tok, chat))
-                advance(1)
-            return samples
-        first = build_sample(spec, parsed_knobs, length, seed, indices[0], tok, chat)
-        advance(1)
-        samples = [first]
-        args = [(task, dict(knobs or {}), length, seed, i, tok.name, chat) for i in indices[1:]]
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-            for sample in pool.map(_build_in_worker, args, chunksize=max(1, len(args) // (4 * workers))):
-                samples.append(sample)
-                advance(1)
+        samples = []
+        # The first sample is built here even with workers: an impossible length fails before any pool starts.
+        for i in indices if workers <= 1 else indices[:1]:
+            samples.append(build_sample(spec, parsed_knobs, length, seed, i, tok, chat))
+            advance(1)
+        rest = [(task, parsed_knobs, length, seed, i, chat) for i in indices[len(samples) :]]
+        if rest:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(tok,)) as pool:
+                for sample in pool.map(_build_in_worker, rest, chunksize=max(1, len(rest) // (4 * workers))):
+                    samples.append(sample)
+                    advance(1)
         return samples
     finally:
         if bar is not None:
             bar.stop()
 
 
-def _worker_init() -> None:
+_worker_tokenizer: LengthTokenizer | None = None
+
+
+def _worker_init(tokenizer: LengthTokenizer) -> None:
+    """Each worker gets the caller's tokenizer object (not a name: it may not be loadable by name)."""
+    global _worker_tokenizer
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _worker_tokenizer = tokenizer
 
 
 def _build_in_worker(args: tuple) -> Sample:
-    task, knobs, length, seed, index, tokenizer_name, chat = args
-    spec = get_task(task)
-    return build_sample(
-        spec, spec.make_knobs(knobs), length, seed, index, load_tokenizer(tokenizer_name), chat
-    )
+    task, knobs, length, seed, index, chat = args
+    assert _worker_tokenizer is not None
+    return build_sample(get_task(task), knobs, length, seed, index, _worker_tokenizer, chat)
 
 
 def _progress_hook(progress: bool | Callable[[int], None], total: int, label: str):

@@ -69,3 +69,11 @@ def test_bos_adding_tokenizer_counts_what_the_model_is_fed(corpus, chat):
     ids = tok.hf(text, add_special_tokens=not text.startswith("<s>"))["input_ids"]
     assert len(ids) == 4000
     assert (ids[0] == tok.hf.bos_token_id) and (ids[1] != tok.hf.bos_token_id)
+
+
+def test_workers_use_the_callers_tokenizer_object(corpus):
+    """A tokenizer that exists only in memory (no name to load it by) still works with several workers."""
+    tok = _train("wordpiece", corpus)
+    serial = generate_samples("story_multihop", 3000, 3, tokenizer=tok, seed=2)
+    parallel = generate_samples("story_multihop", 3000, 3, tokenizer=tok, seed=2, workers=2)
+    assert [s.to_row() for s in serial] == [s.to_row() for s in parallel]
