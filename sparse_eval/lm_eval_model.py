@@ -13,7 +13,8 @@ everything else goes to `HFLM`.
 - loglikelihood / loglikelihood_rolling: one forward pass per request. Prefill methods run under the method;
   decode and KV methods change only generation, so their loglikelihoods are dense.
 - Batch size 1 only: the attention interface gets no padding mask, so batched padded inputs would be wrong.
-- Contexts longer than `max_length - max_gen_toks` raise instead of being silently left-truncated.
+- Contexts longer than `max_length - max_gen_toks` (generation) or `max_length` (loglikelihood) raise instead
+  of being silently left-truncated; generation kwargs that greedy decoding cannot honour raise too.
 
 `lm.report` accumulates the achieved compression over all requests (per phase, layer and head);
 `lm.report.to_dict()` is JSON-ready.
@@ -70,6 +71,12 @@ def method_from_args(method: str, compression: Any, backend: str, args: dict[str
     return get_method(method, compression=_coerce("compression", compression, 1.0), backend=backend, **chosen)
 
 
+SAMPLING_ONLY = frozenset({"top_k", "top_p", "typical_p", "min_p"})
+"""Generation kwargs that only matter when sampling, so greedy decoding may ignore them."""
+GREEDY_NEUTRAL = {"num_beams": 1, "repetition_penalty": 1.0, "use_cache": True, "num_return_sequences": 1}
+"""Generation kwargs whose value here changes nothing in greedy decoding."""
+
+
 @register_model("sparse-hf")
 class SparseHFLM(HFLM):
     """HFLM whose attention runs a `sparse_eval` method (see the module docstring)."""
@@ -116,6 +123,18 @@ class SparseHFLM(HFLM):
             )
         return ids, mask
 
+    def _loglikelihood_tokens(self, requests: list, *args: Any, **kwargs: Any) -> list:
+        """HFLM's scoring, but a context + continuation that does not fit max_length is an error: HFLM
+        would cut its start without a word."""
+        for _, context_enc, continuation_enc in requests:
+            if len(context_enc) + len(continuation_enc) - 1 > self.max_length:
+                raise ValueError(
+                    f"a loglikelihood request of {len(context_enc) + len(continuation_enc)} tokens does not fit "
+                    f"max_length {self.max_length}; raise max_length in --model_args instead of scoring a "
+                    "truncated context"
+                )
+        return super()._loglikelihood_tokens(requests, *args, **kwargs)
+
     def _model_call(
         self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -145,6 +164,16 @@ class SparseHFLM(HFLM):
             raise ValueError(
                 f"sparse-hf decodes greedily; got do_sample={do_sample!r}, temperature={temperature!r} "
                 "(set do_sample: false and temperature: 0 in the task's generation_kwargs)"
+            )
+        unsupported = {
+            key: value
+            for key, value in generation_kwargs.items()
+            if key not in SAMPLING_ONLY and value is not None and GREEDY_NEUTRAL.get(key, object()) != value
+        }
+        if unsupported:
+            raise ValueError(
+                f"sparse-hf supports plain greedy decoding only; it cannot honour {unsupported} "
+                "(remove them from the task's generation_kwargs / --gen_kwargs)"
             )
         max_new = max_length - context.shape[1]
         if max_new < 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,11 +118,15 @@ def _check_call(
             f"{type(module).__name__} is not causal self-attention; sparse_eval supports {SUPPORTED}"
         )
     window = kwargs.get("sliding_window")
-    if window is not None and key.shape[-2] > window:
-        raise NotImplementedError(
-            f"sliding-window attention (window {window} < {key.shape[-2]} keys) is not supported; "
-            f"sparse_eval supports full causal attention ({SUPPORTED})"
-        )
+    if window is not None:
+        # A sliding-window cache drops old keys, so k_len never exceeds the window: look at the positions.
+        positions = kwargs.get("position_ids")
+        seen = key.shape[-2] if positions is None else max(key.shape[-2], int(positions.max()) + 1)
+        if seen > window:
+            raise NotImplementedError(
+                f"sliding-window attention (window {window} < {seen} positions) is not supported; "
+                f"sparse_eval supports full causal attention ({SUPPORTED})"
+            )
     for unsupported in ("softcap", "s_aux"):
         if kwargs.get(unsupported) is not None:
             raise NotImplementedError(
@@ -130,8 +135,10 @@ def _check_call(
 
 
 def _resolve_method(
-    method: str | SparseMethod, compression: float | None, backend: str, kwargs: Any
+    method: str | SparseMethod, compression: float | None, backend: str | None, kwargs: Any
 ) -> SparseMethod:
+    if backend is None:  # keep an instance's own backend; names get the automatic choice
+        backend = method.backend if isinstance(method, SparseMethod) else "auto"
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if isinstance(method, SparseMethod):
@@ -174,14 +181,14 @@ def apply(
     model: Any,
     method: str | SparseMethod,
     compression: float | None = None,
-    backend: str = "auto",
+    backend: str | None = None,
     **method_kwargs: Any,
 ) -> Iterator[SparseSession]:
     """Run `model` with a sparse attention method inside the `with` block.
 
     `method` is a registered name (see `list_methods()`) or a method instance (copied, never mutated);
     `compression` and `method_kwargs` set its fields; `backend` is "auto" (FlexAttention on CUDA, reference
-    elsewhere), "reference" or "flex". Yields a `SparseSession` whose `.report` holds the achieved compression.
+    elsewhere), "reference" or "flex" (None: the instance's own, or "auto" for a name). Yields a `SparseSession` whose `.report` holds the achieved compression.
     """
     chosen = _resolve_method(method, compression, backend, method_kwargs)
     _check_model(model)
@@ -202,6 +209,15 @@ def apply(
                 f"AttentionInterface); sparse_eval.apply works with {SUPPORTED}"
             )
         yield session
+        if session.pending_kv:
+            warnings.warn(
+                f"{chosen.name} selected KV entries to keep for {len(session.pending_kv)} layer(s) but no cache "
+                "was compressed, so decoding (if any) ran on the full cache and the report's 'kv' phase did not "
+                "happen; generate with sparse_eval.generate, or apply "
+                "sparse_eval.compress_cache(cache, session.pending_kv, session.method) after the prefill",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     finally:
         try:
             if model.config._attn_implementation != previous:
