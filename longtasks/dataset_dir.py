@@ -167,22 +167,35 @@ def generate_to_dir(
     for task in knobs:
         get_task(task)
     tok = resolve_tokenizer(tokenizer)
-    manifest = read_manifest(out) if out.exists() else {}
-    if out.exists() and not manifest and any(out.iterdir()):
+    previous = read_manifest(out) if out.exists() else {}
+    if out.exists() and not previous and any(out.iterdir()):
         raise ValueError(
             f"{out} exists, is not empty and is not a longtasks output folder; choose another --out"
         )
-    existing = manifest.get("configs", {})
+    replace_all = _check_folder_settings(previous, tok.name, tok.revision, chat, overwrite, out)
+    existing = {} if replace_all else dict(previous.get("configs", {}))
     plans = _plans(tasks, lengths, num_samples, knobs, tok.name, tok.revision, seed, chat, existing)
-    _check_compatible(plans, existing, overwrite, out)
+    stale = _check_compatible(plans, existing, overwrite, out)
+
+    def reusable(plan: ConfigPlan) -> bool:
+        first = plan.shard_ranges(num_samples)[0]
+        return plan.name not in stale and _shard_done(out, plan, first)
+
     first_samples = {
         plan.name: build_sample(get_task(plan.task), get_task(plan.task).make_knobs(plan.knobs),
                                 plan.length, seed, 0, tok, chat)
         for plan in plans
-        if num_samples > 0 and not _shard_done(out, plan, plan.shard_ranges(num_samples)[0])
+        if num_samples > 0 and not reusable(plan)
     }  # fmt: skip
+    # Everything is validated: only now is anything on disk changed.
     out.mkdir(parents=True, exist_ok=True)
     _remove_partials(out)
+    for name in set(previous.get("configs", {})) if replace_all else stale:
+        _remove_config(out, name)
+        existing.pop(name, None)
+    commands = [] if replace_all else list(previous.get("commands") or [])
+    if command and command not in commands:
+        commands.append(command)
     manifest = {
         "format": FORMAT_VERSION,
         "generator_version": GENERATOR_VERSION,
@@ -192,30 +205,59 @@ def generate_to_dir(
         "chat": chat,
         "seed": seed,
         "num_samples": num_samples,
-        "command": command or manifest.get("command"),
-        "configs": {k: v for k, v in existing.items() if not overwrite},
+        "command": command or previous.get("command"),
+        "commands": commands,
+        "configs": existing,
     }
     for plan in plans:
-        _generate_config(out, plan, manifest, num_samples, seed, tok, chat, workers, progress, first_samples)
+        _generate_config(
+            out, plan, manifest, num_samples, seed, tok, chat, workers, progress, first_samples, command
+        )
         _write_card(out)
     return manifest
 
 
+def _check_folder_settings(
+    previous: Mapping[str, Any], tokenizer: str, revision: str, chat: bool, overwrite: bool, out: Path
+) -> bool:
+    """One folder, one tokenizer and chat mode (the card describes them once). Returns True when the
+    run replaces the whole folder (--overwrite with other folder settings)."""
+    if not previous.get("configs"):
+        return False
+    before = (previous.get("tokenizer"), previous.get("tokenizer_revision"), bool(previous.get("chat")))
+    now = (tokenizer, revision, chat)
+    if before == now:
+        return False
+    if not overwrite:
+        raise ValueError(
+            f"{out} holds data made with tokenizer {before[0]!r} (revision {before[1]}), chat mode "
+            f"{'on' if before[2] else 'off'}; this run uses {now[0]!r} (revision {now[1]}), chat mode "
+            f"{'on' if now[2] else 'off'}. Use another --out, or --overwrite to replace the whole folder"
+        )
+    return True
+
+
 def _check_compatible(
     plans: list[ConfigPlan], existing: Mapping[str, Any], overwrite: bool, out: Path
-) -> None:
-    for plan in plans:
-        previous = existing.get(plan.name)
-        if previous and previous.get("config_hash") != plan.settings_hash and not overwrite:
-            raise ValueError(
-                f"{out} already holds config {plan.name!r} made with other settings (tokenizer, seed, knobs, "
-                "chat mode or generator version differ); use another --out or pass --overwrite"
-            )
-    if overwrite:
-        for plan in plans:
-            folder = out / DATA_DIR / plan.name
-            for stale in folder.glob("*.parquet") if folder.exists() else []:
-                stale.unlink()
+) -> set[str]:
+    """Names of configs whose stored rows were made with other settings (to replace, with --overwrite)."""
+    stale = {
+        plan.name
+        for plan in plans
+        if plan.name in existing and existing[plan.name].get("config_hash") != plan.settings_hash
+    }
+    if stale and not overwrite:
+        raise ValueError(
+            f"{out} already holds config(s) {sorted(stale)} made with other settings (seed, knobs or generator "
+            "version differ); use another --out or pass --overwrite"
+        )
+    return stale
+
+
+def _remove_config(out: Path, name: str) -> None:
+    folder = out / DATA_DIR / name
+    for shard in folder.glob("*.parquet") if folder.exists() else []:
+        shard.unlink()
 
 
 def _shard_done(out: Path, plan: ConfigPlan, shard: tuple[int, int]) -> bool:
@@ -239,6 +281,7 @@ def _generate_config(
     workers: int,
     progress: bool,
     first_samples: dict[str, Sample],
+    command: str | None,
 ) -> None:
     ranges = plan.shard_ranges(num_samples)
     wanted = {plan.shard_path(a, b) for a, b in ranges}
@@ -256,6 +299,7 @@ def _generate_config(
         "shard_size": plan.shard_size,
         "shards": sorted(wanted),
         "complete": False,
+        "command": command,
     }
     manifest["configs"][plan.name] = entry
     _save_manifest(out, manifest)

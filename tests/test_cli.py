@@ -146,3 +146,46 @@ def test_score_gold_predictions_score_one(tmp_path):
     empty.write_text("".join(json.dumps({"id": r["id"], "prediction": ""}) + "\n" for r in rows))
     result = runner.invoke(app, ["score", str(empty), "--data", str(out), "--out", str(report)])
     assert json.loads(report.read_text())["summary"]["overall"]["score"]["mean"] == 0.0
+
+
+def _config_files(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in (out / "data").rglob("*.parquet")}
+
+
+def test_rejected_overwrite_leaves_the_folder_untouched(tmp_path):
+    out = tmp_path / "data"
+    assert generate(out).exit_code == 0
+    before = _config_files(out)
+    manifest_before = (out / "longtasks.json").read_text()
+    result = generate(out, "--knob", "story_multihop.hops=400", "--overwrite")
+    assert result.exit_code == 2 and "too small" in " ".join(result.output.split())
+    assert _config_files(out) == before
+    assert (out / "longtasks.json").read_text() == manifest_before
+
+
+def test_overwrite_replaces_only_the_named_configs(tmp_path):
+    out = tmp_path / "data"
+    assert generate(out).exit_code == 0
+    filtering = {k: v for k, v in _config_files(out).items() if "story_filtering" in k}
+    args = ["generate", "story_multihop", "--lengths", "2k", "-n", "5", "--seed", "9", "--overwrite"]
+    assert runner.invoke(app, [*args, "--out", str(out), "--no-progress"]).exit_code == 0
+    manifest = json.loads((out / "longtasks.json").read_text())
+    assert set(manifest["configs"]) >= {"story_filtering-2k", "story_filtering-3000", "story_multihop-2k"}
+    assert manifest["configs"]["story_multihop-2k"]["seed"] == 9
+    assert manifest["configs"]["story_filtering-2k"]["seed"] == 0
+    assert {k: v for k, v in _config_files(out).items() if "story_filtering" in k} == filtering
+    assert datasets.load_dataset(str(out), "story_filtering-2k", split="test").num_rows == 5
+    assert len(manifest["commands"]) == 2  # the card lists both runs
+    assert all(c in (out / "README.md").read_text() for c in manifest["commands"])
+
+
+def test_one_folder_one_tokenizer_and_chat_mode(tmp_path):
+    out = tmp_path / "data"
+    assert generate(out).exit_code == 0
+    result = generate(out, "--chat")
+    assert result.exit_code == 2 and "chat mode off" in " ".join(result.output.split())
+    assert generate(out, "--chat", "--overwrite").exit_code == 0
+    manifest = json.loads((out / "longtasks.json").read_text())
+    assert manifest["chat"] is True
+    rows = datasets.load_dataset(str(out), "story_filtering-2k", split="test")
+    assert set(rows["chat"]) == {True}

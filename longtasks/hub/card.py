@@ -187,7 +187,7 @@ def render_card(out_dir: Path | str, *, repo_id: str | None = None) -> str:
         total_rows=sum(view.stats.rows for view in listed),
         depth_bins=DEPTH_BINS,
         repo_id=repo_id,
-        command=manifest.get("command"),
+        commands=manifest.get("commands") or ([manifest["command"]] if manifest.get("command") else []),
         python_equivalent=python_equivalent(manifest, [view.entry for view in listed]),
         format_length=format_length,
     )
