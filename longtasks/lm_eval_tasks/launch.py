@@ -132,8 +132,17 @@ def lengths_within_limit(limit: float, lengths: Sequence[int], num_samples: int)
     return list(lengths[: math.ceil(min(kept, total) / num_samples)])
 
 
-def warn_about_limit(limit: float | None, lengths: Sequence[int], metadata: Mapping[str, Any]) -> None:
+def warn_about_limit(
+    limit: float | None, lengths: Sequence[int], metadata: Mapping[str, Any], *, static: bool = False
+) -> None:
     if not limit:
+        return
+    if static:  # the rows per length are whatever the dataset holds: say what --limit does, not which lengths
+        log.warning(
+            "--limit %s keeps the first rows of each task, shortest lengths first, so longer lengths may not "
+            "be evaluated; the per-length columns show which were",
+            limit,
+        )
         return
     num_samples = parse_int("num_samples", metadata.get("num_samples", DEFAULT_NUM_SAMPLES), minimum=1)
     reached = lengths_within_limit(limit, sorted(lengths), num_samples)
@@ -204,7 +213,8 @@ def prepare_run(args: argparse.Namespace, settings: StorySettings) -> argparse.N
         args.model_args = guard_model_args(model, model_args, needed)
     except LengthGuardError as error:
         raise EvalUsageError(str(error)) from error
-    warn_about_limit(getattr(args, "limit", None), lengths, metadata)
+    static = any(task.endswith(STATIC_SUFFIX) for task in tasks)
+    warn_about_limit(getattr(args, "limit", None), lengths, metadata, static=static)
     log.info(
         "longtasks: tasks %s at lengths %s, generation budget %d tokens; model max_length %s",
         tasks, lengths, budget, args.model_args.get("max_length", args.model_args.get("max_model_len")),
