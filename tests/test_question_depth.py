@@ -37,3 +37,16 @@ def test_unparseable_answer_scores_every_question_zero():
     report = score([{"id": "s0", "prediction": "no idea"}], rows)
     assert report.per_sample[0]["question_scores"] == [0.0, 0.0]
     assert {g.score.mean for g in report.summary.by_question_depth} == {0.0}
+
+
+def test_question_intervals_resample_whole_samples():
+    """Questions of one prompt are correlated: a sample where the model got everything right or everything
+    wrong must widen the interval as one unit, not as 16 independent draws."""
+    from longtasks.scoring.aggregate import mean_ci
+
+    scores = [1.0] * 16 + [0.0] * 16
+    independent = mean_ci(scores)
+    clustered = mean_ci(scores, clusters=["a"] * 16 + ["b"] * 16)
+    assert independent.mean == clustered.mean == 0.5
+    assert clustered.high - clustered.low > 2 * (independent.high - independent.low)
+    assert (clustered.low, clustered.high) == (0.0, 1.0)

@@ -64,9 +64,19 @@ class Summary:
 
 
 def mean_ci(
-    values: Sequence[float], *, level: float = CI_LEVEL, resamples: int = CI_RESAMPLES, seed: int = CI_SEED
+    values: Sequence[float],
+    *,
+    level: float = CI_LEVEL,
+    resamples: int = CI_RESAMPLES,
+    seed: int = CI_SEED,
+    clusters: Sequence[Hashable] | None = None,
 ) -> MeanCI:
-    """Mean of `values` with a percentile-bootstrap interval (see the module docstring)."""
+    """Mean of `values` with a percentile-bootstrap interval (see the module docstring).
+
+    With `clusters` (e.g. the sample each question belongs to) whole clusters are resampled: questions
+    of one prompt are not independent, and resampling them one by one would make the interval too narrow."""
+    if clusters is not None:
+        return _cluster_mean_ci(values, clusters, level=level, resamples=resamples, seed=seed)
     scores = np.asarray(values, dtype=float)
     if scores.size == 0:
         raise ValueError("cannot average an empty group of scores")
@@ -87,6 +97,26 @@ def mean_ci(
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return MeanCI(mean, min(float(low), mean), max(float(high), mean), int(scores.size))
+
+
+def _cluster_mean_ci(
+    values: Sequence[float], clusters: Sequence[Hashable], *, level: float, resamples: int, seed: int
+) -> MeanCI:
+    """Mean over all values; interval from resampling clusters (sum and count per cluster)."""
+    if len(values) != len(clusters):
+        raise ValueError(f"{len(values)} values but {len(clusters)} cluster labels")
+    index = {label: i for i, label in enumerate(dict.fromkeys(clusters))}
+    ids = np.array([index[label] for label in clusters])
+    sums = np.bincount(ids, weights=np.asarray(values, dtype=float), minlength=len(index))
+    counts = np.bincount(ids, minlength=len(index)).astype(float)
+    mean = float(sums.sum() / counts.sum())
+    if len(index) == 1:
+        return MeanCI(mean, mean, mean, len(values))
+    draws = np.random.default_rng(seed).integers(0, len(index), size=(resamples, len(index)))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return MeanCI(mean, min(float(low), mean), max(float(high), mean), len(values))
 
 
 def depth_bin(evidence_depths: Sequence[float]) -> str:
@@ -123,6 +153,7 @@ def _summarise_group(
             level=ci["level"],
             resamples=ci["resamples"],
             seed=ci["seed"],
+            clusters=[row["cluster"] for row in rows] if rows and "cluster" in rows[0] else None,
         ),
         metrics=metrics,
     )
@@ -190,7 +221,8 @@ def summarize(
 
 
 def question_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per question of the rows that carry `question_scores` and matching `question_depths`."""
+    """One row per question of the rows that carry `question_scores` and matching `question_depths`; the
+    sample id is kept as the resampling cluster of the interval."""
     out = []
     for row in rows:
         scores, depths = row.get("question_scores"), row.get("question_depths")
@@ -198,7 +230,7 @@ def question_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             continue
         for score, depth in zip(scores, depths, strict=True):
             out.append({
-                "task": row["task"], "length": row["length"], "depth_bin": depth_bin([depth]),
+                "task": row["task"], "length": row["length"], "depth_bin": depth_bin([depth]), "cluster": row["id"],
                 "score": score, "missing": row.get("missing", False), "parsed": row.get("parsed", 0.0),
             })  # fmt: skip
     return out
