@@ -20,3 +20,7 @@ for module in (generate, score, eval_command, hub):
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import multiprocessing
 import os
 import random
+import signal
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -185,8 +186,10 @@ def generate_samples(
             advance(1)
         rest = [(task, parsed_knobs, length, seed, i, chat) for i in indices[len(samples) :]]
         if rest:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(tok,)) as pool:
-                for sample in pool.map(_build_in_worker, rest, chunksize=max(1, len(rest) // (4 * workers))):
+            # multiprocessing.Pool's context exit terminates the workers, also on an interrupt.
+            with multiprocessing.Pool(workers, initializer=_worker_init, initargs=(tok,)) as pool:
+                chunk = max(1, len(rest) // (4 * workers))
+                for sample in pool.imap(_build_in_worker, rest, chunksize=chunk):
                     samples.append(sample)
                     advance(1)
         return samples
@@ -201,6 +204,9 @@ _worker_tokenizer: LengthTokenizer | None = None
 def _worker_init(tokenizer: LengthTokenizer) -> None:
     """Each worker gets the caller's tokenizer object (not a name: it may not be loadable by name)."""
     global _worker_tokenizer
+    # The parent decides about interrupts and terminates the pool; workers stop quietly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _worker_tokenizer = tokenizer
 

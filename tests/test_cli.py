@@ -189,3 +189,34 @@ def test_one_folder_one_tokenizer_and_chat_mode(tmp_path):
     assert manifest["chat"] is True
     rows = datasets.load_dataset(str(out), "story_filtering-2k", split="test")
     assert set(rows["chat"]) == {True}
+
+
+def test_sigterm_stops_workers_and_keeps_finished_shards(tmp_path):
+    """A scheduler's SIGTERM unwinds like Ctrl-C: exit code 130, no orphaned worker, no partial file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "data"
+    command = [sys.executable, "-m", "longtasks.cli", "generate", "story_retrieval", "--lengths", "256k",
+               "-n", "60", "--workers", "2", "--no-progress", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not list((out / "data").rglob("*.parquet")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 130, output
+    assert "run the same command again to resume" in " ".join(output.split())
+    assert "Traceback" not in output
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # nothing of the run's process group is left
+        os.killpg(proc.pid, 0)
+    assert not list(out.rglob("*.partial"))
+    assert (
+        json.loads((out / "longtasks.json").read_text())["configs"]["story_retrieval-256k"]["complete"]
+        is False
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,6 +56,10 @@ def _command_line(
     return shlex.join(parts)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("list")
     def list_command() -> None:
@@ -101,6 +106,9 @@ def register(app: typer.Typer) -> None:
         except ValueError as error:
             raise typer.BadParameter(str(error)) from error
         knobs = parse_knob_options(knob or [], tasks)
+        # SIGTERM (a scheduler's kill) unwinds like Ctrl-C: worker processes are stopped, finished shards
+        # stay, and the same command resumes.
+        signal.signal(signal.SIGTERM, _interrupt)
         command = _command_line(tasks, parsed_lengths, num_samples, seed, tokenizer, chat, knobs, out)
         try:
             manifest = generate_to_dir(
@@ -110,6 +118,12 @@ def register(app: typer.Typer) -> None:
         except ValueError as error:
             console.print(f"[red]error:[/red] {error}")
             raise typer.Exit(2) from error
+        except KeyboardInterrupt as interrupt:
+            console.print(
+                f"[yellow]interrupted:[/yellow] finished shards in {out} are kept and nothing half-written is "
+                "left; run the same command again to resume"
+            )
+            raise typer.Exit(130) from interrupt
         names = [config_name(t, n) for t in tasks for n in parsed_lengths]
         console.print(f"wrote {len(names)} config(s) to {out}: {', '.join(names)}")
         console.print(f"tokenizer: {manifest['tokenizer']} ({manifest['tokenizer_revision']})")
