@@ -76,9 +76,33 @@ def load_static_rows(task: str, options: StaticOptions) -> datasets.Dataset:
     dataset = datasets.concatenate_datasets(parts)
     stored = sorted(set(dataset["tokenizer"]))
     if options.tokenizer is not None and stored != [options.tokenizer]:
-        log.warning(
-            "%s: the dataset was generated with tokenizer %s but the model uses %s; prompt lengths are "
-            "exact in the dataset's tokenizer only",
-            task, stored, options.tokenizer,
-        )  # fmt: skip
+        _check_other_tokenizer(task, dataset, stored, options.tokenizer)
     return dataset
+
+
+def _check_other_tokenizer(task: str, dataset: datasets.Dataset, stored: list[str], tokenizer: str) -> None:
+    """Lengths are exact only in the dataset's tokenizer. The run reserves `length` tokens per prompt
+    (plus the answer budget), so a prompt that is longer in the model's tokenizer would be cut by lm-eval:
+    count every prompt as the model will see it and refuse that case; shorter prompts only get a warning."""
+    from longtasks.tokenizer import load_tokenizer
+
+    model_tokenizer = load_tokenizer(tokenizer)
+    too_long = []
+    for row in dataset:
+        text = model_tokenizer.chat_wrap(row["prompt"]) if row["chat"] else row["prompt"]
+        tokens = model_tokenizer.count_model_input(text)
+        if tokens > row["length"]:
+            too_long.append((row["id"], tokens, row["length"]))
+    if too_long:
+        sample_id, tokens, length = max(too_long, key=lambda item: item[1] - item[2])
+        raise ValueError(
+            f"{task}: the dataset was generated with tokenizer {stored} but the model uses {tokenizer!r}, in "
+            f"which {len(too_long)} prompt(s) are longer than their length (e.g. {sample_id}: {tokens} tokens "
+            f"for {length}) and would be truncated; regenerate the data with `longtasks generate "
+            f"--tokenizer {tokenizer}` (or run the generated task variant, which does this on the fly)"
+        )
+    log.warning(
+        "%s: the dataset was generated with tokenizer %s but the model uses %s: prompts fit, but their "
+        "lengths are exact in the dataset's tokenizer only",
+        task, stored, tokenizer,
+    )  # fmt: skip
