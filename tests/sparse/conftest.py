@@ -6,12 +6,19 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from longtasks.tokenizer import load_tokenizer
 
 
-def _build(kind: str) -> torch.nn.Module:
+def _build(kind: str, sliding_window: int | None = None) -> torch.nn.Module:
     common = dict(
         vocab_size=101,
         hidden_size=64,
@@ -27,6 +34,8 @@ def _build(kind: str) -> torch.nn.Module:
         model = LlamaForCausalLM(LlamaConfig(**common))
     elif kind == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(**common, use_sliding_window=False))
+    elif kind == "mistral":
+        model = MistralForCausalLM(MistralConfig(**common, sliding_window=sliding_window))
     else:
         raise ValueError(kind)
     return model.float().eval()
@@ -34,7 +43,7 @@ def _build(kind: str) -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def build_tiny_lm() -> Callable[[str], torch.nn.Module]:
-    """Factory: build_tiny_lm("llama" | "qwen2") -> a 2-layer model with 4 query / 2 KV heads, head_dim 16."""
+    """Factory: build_tiny_lm("llama" | "qwen2" | "mistral", sliding_window=None) -> a 2-layer model with 4 query / 2 KV heads, head_dim 16."""
     return _build
 
 

@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import MistralConfig, MistralForCausalLM
 
 import sparse_eval
 from sparse_eval.lm_eval_model import SparseHFLM
 
 
-def _mistral(window: int) -> MistralForCausalLM:
-    config = MistralConfig(
-        vocab_size=101,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=window,
-        attn_implementation="sdpa",
-    )
-    torch.manual_seed(0)
-    return MistralForCausalLM(config).float().eval()
-
-
-def test_generation_past_a_sliding_window_is_refused():
+def test_generation_past_a_sliding_window_is_refused(build_tiny_lm):
     """A sliding cache keeps at most `window` keys, so the guard must look at positions, not at k_len."""
-    model = _mistral(window=64)
+    model = build_tiny_lm("mistral", sliding_window=64)
     prompt = torch.randint(0, 101, (1, 60), generator=torch.Generator().manual_seed(0))
     with pytest.raises(NotImplementedError, match="sliding-window attention"):
         sparse_eval.generate(model, prompt, "quest", compression=2, max_new_tokens=30)
