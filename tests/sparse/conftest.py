@@ -18,7 +18,7 @@ from transformers import (
 from longtasks.tokenizer import load_tokenizer
 
 
-def _build(kind: str, sliding_window: int | None = None) -> torch.nn.Module:
+def _build(kind: str, sliding_window: int | None = None, attn: str = "sdpa") -> torch.nn.Module:
     common = dict(
         vocab_size=101,
         hidden_size=64,
@@ -26,8 +26,8 @@ def _build(kind: str, sliding_window: int | None = None) -> torch.nn.Module:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=2048,
-        attn_implementation="sdpa",
+        max_position_embeddings=4096,
+        attn_implementation=attn,
     )
     torch.manual_seed(0)
     if kind == "llama":
@@ -43,7 +43,7 @@ def _build(kind: str, sliding_window: int | None = None) -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def build_tiny_lm() -> Callable[[str], torch.nn.Module]:
-    """Factory: build_tiny_lm("llama" | "qwen2" | "mistral", sliding_window=None) -> a 2-layer model with 4 query / 2 KV heads, head_dim 16."""
+    """Factory: build_tiny_lm("llama" | "qwen2" | "mistral", sliding_window=None, attn="sdpa") -> a 2-layer model with 4 query / 2 KV heads, head_dim 16."""
     return _build
 
 

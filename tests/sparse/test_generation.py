@@ -6,32 +6,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AttentionInterface, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import AttentionInterface
 
 import sparse_eval.generation as generation
 from sparse_eval.generation import generate, greedy_decode
+from tests.sparse.conftest import _build as build_model
 
 STEPS = 20
 KV_METHODS = ("snapkv", "ada_snapkv")
 
 
 def tiny_model(kind: str, attn: str = "sdpa") -> torch.nn.Module:
-    common = dict(
-        vocab_size=97,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        attn_implementation=attn,
-    )
-    torch.manual_seed(0)
-    if kind == "llama":
-        model = LlamaForCausalLM(LlamaConfig(**common))
-    else:
-        model = Qwen2ForCausalLM(Qwen2Config(**common, use_sliding_window=False))
-    return model.float().eval()
+    return build_model(kind, attn=attn)
 
 
 def prompt(length: int, seed: int = 0) -> torch.Tensor:
