@@ -26,10 +26,6 @@ class FillerBank:
     def min_count(self) -> int:
         return self.counts[0]
 
-    @property
-    def max_count(self) -> int:
-        return self.counts[-1]
-
     def draw(self, count: int, rng: random.Random, avoid: str | None = None) -> str:
         """A random sentence of `count` tokens, other than `avoid` (the previous one) when possible."""
         options = self.by_count[count]
@@ -95,14 +91,13 @@ def build_filler_bank(tokenizer: LengthTokenizer, sentences: list[str]) -> Fille
     )
 
 
-_BANKS: dict[tuple[str, str], FillerBank] = {}
-
-
 def filler_bank_for(tokenizer: LengthTokenizer) -> FillerBank:
-    """The filler bank for `tokenizer`, computed once per process."""
+    """The filler bank for `tokenizer`, computed once per tokenizer object.
+
+    Kept on the tokenizer itself rather than in a table keyed by its name: two tokenizers may share a
+    name (e.g. built in memory) while counting differently."""
     from longtasks.world.filler import filler_sentences
 
-    key = (tokenizer.name, tokenizer.revision)
-    if key not in _BANKS:
-        _BANKS[key] = build_filler_bank(tokenizer, filler_sentences())
-    return _BANKS[key]
+    if "filler_bank" not in tokenizer.memo:
+        tokenizer.memo["filler_bank"] = build_filler_bank(tokenizer, filler_sentences())
+    return tokenizer.memo["filler_bank"]

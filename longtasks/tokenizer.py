@@ -50,6 +50,8 @@ class LengthTokenizer:
     fast_encoding: Any = field(default=None, repr=False)
     """Optional `tiktoken.Encoding` with the very same vocabulary and pattern: ~20x faster than the
     Rust `tokenizers` path on long texts (1M tokens: 0.2 s vs 4 s); tests check both give equal ids."""
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Per-tokenizer caches of derived data (e.g. the filler bank's token counts)."""
     _backend: Any = field(default=None, repr=False)
     _added_by_default: int = field(default=0, repr=False)
 
@@ -108,9 +110,6 @@ class LengthTokenizer:
         return self.hf.apply_chat_template(
             [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
         )
-
-    def decode(self, ids: list[int]) -> str:
-        return self.hf.decode(ids)
 
 
 def _cache_root() -> Path:
