@@ -212,9 +212,17 @@ def test_sigterm_stops_workers_and_keeps_finished_shards(tmp_path):
     assert proc.returncode == 130, output
     assert "run the same command again to resume" in " ".join(output.split())
     assert "Traceback" not in output
-    time.sleep(0.5)
-    with pytest.raises(ProcessLookupError):  # nothing of the run's process group is left
-        os.killpg(proc.pid, 0)
+    # Nothing of the run's process group may be left. Workers are terminated before exit; multiprocessing's
+    # resource tracker leaves on its own once the parent is gone, which can take a moment under load.
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("processes of the interrupted run are still alive 20 s after it exited")
     assert not list(out.rglob("*.partial"))
     assert (
         json.loads((out / "longtasks.json").read_text())["configs"]["story_retrieval-256k"]["complete"]
