@@ -14,9 +14,9 @@ from typing import Any
 from longtasks.dataset_dir import config_name, generate_to_dir, read_manifest
 from longtasks.generate import generate_samples
 from longtasks.lengths import format_length, parse_length, parse_lengths
+from longtasks.registry import get_task, list_tasks
 from longtasks.sample import Sample
 from longtasks.scoring import score, score_prediction
-from longtasks.tasks import get_task, list_tasks
 from longtasks.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
 from longtasks.version import GENERATOR_VERSION
 

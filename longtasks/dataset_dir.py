@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 
 from longtasks.generate import build_sample, check_request, generate_samples, resolve_tokenizer
 from longtasks.lengths import format_length
-from longtasks.sample import Sample
-from longtasks.tasks import get_task
-from longtasks.version import GENERATOR_VERSION, faker_version
+from longtasks.registry import get_family, get_task, task_family
+from longtasks.sample import Sample, row_schema
+from longtasks.version import GENERATOR_VERSION, package_version
 
 MANIFEST_NAME = "longtasks.json"
 DATA_DIR = "data"
@@ -32,34 +32,16 @@ SPLIT = "test"
 FORMAT_VERSION = 1
 TMP_SUFFIX = ".partial"
 
-ROW_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("task", pa.string()),
-        ("length", pa.int64()),
-        ("input_tokens", pa.int64()),
-        ("prompt", pa.large_string()),
-        ("question", pa.string()),
-        ("answer", pa.string()),
-        ("answer_kind", pa.string()),
-        ("tokenizer", pa.string()),
-        ("tokenizer_revision", pa.string()),
-        ("chat", pa.bool_()),
-        ("seed", pa.int64()),
-        ("index", pa.int64()),
-        ("knobs", pa.string()),
-        ("evidence_chapters", pa.list_(pa.int64())),
-        ("evidence_depths", pa.list_(pa.float64())),
-        ("num_chapters", pa.int64()),
-        ("generator_version", pa.string()),
-        ("extra", pa.string()),
-    ]
-)
-
 
 def config_name(task: str, length: int) -> str:
     """``story_retrieval-4k``: the dataset config name of a task at a length."""
     return f"{task}-{format_length(length)}"
+
+
+def data_packages(tasks: list[str]) -> dict[str, str]:
+    """Versions of the packages whose tables these tasks' families draw from (they fix the data too)."""
+    names = dict.fromkeys(p for task in tasks for p in get_family(task_family(task)).data_packages)
+    return {name: package_version(name) for name in sorted(names)}
 
 
 def default_shard_size(length: int) -> int:
@@ -101,7 +83,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def write_rows(path: Path, samples: list[Sample]) -> None:
     """Write one shard atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist([s.to_row() for s in samples], schema=ROW_SCHEMA)
+    table = pa.Table.from_pylist([s.to_row() for s in samples], schema=row_schema())
     tmp = path.with_name(path.name + TMP_SUFFIX)
     pq.write_table(table, tmp)
     os.replace(tmp, path)
@@ -131,7 +113,7 @@ def _plans(
                 "tokenizer_revision": tokenizer_revision,
                 "chat": chat,
                 "generator_version": GENERATOR_VERSION,
-                "faker_version": faker_version(),
+                "data_packages": data_packages([task]),
             }
             name = config_name(task, length)
             previous = existing.get(name, {})
@@ -199,7 +181,9 @@ def generate_to_dir(
     manifest = {
         "format": FORMAT_VERSION,
         "generator_version": GENERATOR_VERSION,
-        "faker_version": faker_version(),
+        "data_packages": data_packages(
+            list(dict.fromkeys([*tasks, *(e["task"] for e in existing.values())]))
+        ),
         "tokenizer": tok.name,
         "tokenizer_revision": tok.revision,
         "chat": chat,

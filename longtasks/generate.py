@@ -10,25 +10,17 @@ import random
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from longtasks.filler_bank import filler_bank_for
-from longtasks.fit import LengthError, fit_prompt
-from longtasks.prompt import story_frame
+from longtasks.draft import Draft
+from longtasks.fit import LengthError, fit_draft
+from longtasks.registry import get_task
 from longtasks.sample import Sample, make_sample_id
-from longtasks.tasks import StoryKnobs, StoryTask, get_task
-from longtasks.tasks.base import Evidence, WorldTooSmall
+from longtasks.task import BuildContext, Knobs, Redraw, Task
 from longtasks.tokenizer import LengthTokenizer, load_tokenizer
 from longtasks.version import GENERATOR_VERSION
-from longtasks.world import RenderedChapter, StoryRenderer, World, simulate_world
 
 MAX_ATTEMPTS = 12
-
-
-@cache
-def _renderer() -> StoryRenderer:
-    return StoryRenderer()
 
 
 def sample_seed(task: str, length: int, seed: int, index: int) -> int:
@@ -37,77 +29,53 @@ def sample_seed(task: str, length: int, seed: int, index: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def _initial_chapters(task: StoryTask, knobs: StoryKnobs, length: int) -> int:
-    if knobs.num_chapters:
-        return knobs.num_chapters
-    return max(task.min_chapters(knobs), length // knobs.chapter_tokens)
-
-
 @dataclass(frozen=True)
 class BuiltSample:
-    """A sample with the world and chapters it was made from (for checks and debugging)."""
+    """A sample with the draft it was fitted from (the family's truth is `draft.truth`)."""
 
     sample: Sample
-    world: World
-    chapters: list[RenderedChapter]
+    draft: Draft
 
 
 def build_sample(
-    task: StoryTask,
-    knobs: StoryKnobs,
-    length: int,
-    seed: int,
-    index: int,
-    tokenizer: LengthTokenizer,
-    chat: bool,
+    task: Task[Any], knobs: Knobs, length: int, seed: int, index: int, tokenizer: LengthTokenizer, chat: bool
 ) -> Sample:
     """One sample of exactly `length` tokens."""
-    return build_sample_with_world(task, knobs, length, seed, index, tokenizer, chat).sample
+    return build_sample_with_draft(task, knobs, length, seed, index, tokenizer, chat).sample
 
 
-def build_sample_with_world(
-    task: StoryTask,
-    knobs: StoryKnobs,
-    length: int,
-    seed: int,
-    index: int,
-    tokenizer: LengthTokenizer,
-    chat: bool,
+def build_sample_with_draft(
+    task: Task[Any], knobs: Knobs, length: int, seed: int, index: int, tokenizer: LengthTokenizer, chat: bool
 ) -> BuiltSample:
-    """Simulate, ask, render and fit; fewer chapters are tried when the facts do not fit."""
-    num_chapters = _initial_chapters(task, knobs, length)
+    """Build and fit; a new draw when the task asks for one, a smaller scale when the content does not fit."""
+    scale = task.initial_scale(knobs, length)
+    context = BuildContext(length, tokenizer, chat)
     last_error: ValueError | None = None
     for attempt in range(MAX_ATTEMPTS):
-        rng = random.Random(sample_seed(task.name, length, seed, index) + 7919 * attempt + num_chapters)
-        world = simulate_world(num_chapters, rng.getrandbits(63), task.world_config(knobs, num_chapters, rng))
+        rng = random.Random(sample_seed(task.name, length, seed, index) + 7919 * attempt + scale)
         try:
-            asked = task.ask(world, knobs, rng)
-        except WorldTooSmall as error:  # redraw the world; the chapter count stays
+            draft = task.build(knobs, scale, rng, context)
+        except Redraw as error:  # draw again at the same scale
             last_error = error
             continue
-        renderer = _renderer()
-        chapters = [renderer.render_chapter(world, chapter, rng) for chapter in world.chapters]
-        frame = story_frame(world.protagonist, asked.questions, task.answer_kind, asked.example)
         try:
-            fitted = fit_prompt(
-                chapters, frame, length, tokenizer, filler_bank_for(tokenizer), rng, chat=chat
-            )
+            fitted = fit_draft(draft, length, tokenizer, rng, chat=chat)
         except LengthError as error:
             last_error = error
-            fewer = max(task.min_chapters(knobs), int(num_chapters * 0.6))
-            if knobs.num_chapters or fewer == num_chapters:
+            smaller = task.smaller_scale(knobs, scale)
+            if smaller is None or smaller == scale:
                 break
-            num_chapters = fewer
+            scale = smaller
             continue
-        depths = [_evidence_depth(e, chapters, fitted.fact_depths) for e in asked.evidence]
         sample = Sample(
             id=make_sample_id(task.name, length, seed, index),
             task=task.name,
+            family=task.family,
             length=length,
             input_tokens=fitted.input_tokens,
             prompt=fitted.prompt,
-            question="\n".join(asked.questions),
-            answer=asked.answer,
+            question=draft.question,
+            answer=draft.answer,
             answer_kind=task.answer_kind,
             tokenizer=tokenizer.name,
             tokenizer_revision=tokenizer.revision,
@@ -115,33 +83,20 @@ def build_sample_with_world(
             seed=seed,
             index=index,
             knobs=dataclasses.asdict(knobs),
-            evidence_chapters=[e.chapter for e in asked.evidence],
-            evidence_depths=depths,
-            num_chapters=num_chapters,
+            evidence_depths=[round(fitted.depths[key], 6) for key in draft.evidence],
             generator_version=GENERATOR_VERSION,
+            meta=dataclasses.asdict(draft.meta) if draft.meta is not None else {},
         )
-        return BuiltSample(sample, world, chapters)
+        return BuiltSample(sample, draft)
     assert last_error is not None
     raise last_error
-
-
-def _evidence_depth(
-    evidence: Evidence, chapters: list[RenderedChapter], fact_depths: dict[tuple[int, int], float]
-) -> float:
-    """Relative depth (0 = start of the story, 1 = end) of the sentence stating the evidence, or of
-    the chapter's first sentence when the evidence is the chapter as a whole."""
-    chapter = chapters[evidence.chapter - 1]
-    for j, fact in enumerate(chapter.facts):
-        if fact.kind == evidence.kind and fact.value == evidence.value:
-            return round(fact_depths[(chapter.number, j)], 6)
-    return round(fact_depths[(chapter.number, 0)], 6)
 
 
 def resolve_tokenizer(tokenizer: str | LengthTokenizer | None) -> LengthTokenizer:
     return tokenizer if isinstance(tokenizer, LengthTokenizer) else load_tokenizer(tokenizer)
 
 
-def check_request(task: str, length: int, num_samples: int, knobs: Mapping[str, Any] | None) -> StoryKnobs:
+def check_request(task: str, length: int, num_samples: int, knobs: Mapping[str, Any] | None) -> Knobs:
     """Validate everything cheap before any work starts (clear errors, nothing written)."""
     spec = get_task(task)
     if not isinstance(length, int) or length < 1:

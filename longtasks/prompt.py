@@ -1,5 +1,9 @@
-"""Paper-compatible prompts: instructions, the questions before and after the story, and the
-answer format (`<answer>…</answer>`). Wording lives in `templates/prompts/`."""
+"""Paper-compatible prompt frames: the instructions and questions around a context, and the answer format.
+
+Wording lives in `templates/` (each family has its folder; `templates/prompts/answer_formats.yaml` is shared).
+A frame is rendered once with a marker where the context goes and split there, so the fitter can count
+the frame's tokens once and give everything else to the context.
+"""
 
 from __future__ import annotations
 
@@ -16,41 +20,9 @@ from longtasks.sample import AnswerKind
 _CONTEXT_MARK = "\x00CONTEXT\x00"
 
 
-@cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir() / "prompts")),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=False,
-        autoescape=False,
-    )
-
-
-@cache
-def _yaml_templates(name: str) -> dict[str, Any]:
-    return yaml.safe_load((templates_dir() / "prompts" / name).read_text(encoding="utf-8"))
-
-
-def render_snippet(text: str, **values: Any) -> str:
-    """Render a one-line jinja2 snippet from the prompt YAML files."""
-    return _environment().from_string(text).render(**values)
-
-
-def question_text(family: str, variant: str, **values: Any) -> str:
-    """The wording of one question, from `templates/prompts/questions.yaml`."""
-    return render_snippet(_yaml_templates("questions.yaml")[family][variant], **values)
-
-
-def answer_format(kind: AnswerKind, example: str, count: int = 1) -> str:
-    return render_snippet(_yaml_templates("answer_formats.yaml")[kind], example=example, count=count)
-
-
 @dataclass(frozen=True)
 class PromptFrame:
-    """The prompt around the story: ``prompt = prefix + context + suffix``.
-
-    Keeping the frame separate lets the fitter count its tokens once and give the rest to the story.
-    """
+    """The prompt around the context: ``prompt = prefix + context + suffix``."""
 
     prefix: str
     suffix: str
@@ -59,17 +31,36 @@ class PromptFrame:
         return self.prefix + context + self.suffix
 
 
-def story_frame(protagonist: str, questions: list[str], kind: AnswerKind, example: str) -> PromptFrame:
-    """Instructions and questions (repeated after the story, as in the seed paper) around the story."""
-    text = (
-        _environment()
-        .get_template("story.j2")
-        .render(
-            protagonist=protagonist,
-            questions=questions,
-            context=_CONTEXT_MARK,
-            answer_format=answer_format(kind, example, count=len(questions)),
-        )
+@cache
+def template_environment(folder: str) -> jinja2.Environment:
+    """A strict jinja2 environment over `templates/<folder>`."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir() / folder)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,
     )
+
+
+@cache
+def yaml_templates(folder: str, name: str) -> dict[str, Any]:
+    """A YAML file of one-line templates, `templates/<folder>/<name>`."""
+    return yaml.safe_load((templates_dir() / folder / name).read_text(encoding="utf-8"))
+
+
+def render_snippet(folder: str, text: str, **values: Any) -> str:
+    """Render a one-line jinja2 snippet (from a YAML file of `templates/<folder>`)."""
+    return template_environment(folder).from_string(text).render(**values)
+
+
+def answer_format(kind: AnswerKind, example: str, count: int = 1) -> str:
+    """How the model must write its final answer for an answer kind (shared by every family)."""
+    text = yaml_templates("prompts", "answer_formats.yaml")[kind]
+    return render_snippet("prompts", text, example=example, count=count)
+
+
+def frame_from_template(folder: str, name: str, **values: Any) -> PromptFrame:
+    """Render `templates/<folder>/<name>` with `context` left open; split it into a frame."""
+    text = template_environment(folder).get_template(name).render(context=_CONTEXT_MARK, **values)
     prefix, suffix = text.split(_CONTEXT_MARK)
     return PromptFrame(prefix=prefix, suffix=suffix)

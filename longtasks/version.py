@@ -1,16 +1,16 @@
-"""Generator version: part of every sample and of config hashes; bump when outputs change."""
+"""Versions that fix the data: the generator's own, and those of packages whose tables a family draws from."""
 
 from importlib.metadata import PackageNotFoundError, version
 
 try:
     GENERATOR_VERSION = version("longtasks")
 except PackageNotFoundError:  # running from a source tree that is not installed
-    GENERATOR_VERSION = "0.1.0"
+    GENERATOR_VERSION = "0.2.0"
 
 
-def faker_version() -> str:
-    """Worlds draw names from Faker's en_US tables, so its version is part of what fixes the data."""
+def package_version(name: str) -> str:
+    """Installed version of `name` (e.g. Faker, whose name tables the story worlds draw from)."""
     try:
-        return version("faker")
+        return version(name)
     except PackageNotFoundError:
         return "unknown"

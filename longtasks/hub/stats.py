@@ -6,6 +6,7 @@ for, so a reader can trust them even if the generator had a bug.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import pyarrow.parquet as pq
 DEPTH_BINS = 10
 """Evidence depth histogram bins: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]."""
 
-_COLUMNS = ["input_tokens", "evidence_depths", "num_chapters", "answer_kind"]
+_COLUMNS = ["input_tokens", "evidence_depths", "answer_kind", "meta"]
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,8 @@ class ConfigStats:
     bytes: int
     input_tokens_min: int | None
     input_tokens_max: int | None
-    num_chapters_min: int | None
-    num_chapters_max: int | None
+    meta_ranges: tuple[tuple[str, int, int], ...]
+    """(field, min, max) of every whole-number field of the family's `meta` (e.g. a story's chapters)."""
     evidence_per_sample_mean: float | None
     depth_histogram: tuple[int, ...]
     answer_kinds: tuple[str, ...]
@@ -42,14 +43,17 @@ def depth_bin(depth: float) -> int:
 def config_stats(files: list[Path]) -> ConfigStats:
     """Read only the needed columns of `files` and summarise them."""
     tokens: list[int] = []
-    chapters: list[int] = []
+    numbers: dict[str, list[int]] = {}
     evidence_counts: list[int] = []
     histogram = [0] * DEPTH_BINS
     kinds: Counter[str] = Counter()
     for path in files:
         table = pq.read_table(path, columns=_COLUMNS)
         tokens.extend(table.column("input_tokens").to_pylist())
-        chapters.extend(table.column("num_chapters").to_pylist())
+        for text in table.column("meta").to_pylist():
+            for key, value in json.loads(text or "{}").items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    numbers.setdefault(key, []).append(value)
         kinds.update(table.column("answer_kind").to_pylist())
         for depths in table.column("evidence_depths").to_pylist():
             depths = depths or []
@@ -61,8 +65,7 @@ def config_stats(files: list[Path]) -> ConfigStats:
         bytes=sum(path.stat().st_size for path in files),
         input_tokens_min=min(tokens, default=None),
         input_tokens_max=max(tokens, default=None),
-        num_chapters_min=min(chapters, default=None),
-        num_chapters_max=max(chapters, default=None),
+        meta_ranges=tuple((key, min(values), max(values)) for key, values in sorted(numbers.items())),
         evidence_per_sample_mean=(sum(evidence_counts) / len(evidence_counts)) if evidence_counts else None,
         depth_histogram=tuple(histogram),
         answer_kinds=tuple(sorted(kinds)),

@@ -23,12 +23,7 @@ from longtasks.hub.folder import (
     load_manifest,
     shard_files,
 )
-
-REQUIRED_COLUMNS = (
-    "id", "task", "length", "input_tokens", "prompt", "question", "answer", "answer_kind", "tokenizer",
-    "tokenizer_revision", "chat", "seed", "index", "knobs", "evidence_chapters", "evidence_depths",
-    "num_chapters", "generator_version", "extra",
-)  # fmt: skip
+from longtasks.sample import ROW_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -71,7 +66,7 @@ def _check_shards(out_dir: Path, entry: ConfigEntry) -> list[Path]:
         except Exception as error:  # pyarrow raises ArrowInvalid/OSError for broken files
             raise DatasetFolderError(f"config {entry.name}: cannot read {path} ({error})") from error
         columns = set(parquet.schema_arrow.names)
-        if lacking := [c for c in REQUIRED_COLUMNS if c not in columns]:
+        if lacking := [c for c in ROW_COLUMNS if c not in columns]:
             raise DatasetFolderError(f"config {entry.name}: {path} lacks column(s) {', '.join(lacking)}")
         rows += parquet.metadata.num_rows
     if rows != entry.num_samples:

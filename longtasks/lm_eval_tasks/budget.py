@@ -1,6 +1,6 @@
 """Check that the generation budget leaves room for every gold answer.
 
-A task's `max_gen_toks` is fixed in its YAML, but some answers grow with the story (the final
+A task's `max_gen_toks` comes from the registry, but some answers grow with the context (the final
 inventory) or with the knobs (more retrieval questions). An answer that cannot fit would be cut off
 and scored 0 for the wrong reason, so the dataset function refuses such a run up front.
 """

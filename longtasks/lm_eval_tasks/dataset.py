@@ -1,10 +1,11 @@
 """lm-eval `custom_dataset` functions: build a task's documents from lm-eval metadata.
 
-Each YAML names one function here (``custom_dataset: !function longtasks.lm_eval_tasks.dataset.X``,
-resolved as an installed module so it is imported once). lm-eval calls it at task load with the
-merged metadata as keyword arguments; it returns ``{"test": datasets.Dataset}`` whose rows are
-exactly `Sample.to_row()` of what `longtasks generate` produces for the same settings, all lengths
-concatenated, shortest length first (so lm-eval's ``--limit N`` keeps the first N of the shortest).
+Every task YAML names one of the two functions here (``custom_dataset: !function
+longtasks.lm_eval_tasks.dataset.generated`` or ``.static``, resolved as an installed module so it is
+imported once) and says which task it is in its metadata (``longtasks_task``). lm-eval calls the function
+at task load with the merged metadata as keyword arguments; it returns ``{"test": datasets.Dataset}``
+whose rows are exactly `Sample.to_row()` of what `longtasks generate` produces for the same settings, all
+lengths concatenated, shortest length first (so lm-eval's ``--limit N`` keeps the first N of the shortest).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 def generated_rows(task: str, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows of `task` at every requested length, generated in the tokenizer named by the metadata."""
     from longtasks.generate import generate_samples
-    from longtasks.tasks.registry import list_tasks
+    from longtasks.registry import list_tasks
 
     options = generation_options(task, metadata, list_tasks())
     tokenizer = load_tokenizer(options.tokenizer)
@@ -57,9 +58,9 @@ def generated_rows(task: str, metadata: Mapping[str, Any]) -> list[dict[str, Any
 
 
 def generated_dataset(task: str, metadata: Mapping[str, Any]) -> dict[str, datasets.Dataset]:
-    from longtasks.dataset_dir import ROW_SCHEMA
+    from longtasks.sample import row_schema
 
-    features = datasets.Features.from_arrow_schema(ROW_SCHEMA)
+    features = datasets.Features.from_arrow_schema(row_schema())
     return {"test": datasets.Dataset.from_list(generated_rows(task, metadata), features=features)}
 
 
@@ -75,34 +76,28 @@ def static_dataset(task: str, metadata: Mapping[str, Any]) -> dict[str, datasets
     return {"test": dataset}
 
 
-# One function per task: lm-eval passes only the metadata, so the task name is bound here.
-def story_retrieval(**metadata: Any) -> dict[str, datasets.Dataset]:
-    return generated_dataset("story_retrieval", metadata)
+TASK_KEY = "longtasks_task"
+"""The metadata key (set in each task's YAML) naming the task a document set is made for."""
 
 
-def story_multihop(**metadata: Any) -> dict[str, datasets.Dataset]:
-    return generated_dataset("story_multihop", metadata)
+def task_from_metadata(metadata: Mapping[str, Any]) -> str:
+    """The task named in the YAML's metadata; a clear error when lm-eval did not pass it."""
+    from longtasks.registry import TASKS
+
+    task = metadata.get(TASK_KEY)
+    if task not in TASKS:
+        raise ValueError(
+            f"lm-eval metadata names task {task!r} under {TASK_KEY!r}; expected one of {', '.join(TASKS)}. "
+            "Use the YAML files shipped in longtasks.lm_eval_tasks (do not override this key in --metadata)"
+        )
+    return str(task)
 
 
-def story_filtering(**metadata: Any) -> dict[str, datasets.Dataset]:
-    return generated_dataset("story_filtering", metadata)
+def generated(**metadata: Any) -> dict[str, datasets.Dataset]:
+    """Documents of the task named in the metadata, generated at the requested lengths."""
+    return generated_dataset(task_from_metadata(metadata), metadata)
 
 
-def story_inventory(**metadata: Any) -> dict[str, datasets.Dataset]:
-    return generated_dataset("story_inventory", metadata)
-
-
-def story_retrieval_static(**metadata: Any) -> dict[str, datasets.Dataset]:
-    return static_dataset("story_retrieval", metadata)
-
-
-def story_multihop_static(**metadata: Any) -> dict[str, datasets.Dataset]:
-    return static_dataset("story_multihop", metadata)
-
-
-def story_filtering_static(**metadata: Any) -> dict[str, datasets.Dataset]:
-    return static_dataset("story_filtering", metadata)
-
-
-def story_inventory_static(**metadata: Any) -> dict[str, datasets.Dataset]:
-    return static_dataset("story_inventory", metadata)
+def static(**metadata: Any) -> dict[str, datasets.Dataset]:
+    """Documents of the task named in the metadata, read from an exported dataset."""
+    return static_dataset(task_from_metadata(metadata), metadata)

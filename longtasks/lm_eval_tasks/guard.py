@@ -1,7 +1,7 @@
-"""Make sure lm-eval never truncates a story prompt.
+"""Make sure lm-eval never truncates one of our prompts.
 
 lm-eval's Hugging Face model keeps only the last ``max_length - max_gen_toks`` prompt tokens and
-merely logs a warning when it cuts. So before a run we work out the largest sequence the story
+merely logs a warning when it cuts. So before a run we work out the largest sequence our
 tasks need (longest prompt + generation budget + any special tokens the tokenizer adds) and either
 set the model's ``max_length`` to it or stop with an error when the user's value is smaller.
 """
@@ -12,10 +12,7 @@ import fnmatch
 import inspect
 import logging
 from collections.abc import Iterable, Mapping
-from functools import cache
 from typing import Any
-
-from longtasks.lm_eval_tasks import GROUP, STATIC_GROUP, static_name, tasks_dir
 
 log = logging.getLogger(__name__)
 
@@ -27,51 +24,22 @@ class LengthGuardError(ValueError):
     """The run would truncate prompts (or cannot be checked); raised before anything is generated."""
 
 
-def story_task_names() -> list[str]:
-    """Every lm-eval task name this package registers (generated and static variants)."""
-    from longtasks.tasks.registry import list_tasks
+def requested_tasks(requested: Iterable[str]) -> list[str]:
+    """Our lm-eval task names among ``--tasks`` entries (groups expanded, glob patterns matched)."""
+    from longtasks.registry import groups, lm_eval_task_names
 
-    names = list_tasks()
-    return [*names, *(static_name(name) for name in names)]
-
-
-def group_members(group: str) -> list[str]:
-    from longtasks.tasks.registry import list_tasks
-
-    if group == GROUP:
-        return list_tasks()
-    if group == STATIC_GROUP:
-        return [static_name(name) for name in list_tasks()]
-    raise ValueError(f"unknown group {group!r}: use {GROUP} or {STATIC_GROUP}")
-
-
-def requested_story_tasks(requested: Iterable[str]) -> list[str]:
-    """Our task names among lm-eval's ``--tasks`` entries (groups expanded, glob patterns matched)."""
-    ours = story_task_names()
+    ours = lm_eval_task_names()
+    members = groups()
     found: list[str] = []
     for entry in requested:
-        if entry in (GROUP, STATIC_GROUP):
-            found.extend(group_members(entry))
-        else:
-            found.extend(name for name in ours if fnmatch.fnmatchcase(name, entry))
-            found.extend(
-                member
-                for group in (GROUP, STATIC_GROUP)
-                if group != entry and fnmatch.fnmatchcase(group, entry)
-                for member in group_members(group)
-            )
+        if entry in members:
+            found.extend(members[entry])
+            continue
+        found.extend(name for name in ours if fnmatch.fnmatchcase(name, entry))
+        for group, tasks in members.items():
+            if fnmatch.fnmatchcase(group, entry):
+                found.extend(tasks)
     return list(dict.fromkeys(found))
-
-
-@cache
-def yaml_generation_kwargs(task: str) -> dict[str, Any]:
-    """A task's `generation_kwargs` as its YAML declares them (includes resolved)."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    path = tasks_dir() / f"{task}.yaml"
-    if not path.is_file():
-        raise ValueError(f"no lm-eval config for task {task!r} in {tasks_dir()}")
-    return dict(load_yaml(path, resolve_func=False).get("generation_kwargs") or {})
 
 
 def user_generation_budget(gen_kwargs: Mapping[str, Any] | None) -> int | None:
@@ -87,12 +55,14 @@ def user_generation_budget(gen_kwargs: Mapping[str, Any] | None) -> int | None:
 
 def generation_budget(tasks: Iterable[str], gen_kwargs: Mapping[str, Any] | None = None) -> int:
     """Most tokens any of `tasks` may generate: the user's ``--gen_kwargs`` budget wins over the YAML."""
+    from longtasks.registry import gen_budget
+
     user = user_generation_budget(gen_kwargs)
     if user is not None:
         return user
-    budgets = [int(yaml_generation_kwargs(task)["max_gen_toks"]) for task in tasks]
+    budgets = [gen_budget(task) for task in tasks]
     if not budgets:
-        raise ValueError("no story task requested")
+        raise ValueError("no longtasks task requested")
     return max(budgets)
 
 
@@ -179,7 +149,7 @@ def guard_model_args(model: str, model_args: Mapping[str, Any], required: int) -
             raise LengthGuardError(f"{key}={value!r} in --model_args is not a whole number") from None
         if size < required:
             raise LengthGuardError(
-                f"{key}={size} in --model_args is too small: the story prompts plus their generation budget "
+                f"{key}={size} in --model_args is too small: the prompts plus their generation budget "
                 f"need {required} tokens, and lm-eval would silently cut the start of longer prompts. "
                 f"Raise it to at least {required}, or leave it out and longtasks sets it."
             )

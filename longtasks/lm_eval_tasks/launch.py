@@ -1,7 +1,7 @@
-"""Run lm-eval's own command line with the story tasks wired in (what `longtasks eval` does).
+"""Run lm-eval's own command line with our tasks wired in (what `longtasks eval` does).
 
 The user's arguments are parsed by lm-eval's parser, then three things change before lm-eval runs:
-our task folder joins `--include_path`; the story settings join `--metadata` (`chat` follows
+our task folder joins `--include_path`; the generation settings join `--metadata` (`chat` follows
 `--apply_chat_template`); and the model's `max_length` is set from the task lengths plus the
 generation budget, or the run stops because the user's value would truncate prompts.
 """
@@ -17,17 +17,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from longtasks.lm_eval_tasks import STATIC_SUFFIX, base_task, tasks_dir
+from longtasks.lm_eval_tasks import tasks_dir
 from longtasks.lm_eval_tasks.guard import (
     LengthGuardError,
     generation_budget,
     guard_model_args,
-    requested_story_tasks,
+    requested_tasks,
     required_max_length,
     special_tokens_added,
     user_generation_budget,
 )
 from longtasks.lm_eval_tasks.options import DEFAULT_NUM_SAMPLES, parse_bool, parse_int, tokenizer_name
+from longtasks.registry import STATIC_SUFFIX, base_task
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class EvalUsageError(ValueError):
 
 
 @dataclass(frozen=True)
-class StorySettings:
+class TaskSettings:
     """What `longtasks eval` adds to lm-eval's metadata; None = not given (lm-eval metadata or the
     task defaults apply)."""
 
@@ -154,13 +155,13 @@ def warn_about_limit(
         )  # fmt: skip
 
 
-def prepare_run(args: argparse.Namespace, settings: StorySettings) -> argparse.Namespace:
-    """Wire the story tasks into parsed `lm-eval run` arguments (changes and returns `args`)."""
+def prepare_run(args: argparse.Namespace, settings: TaskSettings) -> argparse.Namespace:
+    """Wire our tasks into parsed `lm-eval run` arguments (changes and returns `args`)."""
     include = getattr(args, "include_path", None)
     ours = str(tasks_dir())
     args.include_path = ours if not include or include == ours else [include, ours]
 
-    tasks = requested_story_tasks(getattr(args, "tasks", None) or [])
+    tasks = requested_tasks(getattr(args, "tasks", None) or [])
     if not tasks:
         log.warning("no longtasks task among --tasks %s; running lm-eval unchanged", args.tasks)
         return args
@@ -168,7 +169,7 @@ def prepare_run(args: argparse.Namespace, settings: StorySettings) -> argparse.N
     chat_flag = getattr(args, "apply_chat_template", False)
     if isinstance(chat_flag, str):
         raise EvalUsageError(
-            f"--apply_chat_template {chat_flag!r}: the story prompts are sized with the tokenizer's "
+            f"--apply_chat_template {chat_flag!r}: the prompts are sized with the tokenizer's "
             "default chat template; use --apply_chat_template without a template name"
         )
     if getattr(args, "system_instruction", None):
@@ -230,8 +231,8 @@ def start() -> None:
     import_model_plugins()
 
 
-def execute(cli: Any, args: argparse.Namespace, settings: StorySettings) -> None:
-    """Wire the story tasks into parsed lm-eval arguments and run lm-eval's command."""
+def execute(cli: Any, args: argparse.Namespace, settings: TaskSettings) -> None:
+    """Wire our tasks into parsed lm-eval arguments and run lm-eval's command."""
     if getattr(args, "command", None) == "run":
         prepare_run(args, settings)
     elif hasattr(args, "include_path"):
@@ -239,8 +240,8 @@ def execute(cli: Any, args: argparse.Namespace, settings: StorySettings) -> None
     cli.execute(args)
 
 
-def run_lm_eval(argv: Sequence[str], settings: StorySettings) -> None:
-    """Parse `argv` with lm-eval's CLI, wire in the story tasks and run it."""
+def run_lm_eval(argv: Sequence[str], settings: TaskSettings) -> None:
+    """Parse `argv` with lm-eval's CLI, wire in our tasks and run it."""
     start()
     cli, args = parse_lm_eval_args(argv)
     execute(cli, args, settings)

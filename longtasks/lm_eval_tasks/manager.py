@@ -1,7 +1,7 @@
-"""Python entry points for `lm_eval.simple_evaluate`: a TaskManager that knows the story tasks and
-the `max_length` a model needs so that lm-eval never truncates their prompts.
+"""Python entry points for `lm_eval.simple_evaluate`: a TaskManager that knows our tasks, and the
+`max_length` a model needs so that lm-eval never truncates their prompts.
 
-`simple_evaluate(..., task_manager=tm)` ignores its own `metadata=` argument, so the story settings
+`simple_evaluate(..., task_manager=tm)` ignores its own `metadata=` argument, so the generation settings
 travel on the TaskManager built here.
 """
 
@@ -10,17 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from longtasks.lm_eval_tasks import GROUP, tasks_dir
+from longtasks.lm_eval_tasks import tasks_dir
 from longtasks.lm_eval_tasks.guard import (
     generation_budget,
-    requested_story_tasks,
+    requested_tasks,
     required_max_length,
     special_tokens_added,
 )
 from longtasks.lm_eval_tasks.options import parse_lengths_value
+from longtasks.registry import ALL_GROUP
 
 
-def story_task_manager(
+def task_manager(
     lengths: Sequence[int | str],
     *,
     tokenizer: str | None = None,
@@ -31,7 +32,7 @@ def story_task_manager(
     include_defaults: bool = True,
     **metadata: Any,
 ):
-    """An lm-eval TaskManager whose story tasks generate `num_samples` prompts per length.
+    """An lm-eval TaskManager whose tasks generate `num_samples` prompts per length.
 
     `tokenizer` must be the model's (lengths are counted in it); `chat` must match
     `simple_evaluate(apply_chat_template=...)`. `knobs` maps task name -> knob values. Extra keyword
@@ -54,18 +55,20 @@ def story_task_manager(
     return TaskManager(include_path=str(tasks_dir()), include_defaults=include_defaults, metadata=values)
 
 
-def story_max_length(
+def max_length_for(
     lengths: Iterable[int | str],
-    tasks: Iterable[str] = (GROUP,),
+    tasks: Iterable[str] = (ALL_GROUP,),
     *,
     tokenizer: str | None = None,
     max_gen_toks: int | None = None,
 ) -> int:
-    """The `max_length` a model needs for these story tasks: longest prompt + generation budget +
-    the special tokens the tokenizer adds. Pass it in `model_args`."""
-    names = requested_story_tasks(tasks)
+    """The `max_length` a model needs for these tasks: longest prompt + generation budget + the
+    special tokens the tokenizer adds. Pass it in `model_args`."""
+    names = requested_tasks(tasks)
     if not names:
-        raise ValueError(f"no story task among {list(tasks)}; use e.g. {GROUP!r} or 'story_retrieval'")
+        raise ValueError(
+            f"no longtasks task among {list(tasks)}; use e.g. {ALL_GROUP!r} or 'story_retrieval'"
+        )
     budget = generation_budget(names, {"max_gen_toks": max_gen_toks} if max_gen_toks else None)
     longest = max(parse_lengths_value(list(lengths)))
     return required_max_length(longest, budget, special_tokens_added(tokenizer))

@@ -1,4 +1,4 @@
-"""Read lm-eval metadata into typed settings for one story task.
+"""Read lm-eval metadata into typed settings for one task.
 
 lm-eval hands a task's `custom_dataset` function one flat dict: the YAML's `metadata`, the model
 arguments (`pretrained`, `dtype`, `max_length`, ...) and the user's `--metadata`, merged. Only the

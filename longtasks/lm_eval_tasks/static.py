@@ -1,4 +1,4 @@
-"""Read a story task's documents from an exported dataset instead of generating them.
+"""Read a task's documents from an exported dataset instead of generating them.
 
 The source is what `longtasks generate --out DIR` writes (a folder) or its copy on the Hub: one
 `datasets` config per (task, length), named like ``story_retrieval-4k``. Loading goes through

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from lm_eval import simple_evaluate
 
-from longtasks.lm_eval_tasks.manager import story_task_manager
+from longtasks.lm_eval_tasks.manager import task_manager
 from sparse_eval import list_methods
 from sparse_eval.lm_eval_model import SparseHFLM
 
@@ -33,9 +33,7 @@ def model_dir(saved_tiny_qwen2):
 
 @pytest.fixture(scope="module")
 def manager(model_dir):
-    return story_task_manager(
-        [LENGTH], tokenizer=str(model_dir), num_samples=2, seed=0, include_defaults=False
-    )
+    return task_manager([LENGTH], tokenizer=str(model_dir), num_samples=2, seed=0, include_defaults=False)
 
 
 def test_every_method_is_covered():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from longtasks.prompt import question_text
-from longtasks.tasks.base import Evidence, StoryKnobs, StoryTask, TaskQuestions
-from longtasks.world import World, WorldConfig
+from longtasks.families.story.prompt import question_text
+from longtasks.families.story.task import Evidence, StoryKnobs, StoryTask, TaskQuestions
+from longtasks.families.story.world import World, WorldConfig
 
 
 @dataclass(frozen=True)
@@ -24,16 +24,17 @@ class InventoryKnobs(StoryKnobs):
             raise ValueError(f"sale_probability={self.sale_probability} must be within [0, 1]")
 
 
-class StoryInventory(StoryTask):
+class StoryInventory(StoryTask[InventoryKnobs]):
     name = "story_inventory"
     description = "List every item the protagonist still owns at the end (bought and not sold afterwards)."
     answer_kind = "set"
     knobs_type = InventoryKnobs
+    gen_budget = 1024  # room for the final inventory, which grows with the story (measured: <= 90 tokens at 32k, <= 370 at 128k)
 
-    def world_config(self, knobs: InventoryKnobs, num_chapters: int, rng: random.Random) -> WorldConfig:  # type: ignore[override]
+    def world_config(self, knobs: InventoryKnobs, num_chapters: int, rng: random.Random) -> WorldConfig:
         return WorldConfig(sale_probability=knobs.sale_probability)
 
-    def ask(self, world: World, knobs: InventoryKnobs, rng: random.Random) -> TaskQuestions:  # type: ignore[override]
+    def ask(self, world: World, knobs: InventoryKnobs, rng: random.Random) -> TaskQuestions:
         owned = world.final_inventory()
         bought_in = {item: chapter for item, chapter in world.purchase_order()}
         answer = sorted(owned, key=lambda item: bought_in[item])

@@ -3,7 +3,7 @@ it sold items that were never bought). Tasks call `check_world` before deriving 
 
 from __future__ import annotations
 
-from longtasks.world.simulator import InventoryHistory, World, WorldConfig
+from longtasks.families.story.world.simulator import InventoryHistory, World, WorldConfig
 
 _INVENTORY_SPOT_CHECKS = 16  # chapters whose derived inventory is compared with a replay (plus the last)
 

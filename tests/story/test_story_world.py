@@ -10,8 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from longtasks.world import Chapter, InventoryHistory, World, WorldConfig, check_world, simulate_world
-from longtasks.world.entities import ITEM_MATERIALS, ITEM_NOUNS, LOCATION_KINDS, item_pool_size
+from longtasks.families.story.world import (
+    Chapter,
+    InventoryHistory,
+    World,
+    WorldConfig,
+    check_world,
+    simulate_world,
+)
+from longtasks.families.story.world.entities import ITEM_MATERIALS, ITEM_NOUNS, LOCATION_KINDS, item_pool_size
 
 SETTINGS = settings(max_examples=40, deadline=None)
 

@@ -18,11 +18,11 @@ from faker.providers.person.en_US import Provider as FakerPerson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from longtasks.families.story.world import StoryRenderer, World, WorldConfig, filler_sentences, simulate_world
+from longtasks.families.story.world.entities import ADJECTIVES, ITEM_MATERIALS, ITEM_NOUNS, LOCATION_KINDS
+from longtasks.families.story.world.filler import _candidates
 from longtasks.resources import templates_dir
 from longtasks.tokenizer import load_tokenizer
-from longtasks.world import StoryRenderer, World, WorldConfig, filler_sentences, simulate_world
-from longtasks.world.entities import ADJECTIVES, ITEM_MATERIALS, ITEM_NOUNS, LOCATION_KINDS
-from longtasks.world.filler import _candidates
 
 SETTINGS = settings(max_examples=30, deadline=None)
 BUY = re.compile(r"\b(buy|buying|bought|purchase|purchased|acquire|acquired)\b", re.IGNORECASE)
@@ -123,7 +123,7 @@ def test_rendering_is_deterministic_given_the_rng() -> None:
 
 _DIGEST_SCRIPT = """
 import hashlib, random
-from longtasks.world import StoryRenderer, WorldConfig, filler_sentences, simulate_world
+from longtasks.families.story.world import StoryRenderer, WorldConfig, filler_sentences, simulate_world
 world = simulate_world(50, 4, WorldConfig(empty_chapters=frozenset({2, 5, 9}), unique_locations=True))
 rng = random.Random(4)
 text = [repr(world)] + [repr(StoryRenderer().render_chapter(world, c, rng)) for c in world.chapters]

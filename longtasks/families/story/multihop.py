@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from longtasks.prompt import question_text
-from longtasks.tasks.base import Evidence, StoryKnobs, StoryTask, TaskQuestions, WorldTooSmall
-from longtasks.tasks.depth import parse_depth_mode, target_depths
-from longtasks.world import World
+from longtasks.depth import parse_depth_mode, target_depths
+from longtasks.families.story.prompt import question_text
+from longtasks.families.story.task import Evidence, StoryKnobs, StoryTask, TaskQuestions, WorldTooSmall
+from longtasks.families.story.world import World
 
 
 @dataclass(frozen=True)
@@ -26,18 +26,19 @@ class MultihopKnobs(StoryKnobs):
         parse_depth_mode(self.depth)
 
 
-class StoryMultihop(StoryTask):
+class StoryMultihop(StoryTask[MultihopKnobs]):
     name = "story_multihop"
     description = (
         "Name the item acquired `hops` acquisitions before a given item (chaining purchases across chapters)."
     )
     answer_kind = "text"
     knobs_type = MultihopKnobs
+    gen_budget = 256  # room for one item name (<= 15 tokens) after a short explanation
 
-    def min_chapters(self, knobs: MultihopKnobs) -> int:  # type: ignore[override]
+    def min_chapters(self, knobs: MultihopKnobs) -> int:
         return knobs.hops + 2
 
-    def ask(self, world: World, knobs: MultihopKnobs, rng: random.Random) -> TaskQuestions:  # type: ignore[override]
+    def ask(self, world: World, knobs: MultihopKnobs, rng: random.Random) -> TaskQuestions:
         order = world.purchase_order()
         if len(order) <= knobs.hops:
             raise WorldTooSmall(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from longtasks.prompt import question_text
-from longtasks.tasks.base import Evidence, StoryKnobs, StoryTask, TaskQuestions
-from longtasks.world import World, WorldConfig
+from longtasks.families.story.prompt import question_text
+from longtasks.families.story.task import Evidence, StoryKnobs, StoryTask, TaskQuestions
+from longtasks.families.story.world import World, WorldConfig
 
 
 @dataclass(frozen=True)
@@ -24,20 +24,21 @@ class FilteringKnobs(StoryKnobs):
             raise ValueError(f"num_empty={self.num_empty} must be at least 1")
 
 
-class StoryFiltering(StoryTask):
+class StoryFiltering(StoryTask[FilteringKnobs]):
     name = "story_filtering"
     description = "List the chapters in which the protagonist bought nothing (all others have purchases)."
     answer_kind = "int_set"
     knobs_type = FilteringKnobs
+    gen_budget = 256  # room for a few chapter numbers (<= 20 tokens) after a short explanation
 
-    def min_chapters(self, knobs: FilteringKnobs) -> int:  # type: ignore[override]
+    def min_chapters(self, knobs: FilteringKnobs) -> int:
         return knobs.num_empty + 2
 
-    def world_config(self, knobs: FilteringKnobs, num_chapters: int, rng: random.Random) -> WorldConfig:  # type: ignore[override]
+    def world_config(self, knobs: FilteringKnobs, num_chapters: int, rng: random.Random) -> WorldConfig:
         empty = frozenset(rng.sample(range(1, num_chapters + 1), knobs.num_empty))
         return WorldConfig(empty_chapters=empty)
 
-    def ask(self, world: World, knobs: FilteringKnobs, rng: random.Random) -> TaskQuestions:  # type: ignore[override]
+    def ask(self, world: World, knobs: FilteringKnobs, rng: random.Random) -> TaskQuestions:
         empty = sorted(c.number for c in world.chapters if not c.purchases)
         question = question_text("filtering", "one", protagonist=world.protagonist)
         return TaskQuestions([question], empty, [Evidence(c) for c in empty], "4, 9, 15")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import jinja2
 
+from longtasks.families.story.world.entities import indefinite_article
+from longtasks.families.story.world.simulator import Chapter, World
 from longtasks.resources import templates_dir
-from longtasks.world.entities import indefinite_article
-from longtasks.world.simulator import Chapter, World
 
 _MARK = "\x00"
 _HERO_SLOTS = frozenset({"who", "Who", "whom", "their"})

@@ -12,7 +12,7 @@ import random
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from longtasks.world.entities import (
+from longtasks.families.story.world.entities import (
     Person,
     draw_items,
     draw_locations,
