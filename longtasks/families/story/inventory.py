@@ -36,8 +36,9 @@ class StoryInventory(StoryTask[InventoryKnobs]):
 
     def ask(self, world: World, knobs: InventoryKnobs, rng: random.Random) -> TaskQuestions:
         owned = world.final_inventory()
-        bought_in = {item: chapter for item, chapter in world.purchase_order()}
-        answer = sorted(owned, key=lambda item: bought_in[item])
-        evidence = [Evidence(bought_in[item], "purchase", item) for item in answer]
+        # In purchase order (never set order, which depends on the interpreter's string hashing).
+        kept = [(item, chapter) for item, chapter in world.purchase_order() if item in owned]
+        answer = [item for item, _ in kept]
+        evidence = [Evidence(chapter, "purchase", item) for item, chapter in kept]
         question = question_text("inventory", "one", protagonist=world.protagonist)
         return TaskQuestions([question], answer, evidence, "first item, second item")
