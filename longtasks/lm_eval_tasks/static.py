@@ -1,13 +1,16 @@
 """Read a task's documents from an exported dataset instead of generating them.
 
 The source is what `longtasks generate --out DIR` writes (a folder) or its copy on the Hub: one
-`datasets` config per (task, length), named like ``story_retrieval-4k``. Loading goes through
-`datasets.load_dataset`, so a local folder is read offline and a Hub id is downloaded and cached.
+`datasets` config per (task, length), named like ``story_retrieval-4k``. A Hub id goes through
+`datasets.load_dataset` (downloaded once, cached by revision). A local folder is read from its shards
+directly: `datasets` keys its cache of a local folder by path and config name, not by content, so a
+folder regenerated in place would otherwise be read back stale (rows and even columns).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import datasets
 
@@ -17,11 +20,34 @@ from longtasks.lm_eval_tasks.options import StaticOptions
 log = logging.getLogger(__name__)
 
 
+def _is_local(source: str) -> bool:
+    return Path(source).is_dir()
+
+
+def _config_names(source: str) -> list[str]:
+    if _is_local(source):
+        from longtasks.dataset_dir import read_manifest
+
+        manifest = read_manifest(source)
+        return [name for name, entry in manifest.get("configs", {}).items() if entry.get("complete")]
+    return datasets.get_dataset_config_names(source)
+
+
+def _load_config(source: str, config: str) -> datasets.Dataset:
+    if not _is_local(source):
+        return datasets.load_dataset(source, config, split="test")
+    from longtasks.reading import read_rows
+    from longtasks.sample import row_schema
+
+    features = datasets.Features.from_arrow_schema(row_schema())
+    return datasets.Dataset.from_list(read_rows(source, config), features=features)
+
+
 def available_lengths(source: str, task: str) -> list[int]:
     """Lengths the dataset at `source` holds for `task`, ascending (from its config names)."""
     prefix = f"{task}-"
     lengths = []
-    for name in datasets.get_dataset_config_names(source):
+    for name in _config_names(source):
         if name.startswith(prefix):
             try:
                 lengths.append(parse_length(name[len(prefix) :]))
@@ -62,7 +88,7 @@ def load_static_rows(task: str, options: StaticOptions) -> datasets.Dataset:
         )
     parts = []
     for length in lengths:
-        split = datasets.load_dataset(options.source, _config_name(task, length), split="test")
+        split = _load_config(options.source, _config_name(task, length))
         if options.num_samples is not None:
             if len(split) < options.num_samples:
                 raise ValueError(
