@@ -20,6 +20,9 @@ TASKS: dict[str, str] = {
     "story_multihop": "longtasks.families.story.multihop:StoryMultihop",
     "story_filtering": "longtasks.families.story.filtering:StoryFiltering",
     "story_inventory": "longtasks.families.story.inventory:StoryInventory",
+    "ruler_niah": "longtasks.families.ruler.niah:RulerNiah",
+    "ruler_vt": "longtasks.families.ruler.vt:RulerVariableTracking",
+    "ruler_cwe": "longtasks.families.ruler.cwe:RulerCommonWords",
 }
 """Task name -> "module:class" of its `Task` subclass. The order is the order tasks are listed in."""
 
@@ -37,6 +40,12 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "story": Family("story", "Story", "questions about a simulated journey told as a long story", ("faker",)),
+    "ruler": Family(
+        "ruler",
+        "RULER",
+        "synthetic key-value retrieval, variable tracking and word counting",
+        ("wonderwords",),
+    ),
 }
 
 GROUP_PREFIX = "longtasks_"

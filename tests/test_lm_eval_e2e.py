@@ -1,4 +1,4 @@
-"""The story tasks through real lm-eval, offline: `simple_evaluate` with scripted LMs and a tiny
+"""Every task through real lm-eval, offline: `simple_evaluate` with scripted LMs and a tiny
 random Hugging Face model, and the `longtasks eval` wrapper around lm-eval's command line."""
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ from lm_eval.tasks import TaskManager
 from typer.testing import CliRunner
 
 from longtasks.commands import eval as eval_command
-from longtasks.lm_eval_tasks import GROUP, STATIC_GROUP, static_name, tasks_dir
+from longtasks.lm_eval_tasks import tasks_dir
 from longtasks.lm_eval_tasks.guard import required_max_length, special_tokens_added
-from longtasks.lm_eval_tasks.manager import story_max_length, story_task_manager
+from longtasks.lm_eval_tasks.manager import max_length_for, task_manager
+from longtasks.registry import ALL_GROUP, list_tasks, static_name
 from longtasks.scoring import format_answer
-from longtasks.tasks.registry import list_tasks
 from longtasks.tokenizer import load_tokenizer
 
 TASKS = list_tasks()
-LENGTHS = [2048, 3072]
+GROUP = ALL_GROUP
+STATIC_GROUP = static_name(ALL_GROUP)
+LENGTHS = [3072, 4096]
 
 
 def make_manager(**metadata) -> TaskManager:
@@ -106,7 +108,7 @@ def test_gold_answers_score_one_on_every_task_and_length(gold_results):
         assert gold_results["n-samples"][task]["effective"] == 2 * len(LENGTHS)
     # The group averages the lengths its YAML lists (powers of two, 1k-1M); 3072 is per task only.
     group = gold_results["groups"][GROUP]
-    assert group["score,none"] == group["parsed,none"] == group["2048,none"] == 1.0
+    assert group["score,none"] == group["parsed,none"] == group["4096,none"] == 1.0
     assert "3072,none" not in group
 
 
@@ -197,20 +199,20 @@ def test_tiny_hf_model_sees_exactly_the_requested_length(tiny_model_dir, chat, c
     assert "truncat" not in caplog.text.lower()
 
 
-def test_tiny_hf_model_runs_the_group_at_2k(tiny_model_dir):
-    """The README's Python recipe: story_task_manager + story_max_length + simple_evaluate."""
+def test_tiny_hf_model_runs_every_task_at_3k(tiny_model_dir):
+    """The README's Python recipe: task_manager + max_length_for + simple_evaluate, on every task."""
     tokenizer = str(tiny_model_dir)
-    max_length = story_max_length([2048], [GROUP], tokenizer=tokenizer, max_gen_toks=16)
-    assert max_length == 2048 + 16
+    max_length = max_length_for([3072], [GROUP], tokenizer=tokenizer, max_gen_toks=16)
+    assert max_length == 3072 + 16
     lm = RecordingHFLM(pretrained=tokenizer, device="cpu", dtype="float32", max_length=max_length)
-    manager = story_task_manager([2048], tokenizer=tokenizer, num_samples=1, include_defaults=False)
+    manager = task_manager([3072], tokenizer=tokenizer, num_samples=1, include_defaults=False)
     results = simple_evaluate(
         model=lm, tasks=[GROUP], task_manager=manager, gen_kwargs={"max_gen_toks": 16}, bootstrap_iters=0
     )
-    assert lm.prompt_tokens == [2048] * len(TASKS)
+    assert lm.prompt_tokens == [3072] * len(TASKS)
     for task in TASKS:
-        assert metric_keys(results["results"][task]) == {"score", "parsed", "2048"}
-    assert "2048,none" in results["groups"][GROUP]
+        assert metric_keys(results["results"][task]) == {"score", "parsed", "3072"}
+    assert "score,none" in results["groups"][GROUP]
 
 
 # --- the `longtasks eval` wrapper around lm-eval's command line --------------------------------
@@ -259,6 +261,24 @@ def test_wrapper_passes_metadata_and_sets_max_length(cli, tmp_path, monkeypatch)
     assert all(len(json.loads(d["answer"])) == 4 for d in docs)
     saved = json.loads(next(out.rglob("results_*.json")).read_text())
     assert saved["results"]["story_retrieval"]["score,none"] == 1.0
+
+
+def test_wrapper_runs_the_ruler_group_with_the_gold_model(cli, tmp_path):
+    out = tmp_path / "results"
+    result = CliRunner().invoke(
+        cli,
+        ["eval", "--lengths", "3k", "--num-samples", "2", "--no-progress", "--model", "longtasks-test-gold",
+         "--tasks", "longtasks_ruler", "--output_path", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads(next(out.rglob("results_*.json")).read_text())
+    assert {
+        task: saved["results"][task]["score,none"] for task in ("ruler_niah", "ruler_vt", "ruler_cwe")
+    } == {
+        "ruler_niah": 1.0,
+        "ruler_vt": 1.0,
+        "ruler_cwe": 1.0,
+    }
 
 
 def test_wrapper_refuses_a_max_length_that_would_truncate(cli, tiny_model_dir):

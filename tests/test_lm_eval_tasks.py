@@ -15,25 +15,24 @@ from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 
 from longtasks.generate import generate_samples
-from longtasks.lm_eval_tasks import GROUP, STATIC_GROUP, dataset, static_name, tasks_dir
+from longtasks.lm_eval_tasks import dataset, tasks_dir
 from longtasks.lm_eval_tasks.budget import check_answer_budget
 from longtasks.lm_eval_tasks.guard import (
     LengthGuardError,
     generation_budget,
     guard_model_args,
-    requested_story_tasks,
+    requested_tasks,
     special_tokens_added,
-    yaml_generation_kwargs,
 )
 from longtasks.lm_eval_tasks.launch import (
     EvalUsageError,
-    StorySettings,
+    TaskSettings,
     import_model_plugins,
     lengths_within_limit,
     parse_lm_eval_args,
     prepare_run,
 )
-from longtasks.lm_eval_tasks.manager import story_max_length, story_task_manager
+from longtasks.lm_eval_tasks.manager import max_length_for, task_manager
 from longtasks.lm_eval_tasks.metrics import doc_to_target, process_results
 from longtasks.lm_eval_tasks.options import (
     generation_options,
@@ -41,12 +40,16 @@ from longtasks.lm_eval_tasks.options import (
     static_options,
     task_knobs,
 )
+from longtasks.lm_eval_tasks.yaml_files import render_all, stale_files
+from longtasks.registry import ALL_GROUP, gen_budget, groups, list_tasks, static_name
 from longtasks.scoring import format_answer
-from longtasks.tasks.registry import list_tasks
 from longtasks.tokenizer import load_tokenizer
 
 TASKS = list_tasks()
+STORY = list_tasks("story")
 ALL_TASKS = [*TASKS, *(static_name(t) for t in TASKS)]
+GROUP = "longtasks_story"
+STATIC_GROUP = static_name(GROUP)
 
 
 def make_manager(**metadata) -> TaskManager:
@@ -59,27 +62,40 @@ def make_manager(**metadata) -> TaskManager:
 def test_every_task_and_group_is_registered():
     manager = make_manager()
     assert sorted(manager.all_subtasks) == sorted(ALL_TASKS)
-    assert sorted(manager.all_groups) == sorted([GROUP, STATIC_GROUP])
+    expected_groups = ["longtasks_story", "longtasks_ruler", ALL_GROUP]
+    assert sorted(manager.all_groups) == sorted(
+        [*expected_groups, *(static_name(g) for g in expected_groups)]
+    )
+
+
+def test_yaml_files_are_generated_from_the_registry():
+    """The checked-in YAML files are exactly what the registry renders (regenerate with
+    `python -m longtasks.lm_eval_tasks.yaml_files --write`)."""
+    assert stale_files() == []
+    assert len(render_all()) == len(ALL_TASKS) + len(groups()) + 1
 
 
 def test_every_yaml_file_parses_and_registers_its_name():
     """lm-eval skips a YAML that fails to load without a word; every file must load and register."""
     registered = set(make_manager().all_tasks)
     files = sorted(tasks_dir().glob("*.yaml"))
-    assert len(files) == len(ALL_TASKS) + 2
+    assert len(files) == len(ALL_TASKS) + len(groups())
     for path in files:
         config = load_yaml(path, resolve_func=True)
         name = config["group"] if "group" in config else config["task"]
         assert name == path.stem, f"{path.name} declares {name!r}"
         assert name in registered
         if "custom_dataset" in config:
-            assert config["custom_dataset"] is getattr(dataset, path.stem)
-            assert config["custom_dataset"].__module__ == "longtasks.lm_eval_tasks.dataset"
+            expected = dataset.static if name.endswith("_static") else dataset.generated
+            assert config["custom_dataset"] is expected
+            assert config["metadata"]["longtasks_task"] == name.removesuffix("_static")
 
 
-def test_groups_list_every_task():
-    assert load_yaml(tasks_dir() / f"{GROUP}.yaml")["task"] == TASKS
-    assert load_yaml(tasks_dir() / f"{STATIC_GROUP}.yaml")["task"] == [static_name(t) for t in TASKS]
+def test_groups_list_their_families_tasks():
+    assert load_yaml(tasks_dir() / f"{GROUP}.yaml")["task"] == STORY
+    assert load_yaml(tasks_dir() / "longtasks_ruler.yaml")["task"] == ["ruler_niah", "ruler_vt", "ruler_cwe"]
+    assert load_yaml(tasks_dir() / f"{ALL_GROUP}.yaml")["task"] == TASKS
+    assert load_yaml(tasks_dir() / f"{STATIC_GROUP}.yaml")["task"] == [static_name(t) for t in STORY]
 
 
 @pytest.mark.parametrize("task", ALL_TASKS)
@@ -88,11 +104,7 @@ def test_generation_settings(task):
     gen = config["generation_kwargs"]
     assert gen["do_sample"] is False
     assert gen["until"] == ["</answer>"]
-    assert (
-        config["metadata"]["gen_budget"]
-        == gen["max_gen_toks"]
-        == yaml_generation_kwargs(task)["max_gen_toks"]
-    )
+    assert config["metadata"]["gen_budget"] == gen["max_gen_toks"] == gen_budget(task)
     assert config["num_fewshot"] == 0
     metrics = [m["metric"] for m in config["metric_list"]]
     assert metrics[:2] == ["score", "parsed"] and "4096" in metrics and "131072" in metrics
@@ -160,9 +172,10 @@ def test_static_options_need_a_source():
 # --- dataset functions -------------------------------------------------------------------------
 
 
-def test_every_registry_task_has_both_dataset_functions():
-    for task in TASKS:
-        assert callable(getattr(dataset, task)) and callable(getattr(dataset, static_name(task)))
+def test_dataset_functions_need_the_task_named_in_metadata():
+    assert dataset.task_from_metadata({"longtasks_task": "ruler_vt"}) == "ruler_vt"
+    with pytest.raises(ValueError, match="longtasks_task"):
+        dataset.generated(max_seq_lengths=[1024])
 
 
 def test_generated_rows_equal_generate_samples_shortest_length_first():
@@ -227,24 +240,28 @@ def exported(tmp_path_factory) -> Path:
 
 
 def test_static_rows_match_the_export(exported):
-    rows = list(dataset.story_multihop_static(data_path=str(exported), num_samples=2)["test"])
+    rows = list(
+        dataset.static(longtasks_task="story_multihop", data_path=str(exported), num_samples=2)["test"]
+    )
     expected = [
         s.to_row() for length in (1024, 2048) for s in generate_samples("story_multihop", length, 2, seed=2)
     ]
     assert rows == expected
-    only = dataset.story_filtering_static(data_path=str(exported), max_seq_lengths=[2048])["test"]
+    only = dataset.static(longtasks_task="story_filtering", data_path=str(exported), max_seq_lengths=[2048])[
+        "test"
+    ]
     assert only["length"] == [2048] * 3
 
 
 def test_static_errors_are_clear(exported):
     with pytest.raises(ValueError, match="4k"):
-        dataset.story_multihop_static(data_path=str(exported), max_seq_lengths=[4096])
+        dataset.static(longtasks_task="story_multihop", data_path=str(exported), max_seq_lengths=[4096])
     with pytest.raises(ValueError, match="fewer than num_samples=5"):
-        dataset.story_multihop_static(data_path=str(exported), num_samples=5)
+        dataset.static(longtasks_task="story_multihop", data_path=str(exported), num_samples=5)
     with pytest.raises(ValueError, match="chat"):
-        dataset.story_multihop_static(data_path=str(exported), chat=True)
+        dataset.static(longtasks_task="story_multihop", data_path=str(exported), chat=True)
     with pytest.raises(ValueError, match="no config for this task"):
-        dataset.story_retrieval_static(data_path=str(exported))
+        dataset.static(longtasks_task="story_retrieval", data_path=str(exported))
 
 
 # --- scoring hooks -----------------------------------------------------------------------------
@@ -252,7 +269,11 @@ def test_static_errors_are_clear(exported):
 
 @pytest.fixture(scope="module")
 def docs_by_task() -> dict[str, dict]:
-    return {t: dataset.generated_rows(t, {"max_seq_lengths": [1024], "num_samples": 1})[0] for t in TASKS}
+    lengths = {"ruler_cwe": 3072}
+    return {
+        t: dataset.generated_rows(t, {"max_seq_lengths": [lengths.get(t, 1024)], "num_samples": 1})[0]
+        for t in TASKS
+    }
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -260,20 +281,27 @@ def test_process_results_gold_empty_and_open_tag(task, docs_by_task):
     doc = docs_by_task[task]
     gold = doc_to_target(doc)
     assert gold == format_answer(doc["answer_kind"], json.loads(doc["answer"]))
-    assert process_results(doc, [f"Let me check.\n{gold}"]) == {"score": 1.0, "parsed": 1.0, "1024": 1.0}
+    length = str(doc["length"])
+    assert process_results(doc, [f"Let me check.\n{gold}"]) == {"score": 1.0, "parsed": 1.0, length: 1.0}
     # lm-eval cuts the generation before the stop string "</answer>": still a full answer.
     assert process_results(doc, [gold.removesuffix("</answer>")])["score"] == 1.0
-    assert process_results(doc, [""]) == {"score": 0.0, "parsed": 0.0, "1024": 0.0}
+    assert process_results(doc, [""]) == {"score": 0.0, "parsed": 0.0, length: 0.0}
 
 
 # --- length guard ------------------------------------------------------------------------------
 
 
-def test_requested_story_tasks_expands_groups_and_globs():
-    assert requested_story_tasks([GROUP]) == TASKS
-    assert requested_story_tasks(["story_multihop", "hellaswag"]) == ["story_multihop"]
-    assert requested_story_tasks(["story_*_static"]) == [static_name(t) for t in TASKS]
-    assert requested_story_tasks(["longtasks_*"]) == ALL_TASKS
+def test_requested_tasks_expands_groups_and_globs():
+    assert requested_tasks([GROUP]) == STORY
+    assert requested_tasks([ALL_GROUP]) == TASKS
+    assert requested_tasks(["longtasks_ruler_static"]) == [
+        "ruler_niah_static",
+        "ruler_vt_static",
+        "ruler_cwe_static",
+    ]
+    assert requested_tasks(["story_multihop", "hellaswag"]) == ["story_multihop"]
+    assert requested_tasks(["story_*_static"]) == [static_name(t) for t in STORY]
+    assert sorted(requested_tasks(["longtasks_*"])) == sorted(ALL_TASKS)
 
 
 def test_guard_sets_or_checks_max_length():
@@ -327,7 +355,7 @@ def test_qwen_tokenizer_adds_no_special_tokens():
 
 def prepared(argv: list[str], **settings):
     _, args = parse_lm_eval_args(argv)
-    return prepare_run(args, StorySettings(**settings))
+    return prepare_run(args, TaskSettings(**settings))
 
 
 def test_prepare_run_wires_metadata_include_path_and_max_length():
@@ -340,7 +368,7 @@ def test_prepare_run_wires_metadata_include_path_and_max_length():
         "chat": True, "max_seq_lengths": [2048, 4096], "num_samples": 3, "seed": 4,
         "knobs": {"story_multihop": {"hops": "2"}}, "progress": True,
     }  # fmt: skip
-    assert args.model_args == {"pretrained": "qwen2.5", "max_length": 4096 + generation_budget(TASKS)}
+    assert args.model_args == {"pretrained": "qwen2.5", "max_length": 4096 + generation_budget(STORY)}
 
 
 def test_prepare_run_without_chat_flag_and_with_user_budget_and_include_path(tmp_path):
@@ -377,13 +405,13 @@ def test_lengths_within_limit_follow_lm_evals_first_documents_rule():
 
 
 def test_python_helpers_build_manager_and_max_length():
-    manager = story_task_manager([2048, "1k"], num_samples=2, seed=3, include_defaults=False)
+    manager = task_manager([2048, "1k"], num_samples=2, seed=3, include_defaults=False)
     docs = manager.load(["story_filtering"])["tasks"]["story_filtering"].eval_docs
     assert docs["length"] == [1024, 1024, 2048, 2048] and set(docs["seed"]) == {3}
-    assert story_max_length(["4k"], ["story_multihop"]) == 4096 + generation_budget(["story_multihop"])
-    assert story_max_length([4096], max_gen_toks=10) == 4096 + 10
-    with pytest.raises(ValueError, match="no story task"):
-        story_max_length([4096], ["hellaswag"])
+    assert max_length_for(["4k"], ["story_multihop"]) == 4096 + generation_budget(["story_multihop"])
+    assert max_length_for([4096], max_gen_toks=10) == 4096 + 10
+    with pytest.raises(ValueError, match="no longtasks task"):
+        max_length_for([4096], ["hellaswag"])
 
 
 def test_sparse_hf_is_registered_and_guarded_and_builtin_models_still_resolve():
@@ -403,12 +431,36 @@ def test_a_too_small_max_length_in_metadata_fails_before_generating():
     with pytest.raises(LengthGuardError, match="max_length=4100"):
         make_manager(max_seq_lengths=[4096], num_samples=1, max_length=4100).load(["story_multihop"])
     with pytest.raises(LengthGuardError, match="max_model_len=4100"):
-        dataset.story_multihop(max_seq_lengths=[4096], num_samples=1, max_model_len=4100, gen_budget=256)
+        dataset.generated(
+            longtasks_task="story_multihop",
+            max_seq_lengths=[4096],
+            num_samples=1,
+            max_model_len=4100,
+            gen_budget=256,
+        )
     assert (
         len(
-            dataset.story_multihop(max_seq_lengths=[1024], num_samples=1, max_length=1280, gen_budget=256)[
-                "test"
-            ]
+            dataset.generated(
+                longtasks_task="story_multihop",
+                max_seq_lengths=[1024],
+                num_samples=1,
+                max_length=1280,
+                gen_budget=256,
+            )["test"]
         )
         == 1
     )
+
+
+def test_static_reads_a_folder_regenerated_in_place(tmp_path):
+    """`datasets` caches a local folder by path and config name; a folder regenerated with other settings
+    under the same path must still be read as it is now."""
+    from longtasks.dataset_dir import generate_to_dir
+
+    generate_to_dir(tmp_path, ["story_multihop"], [1024], num_samples=2, seed=1, progress=False)
+    first = dataset.static(longtasks_task="story_multihop", data_path=str(tmp_path))["test"]
+    generate_to_dir(
+        tmp_path, ["story_multihop"], [1024], num_samples=2, seed=2, progress=False, overwrite=True
+    )
+    second = dataset.static(longtasks_task="story_multihop", data_path=str(tmp_path))["test"]
+    assert set(first["seed"]) == {1} and set(second["seed"]) == {2}
