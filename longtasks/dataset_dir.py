@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from longtasks.generate import build_sample, check_request, generate_samples, resolve_tokenizer
 from longtasks.lengths import format_length
 from longtasks.registry import get_family, get_task, task_family
@@ -82,6 +79,9 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def write_rows(path: Path, samples: list[Sample]) -> None:
     """Write one shard atomically (temporary file, then rename)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([s.to_row() for s in samples], schema=row_schema())
     tmp = path.with_name(path.name + TMP_SUFFIX)

@@ -62,6 +62,8 @@ class LengthTokenizer:
     chat_template_known: bool | None = field(default=None, repr=False)
     normalize: Callable[[str], str] | None = field(default=None, repr=False)
     """Applied before `fast_encoding` when the tokenizer normalises text (e.g. NFC)."""
+    chat_renderer: Callable[[str], str] | None = field(default=None, repr=False)
+    """Renders one user turn + generation prompt without transformers (the default's own template)."""
 
     @classmethod
     def from_hf(cls, name: str, hf: PreTrainedTokenizerBase, revision: str = "unknown") -> LengthTokenizer:
@@ -145,6 +147,8 @@ class LengthTokenizer:
                 f"tokenizer {self.name!r} has no chat template: generate with chat mode off "
                 "(--no-chat / chat=False) or pick a tokenizer that has one"
             )
+        if self.chat_renderer is not None:
+            return self.chat_renderer(user_message)
         return self.hf.apply_chat_template(
             [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
         )
@@ -219,7 +223,23 @@ def _build_default() -> LengthTokenizer:
         hf_factory=_default_hf,
         added_by_default=0,  # Qwen2.5 adds no BOS
         chat_template_known=True,
+        chat_renderer=_render_default_chat,
     )
+
+
+@cache
+def _default_chat_template() -> Any:
+    """The bundled Qwen2.5 chat template, compiled the way transformers compiles chat templates."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string((templates_dir() / "chat" / "qwen2.5.jinja").read_text(encoding="utf-8"))
+
+
+def _render_default_chat(user_message: str) -> str:
+    """One user turn plus the generation prompt; a test checks it equals `apply_chat_template`."""
+    messages = [{"role": "user", "content": user_message}]
+    return _default_chat_template().render(messages=messages, add_generation_prompt=True)
 
 
 def _tiktoken_encoding(vocab_file: Path) -> Any:

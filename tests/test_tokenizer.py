@@ -48,3 +48,13 @@ def test_saved_default_tokenizer_loads_as_hf_folder(tokenizer, tmp_path):
     other = load_tokenizer(str(tmp_path))
     assert other.encode("Hello world") == [9707, 1879]
     assert other.chat_wrap("hi") == tokenizer.chat_wrap("hi")
+
+
+@settings(max_examples=60, deadline=None)
+@given(message=st.text(max_size=200))
+def test_default_chat_wrap_equals_transformers_apply_chat_template(tokenizer, message):
+    """The default renders its chat template without transformers; it must be what transformers renders."""
+    expected = tokenizer.hf.apply_chat_template(
+        [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
+    )
+    assert tokenizer.chat_wrap(message) == expected

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from longtasks.hub.folder import DatasetFolderError
-
 
 def _size(num_bytes: int) -> str:
     value = float(num_bytes)
@@ -36,6 +34,7 @@ def export_command(out_dir: DirArg) -> None:
     """Rewrite DIR/README.md (the dataset card) from longtasks.json and the parquet files, then check
     that every config loads with datasets.load_dataset(DIR, config)."""
     from longtasks.hub.card import write_card
+    from longtasks.hub.folder import DatasetFolderError
     from longtasks.hub.validate import validate_folder
 
     try:
@@ -66,6 +65,7 @@ def push_command(
     ] = None,
 ) -> None:
     """Upload DIR (README.md, longtasks.json, data/) to the Hugging Face Hub as a dataset repo."""
+    from longtasks.hub.folder import DatasetFolderError
     from longtasks.hub.push import HubPushError, push
 
     try:
