@@ -210,7 +210,7 @@ def test_sigterm_stops_workers_and_keeps_finished_shards(tmp_path):
 
     out = tmp_path / "data"
     command = [sys.executable, "-m", "longtasks.cli", "generate", "story_retrieval", "--lengths", "256k",
-               "-n", "60", "--workers", "2", "--no-progress", "--out", str(out)]  # fmt: skip
+               "-n", "400", "--workers", "2", "--no-progress", "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while not list((out / "data").rglob("*.parquet")) and time.time() < deadline and proc.poll() is None:

@@ -125,6 +125,9 @@ def register(app: typer.Typer) -> None:
                 "left; run the same command again to resume"
             )
             raise typer.Exit(130) from interrupt
+        finally:
+            # Past this point there is nothing to unwind: a late SIGTERM just ends the process.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         names = [config_name(t, n) for t in tasks for n in parsed_lengths]
         console.print(f"wrote {len(names)} config(s) to {out}: {', '.join(names)}")
         console.print(f"tokenizer: {manifest['tokenizer']} ({manifest['tokenizer_revision']})")
