@@ -1,20 +1,18 @@
 """Filler: sentences of known token counts that top a draft up to an exact length.
 
 Two kinds of source:
-- `FillerBank`: a fixed set of sentences grouped by token count in one tokenizer, computed once per
+- `FillerBank` (here): a fixed set of sentences grouped by token count in one tokenizer, computed once per
   tokenizer (one batched call) and drawn with replacement (story scenery, RULER noise);
-- `StreamFiller`: a finite, per-sample pool drawn without replacement in the order it was made
-  (RULER's distractor key-value sentences: each must be unique).
+- `StreamFiller` (`filler_stream.py`): a finite, per-sample pool drawn without replacement in the order
+  it was made (RULER's distractor key-value sentences: each must be unique).
 Both split a token total into sentence counts that sum to it exactly.
 """
 
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Protocol
 
 from longtasks.tokenizer import LengthTokenizer
@@ -164,88 +162,3 @@ class SharedBank:
 
     def source(self, tokenizer: LengthTokenizer, budget: int, rng: random.Random) -> FillerSource:
         return filler_bank_for(tokenizer, self.name, self.sentences, self.finish_parts)
-
-
-class StreamFiller:
-    """A per-sample pool of unique sentences, used in the order they were made and never twice.
-
-    `split` takes sentences in pool order while the rest is large, then finishes exactly with up to
-    `FINISH_PARTS` sentences of the counts still available; `draw` hands out the next unused sentence of
-    a count.
-    """
-
-    FINISH_PARTS = 8
-    MAX_BACKTRACK = 24
-
-    def __init__(self, texts: Sequence[str], counts: Sequence[int]) -> None:
-        if not texts:
-            raise ValueError("a filler stream needs at least one sentence")
-        self._order = list(zip(counts, texts, strict=True))
-        self._queues: dict[int, deque[str]] = {}
-        for count, text in self._order:
-            self._queues.setdefault(count, deque()).append(text)
-        self._counts = tuple(sorted(self._queues))
-
-    @property
-    def min_count(self) -> int:
-        return self._counts[0]
-
-    def has(self, count: int) -> bool:
-        return bool(self._queues.get(count))
-
-    def draw(self, count: int, rng: random.Random, avoid: str | None = None) -> str:
-        queue = self._queues.get(count)
-        if not queue:
-            raise LookupError(f"no unused filler sentence of {count} tokens is left")
-        return queue.popleft()
-
-    def split(self, total: int, rng: random.Random) -> list[int] | None:
-        counts: list[int] = []
-        remaining = total
-        finish = 3 * self._counts[-1]
-        for count, _ in self._order:
-            if remaining <= finish:
-                break
-            counts.append(count)
-            remaining -= count
-        if remaining > finish:
-            return None
-        left = {c: len(q) for c, q in self._queues.items()}
-        for c in counts:
-            left[c] -= 1
-        for _ in range(self.MAX_BACKTRACK):
-            # Finish with the sentences still unused; if the rest is no sum of them, give back the
-            # last stream sentence and try again.
-            tail = _bounded_sum(remaining, left, self.FINISH_PARTS)
-            if tail is not None:
-                return counts + tail
-            if not counts:
-                return None
-            c = counts.pop()
-            left[c] += 1
-            remaining += c
-        return None
-
-
-def _bounded_sum(total: int, available: dict[int, int], max_parts: int) -> list[int] | None:
-    """At most `max_parts` counts, each used no more often than available, summing to `total`."""
-    values = sorted(c for c, n in available.items() if n > 0)
-
-    @cache
-    def search(rest: int, parts: int, start: int) -> tuple[int, ...] | None:
-        if rest == 0:
-            return ()
-        if parts == 0:
-            return None
-        for i in range(start, len(values)):
-            c = values[i]
-            if c > rest:
-                break
-            for times in range(min(available[c], parts, rest // c), 0, -1):
-                found = search(rest - times * c, parts - times, i + 1)
-                if found is not None:
-                    return (c,) * times + found
-        return None
-
-    found = search(total, max_parts, 0)
-    return None if found is None else list(found)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from longtasks.depth import chapter_at_depth, target_depths
 from longtasks.families.story.task import SCENERY
-from longtasks.filler_bank import StreamFiller
+from longtasks.filler_stream import StreamFiller
 
 
 @settings(max_examples=300, deadline=None)

@@ -18,7 +18,8 @@ from longtasks.families.ruler.word_list import number_costs, size_word_list, wor
 from longtasks.fit import LengthError, count_model_text, frame_overhead
 from longtasks.task import BuildContext, Knobs, Task
 
-MAX_CORRECTIONS = 3
+MAX_CORRECTIONS = 8
+"""Re-sizings allowed when the tokenizer merges across list items (each corrects by the last miss)."""
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from longtasks.depth import parse_depth_mode, target_depths
 from longtasks.draft import Draft, Section, Segment
 from longtasks.families.ruler.strings import draw_kv_string, draw_unique
 from longtasks.families.ruler.text import fill, ruler_frame, wording
-from longtasks.filler_bank import FillerSource, StreamFiller
+from longtasks.filler_bank import FillerSource
+from longtasks.filler_stream import StreamFiller
 from longtasks.task import BuildContext, Knobs, Task
 from longtasks.tokenizer import LengthTokenizer
 
 _BATCH = 256  # distractor sentences made (and counted) at a time
-RESERVE = 48  # sentences beyond the budget, so the exact finish finds every count it needs
+RESERVE = 64  # sentences beyond the budget, so the exact finish finds the counts it needs
 
 
 @dataclass(frozen=True)
