@@ -91,30 +91,37 @@ def _nfc(text: str) -> str:
     return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
 
 
+def _state(component: Any) -> dict[str, Any] | None:
+    """A tokenizers component (normaliser, pre-tokeniser, post-processor) as its JSON description."""
+    return None if component is None else json.loads(component.__getstate__())
+
+
 def tiktoken_bridge(hf: Any) -> Bridge | None:
-    """A verified tiktoken encoding equal to `hf`'s tokenizer, or None when it cannot be built."""
+    """A verified tiktoken encoding equal to `hf`'s tokenizer, or None when it cannot be built.
+
+    Reads the backend's components one by one (the whole tokenizer.json, merges included, is ~7 MB of JSON).
+    """
     backend = getattr(hf, "backend_tokenizer", None)
     if backend is None:
         return None
-    spec = json.loads(backend.to_str())
-    model = spec.get("model") or {}
+    model = backend.model
     if (
-        model.get("type") != "BPE"
-        or model.get("byte_fallback")
-        or model.get("dropout")
-        or model.get("continuing_subword_prefix")
-        or model.get("end_of_word_suffix")
-        or (spec.get("post_processor") or {}).get("type") not in (None, "ByteLevel", "TemplateProcessing")
+        type(model).__name__ != "BPE"
+        or getattr(model, "byte_fallback", False)
+        or getattr(model, "dropout", None)
+        or getattr(model, "continuing_subword_prefix", None)
+        or getattr(model, "end_of_word_suffix", None)
+        or (_state(backend.post_processor) or {}).get("type") not in (None, "ByteLevel", "TemplateProcessing")
     ):
         return None
-    pattern = _pattern(spec.get("pre_tokenizer"))
-    normalize = _normalizer(spec.get("normalizer"))
+    pattern = _pattern(_state(backend.pre_tokenizer))
+    normalize = _normalizer(_state(backend.normalizer))
     if pattern is None or normalize is False:
         return None
     decode = _byte_decoder()
-    special = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}  # split off whole, as HF does
+    special = {token.content: token_id for token_id, token in backend.get_added_tokens_decoder().items()}
     ranks: dict[bytes, int] = {}
-    for token, rank in model["vocab"].items():
+    for token, rank in backend.get_vocab(with_added_tokens=False).items():
         if token in special:
             continue
         if not all(ch in decode for ch in token):
