@@ -1,0 +1,100 @@
+"""The results store reads lm-eval output folders into the tidy per-sample table."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from lmeval_fakes import QWEN_TINY_CONFIG, write_run
+
+from longtasks.analysis.store import COLUMNS, MissingSamplesError, load_table, read_results, save_table
+
+REPORT = {"method": "snapkv", "target_compression": 4.0, "kv": {"achieved_compression": 3.6}}
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    folder = tmp_path / "tiny-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(QWEN_TINY_CONFIG))
+    return folder
+
+
+def test_runs_become_one_row_per_sample(tmp_path, model_dir):
+    out = tmp_path / "results"
+    rows = [(1024, "t-1024-0", 1.0), (1024, "t-1024-1", 0.0), (2048, "t-2048-0", 0.5)]
+    write_run(
+        out / "dense", {"story_multihop": rows}, model_args={"pretrained": str(model_dir), "method": "dense"}
+    )
+    write_run(out / "snap", {"story_multihop": rows},
+              model_args={"pretrained": str(model_dir), "method": "snapkv", "compression": 4, "window": 64},
+              config={"sparse_compression": REPORT})  # fmt: skip
+    frame = read_results([out])
+    assert list(frame.columns) == list(COLUMNS)
+    assert len(frame) == 6
+    snap = frame[frame["method"] == "snapkv"]
+    assert set(snap["phase"]) == {"decode"} and set(snap["target_compression"]) == {4.0}
+    assert set(snap["achieved_compression"]) == {3.6}
+    assert set(snap["method_args"]) == {'{"window": 64}'}
+    dense = frame[frame["method"] == "dense"]
+    assert set(dense["phase"]) == {"dense"} and set(dense["achieved_compression"]) == {1.0}
+    assert frame["score"].tolist() == [1.0, 0.0, 0.5] * 2
+    assert (
+        set(frame["n_layers"]) == {2} and set(frame["head_dim"]) == {8} and set(frame["n_params"]) == {12345}
+    )
+    assert set(frame["model_name"]) == {"tiny-model"}
+    assert frame["doc_hash"].tolist()[:1] == ["hash-t-1024-0"]
+
+
+def test_hf_runs_are_dense_and_a_missing_report_leaves_achieved_empty(tmp_path):
+    write_run(
+        tmp_path / "a",
+        {"t": [(1024, "x", 1.0), (1024, "y", 1.0)]},
+        model="hf",
+        model_args={"pretrained": "org/none"},
+    )
+    write_run(tmp_path / "b", {"t": [(1024, "x", 0.0), (1024, "y", 1.0)]},
+              model_args={"pretrained": "org/none", "method": "quest", "compression": "8"})  # fmt: skip
+    frame = read_results([tmp_path])
+    assert frame.groupby("method")["target_compression"].first().to_dict() == {"dense": 1.0, "quest": 8.0}
+    assert math.isnan(frame[frame["method"] == "quest"]["achieved_compression"].iloc[0])
+    assert frame["n_layers"].isna().all()  # no config.json anywhere offline: cost analyses will skip it
+
+
+def test_results_without_per_sample_scores_are_refused(tmp_path):
+    write_run(
+        tmp_path, {"story_multihop": [(1024, "a", 1.0)]}, model_args={"pretrained": "m"}, log_samples=False
+    )
+    with pytest.raises(MissingSamplesError, match="--log_samples"):
+        read_results([tmp_path])
+
+
+def test_a_later_run_of_the_same_cell_replaces_the_earlier(tmp_path):
+    args = {"pretrained": "m", "method": "quest", "compression": 2}
+    write_run(tmp_path, {"t": [(1024, "a", 0.0)]}, model_args=args, stamp="old", date=1.0)
+    write_run(tmp_path, {"t": [(1024, "a", 1.0)]}, model_args=args, stamp="new", date=2.0)
+    frame = read_results([tmp_path])
+    assert frame["score"].tolist() == [1.0]
+
+
+def test_foreign_tasks_are_skipped_and_empty_folders_explained(tmp_path):
+    path = write_run(tmp_path / "r", {"t": [(1024, "a", 1.0)]}, model_args={"pretrained": "m"})
+    (path.parent / f"samples_mmlu_{path.stem[len('results_') :]}.jsonl").write_text('{"doc": {}, "acc": 1}\n')
+    data = json.loads(path.read_text())
+    data["n-samples"]["mmlu"] = {"original": 1, "effective": 1}
+    path.write_text(json.dumps(data))
+    assert read_results([tmp_path])["task"].tolist() == ["t"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="results_"):
+        read_results([tmp_path / "empty"])
+
+
+def test_table_round_trips_through_parquet_and_bad_tables_are_named(tmp_path):
+    write_run(tmp_path / "r", {"t": [(1024, "a", 1.0)]}, model_args={"pretrained": "m"})
+    frame = read_results([tmp_path / "r"])
+    path = save_table(frame, tmp_path / "results.parquet")
+    assert load_table(path).equals(frame)
+    save_table(frame.drop(columns=["score"]), tmp_path / "bad.csv")
+    with pytest.raises(ValueError, match="score"):
+        load_table(tmp_path / "bad.csv")
