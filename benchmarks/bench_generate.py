@@ -1,72 +1,114 @@
-"""Seconds per sample of each story task at 8k, 32k, 128k and 1M tokens (default tokenizer, 1 worker).
+"""Seconds per sample of every task at 8k, 32k, 128k and 1M tokens (1 worker), optionally side by side with
+another checkout of longtasks (e.g. the first release) in the same run.
 
-Each measurement generates one sample (a fresh index each run, so nothing is cached between runs
-except the tokenizer and filler bank, which a real run also reuses). Prints a table, writes JSON.
+Each cell runs in a fresh process: one warm-up sample (tokenizer, filler bank, templates), then `--runs`
+samples with fresh indices, timed one by one. With `--baseline-src DIR` (a checkout whose `longtasks/` package
+is put first on PYTHONPATH) every cell is measured for the baseline and for this tree alternately, so both
+see the same machine load. Prints a table and writes JSON.
 
-    python benchmarks/bench_generate.py --out bench_generate.json
+    python benchmarks/bench_generate.py --out benchmarks/results/bench_generate.json
+    git worktree add /tmp/release1 985fbd5
+    python benchmarks/bench_generate.py --tasks story_retrieval,story_multihop --baseline-src /tmp/release1
+    python benchmarks/bench_generate.py --tokenizer /path/to/Qwen2.5-7B-Instruct  # a user's HF tokenizer
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import os
 import platform
 import statistics
-import time
+import subprocess
+import sys
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = """
+import json, sys, time
 from longtasks.generate import generate_samples
-from longtasks.lengths import format_length, parse_lengths
-from longtasks.tasks import list_tasks
 from longtasks.tokenizer import load_tokenizer
+task, length, runs, tokenizer, chat, knobs = json.loads(sys.argv[1])
+tok = load_tokenizer(tokenizer)
+generate_samples(task, 8192, 1, start=999, tokenizer=tok, chat=chat)  # warm-up: tokenizer, banks, templates
+times = []
+for index in range(runs):
+    start = time.perf_counter()
+    (sample,) = generate_samples(task, length, 1, start=1000 + index, tokenizer=tok, chat=chat, knobs=knobs)
+    times.append(time.perf_counter() - start)
+    assert sample.input_tokens == length
+print(json.dumps(times))
+"""
+
+LARGE_KNOBS = {"ruler_cwe": {"rare_word_frequency": 20, "common_word_frequency": 200}}
+"""Knobs for lengths beyond a task's default capacity (CWE's vocabulary fills ~190k tokens at frequency 3)."""
+
+
+def measure(src: Path, task: str, length: int, runs: int, tokenizer: str | None, chat: bool) -> list[float]:
+    knobs = LARGE_KNOBS.get(task) if length > 131072 else None
+    env = {**os.environ, "PYTHONPATH": str(src), "TOKENIZERS_PARALLELISM": "false"}
+    args = json.dumps([task, length, runs, tokenizer, chat, knobs])
+    done = subprocess.run([sys.executable, "-c", CHILD, args], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{task} @ {length} in {src} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    sys.path.insert(0, str(ROOT))
+    from longtasks.lengths import format_length, parse_lengths
+    from longtasks.registry import list_tasks
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lengths", default="8k,32k,128k,1M")
     parser.add_argument("--tasks", default=",".join(list_tasks()))
     parser.add_argument("--runs", type=int, default=5, help="runs per cell (at 1M: max(2, runs // 2))")
-    parser.add_argument("--out", default="bench_generate.json")
+    parser.add_argument("--tokenizer", default=None, help="a tokenizer name or folder (default: qwen2.5)")
     parser.add_argument("--chat", action="store_true", help="count the chat template too")
-    parser.add_argument(
-        "--tokenizers-backend",
-        action="store_true",
-        help="count with the Rust `tokenizers` library instead of tiktoken (same vocabulary, slower)",
-    )
+    parser.add_argument("--baseline-src", type=Path, default=None, help="another checkout to time alongside")
+    parser.add_argument("--out", default="bench_generate.json")
     args = parser.parse_args()
 
-    tokenizer = load_tokenizer()
-    if args.tokenizers_backend:
-        tokenizer = dataclasses.replace(tokenizer, fast_encoding=None)
-    generate_samples("story_retrieval", 8192, 1, tokenizer=tokenizer)  # warm-up: filler bank, templates
+    sources = {"ours": ROOT} | ({"baseline": args.baseline_src.resolve()} if args.baseline_src else {})
     results = []
     for task in args.tasks.split(","):
         for length in parse_lengths(args.lengths):
             runs = max(2, args.runs // 2) if length >= 1 << 20 else args.runs
-            times = []
-            for index in range(runs):
-                start = time.perf_counter()
-                (sample,) = generate_samples(
-                    task, length, 1, start=1000 + index, tokenizer=tokenizer, chat=args.chat
-                )
-                times.append(time.perf_counter() - start)
-                assert sample.input_tokens == length
-            results.append({"task": task, "length": length, "runs": runs, "median_s": statistics.median(times),
-                            "min_s": min(times), "max_s": max(times)})  # fmt: skip
-            r = results[-1]
-            print(f"{task:18s} {format_length(length):>5s}  median {r['median_s']:.3f} s/sample "
-                  f"(min {r['min_s']:.3f}, max {r['max_s']:.3f}, n={runs})", flush=True)  # fmt: skip
+            row: dict = {"task": task, "length": length, "runs": runs}
+            order = list(sources) if len(results) % 2 == 0 else list(reversed(sources))
+            for who in order:
+                times = measure(sources[who], task, length, runs, args.tokenizer, args.chat)
+                row[who] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
+            results.append(row)
+            line = f"{task:16s} {format_length(length):>5s}  ours median {row['ours']['median_s']:.3f} s"
+            if "baseline" in row:
+                ratio = row["baseline"]["median_s"] / row["ours"]["median_s"]
+                line += f"  baseline {row['baseline']['median_s']:.3f} s  (baseline/ours {ratio:.2f})"
+            print(line, flush=True)
     meta = {
         "machine": platform.machine(),
+        "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "tokenizer": tokenizer.revision,
+        "tokenizer": args.tokenizer or "qwen2.5",
+        "chat": args.chat,
+        "baseline_src": str(args.baseline_src) if args.baseline_src else None,
+        "large_knobs": LARGE_KNOBS,
     }
     with open(args.out, "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=2)
-    print(f"\n| task | {' | '.join(format_length(n) for n in parse_lengths(args.lengths))} |")
-    print("|---|" + "---|" * len(parse_lengths(args.lengths)))
+    lengths = parse_lengths(args.lengths)
+    print(f"\n| task | {' | '.join(format_length(n) for n in lengths)} |")
+    print("|---|" + "---:|" * len(lengths))
     for task in args.tasks.split(","):
-        cells = [f"{r['median_s']:.3f}" for r in results if r["task"] == task]
+        cells = []
+        for r in (r for r in results if r["task"] == task):
+            cell = f"{r['ours']['median_s']:.3f}"
+            if "baseline" in r:
+                cell += f" ({r['baseline']['median_s']:.3f})"
+            cells.append(cell)
         print(f"| {task} | {' | '.join(cells)} |")
 
 

@@ -2,11 +2,13 @@
 
 The seed (PiotrNawrot/sparse-frontier) is not a dependency: point `--seed-repo` at a checkout of it. Its
 task classes run unmodified with its own `Tokenizer` wrapper, loaded from a folder holding our offline
-Qwen2.5 tokenizer. One seed sample = what its `prepare_task` does per sample (build the sample, its length
-check, `to_dict`); ours = `generate_samples(task, length, 1, start=i)`. Seed and ours alternate on the same
-index (order flipped every round), after one warm-up each.
+Qwen2.5 tokenizer (or from `--tokenizer DIR`, a user's Hugging Face tokenizer folder, which ours then loads
+the way `--tokenizer DIR` does on the CLI). One seed sample = what its `prepare_task` does per sample (build
+the sample, its length check, `to_dict`); ours = `generate_samples(task, length, 1, start=i)`. Seed and ours
+alternate on the same index (order flipped every round), after one warm-up each.
 
     python benchmarks/bench_seed_generate.py --seed-repo /path/to/sparse-frontier --out bench_seed.json
+    python benchmarks/bench_seed_generate.py --seed-repo ... --tokenizer /path/to/qwen-tokenizer-folder
 """
 
 from __future__ import annotations
@@ -34,15 +36,16 @@ SEED_OUTPUT_TOKENS = 1024
 SEED_RANDOM_SEED = 43
 
 
-def seed_runner(seed_repo: str) -> Any:
+def seed_runner(seed_repo: str, folder: str | None) -> Any:
     """A function (task, length, i) -> (seconds, length / target) running the seed's generator."""
     sys.path.insert(0, seed_repo)
     import importlib
 
     from sparse_frontier.modelling.tokenizer import Tokenizer
 
-    folder = tempfile.mkdtemp(prefix="qwen25-")
-    load_tokenizer().hf.save_pretrained(folder)
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="qwen25-")
+        load_tokenizer().hf.save_pretrained(folder)
     seed_tokenizer = Tokenizer(folder, device="cpu")
 
     def run(task: str, length: int, i: int) -> tuple[float, float]:
@@ -65,8 +68,8 @@ def seed_runner(seed_repo: str) -> Any:
     return run
 
 
-def ours_runner() -> Any:
-    tokenizer = load_tokenizer()
+def ours_runner(folder: str | None) -> Any:
+    tokenizer = load_tokenizer(folder)
 
     def run(task: str, length: int, i: int) -> tuple[float, float]:
         start = time.perf_counter()
@@ -83,10 +86,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seed-repo", required=True, help="a checkout of PiotrNawrot/sparse-frontier")
+    parser.add_argument("--tokenizer", default=None, help="a Hugging Face tokenizer folder used by both")
     parser.add_argument("--out", default="bench_seed_generate.json")
     args = parser.parse_args()
     os.environ["TOKENIZERS_PARALLELISM"] = "true"  # as the seed's prepare_task sets it
-    runners = {"seed": seed_runner(args.seed_repo), "ours": ours_runner()}
+    runners = {"seed": seed_runner(args.seed_repo, args.tokenizer), "ours": ours_runner(args.tokenizer)}
     results = []
     for length, runs in ((32768, 5), (131072, 3)):
         for task in SEED_TASKS:
@@ -108,7 +112,9 @@ def main() -> None:
                 flush=True,
             )
     with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
+        json.dump(
+            {"tokenizer": args.tokenizer or "qwen2.5 (ours: tiktoken path)", "results": results}, f, indent=2
+        )
 
 
 if __name__ == "__main__":
