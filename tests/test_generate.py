@@ -126,3 +126,21 @@ def test_too_small_length_is_a_clear_error(tokenizer):
 def test_bad_knobs_fail_clearly(tokenizer, task, knobs, match):
     with pytest.raises(ValueError, match=match):
         generate_samples(task, 4096, 1, tokenizer=tokenizer, knobs=knobs)
+
+
+def test_the_readme_task_example_builds_exact_samples(tokenizer):
+    """The README's "Adding a task" example is real code: it builds samples of exactly the asked length."""
+    from pathlib import Path
+
+    from longtasks.generate import build_sample_with_draft
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Adding a task or a task family") :]
+    code = section[section.index("```python\n") + 10 : section.index("\n```", section.index("```python"))]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    task = namespace["DemoEcho"]()
+    for length in (300, 2048):
+        sample = build_sample_with_draft(task, task.make_knobs(), length, 0, 0, tokenizer, False).sample
+        assert sample.input_tokens == length == tokenizer.count(sample.prompt)
+        assert sample.answer == "lighthouse" and "The word is lighthouse." in sample.prompt
