@@ -193,7 +193,7 @@ def test_export_cli(folder: Path) -> None:
     assert "4 config(s), 20 rows" in result.output
     assert DatasetCard.load(folder / "README.md").data.to_dict()["configs"]
     bad = CliRunner().invoke(app, ["export", str(folder / "nope")])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     assert "has no longtasks.json" in bad.output
 
 
@@ -254,11 +254,11 @@ def test_export_process_exits_cleanly(folder: Path) -> None:
 def test_committed_example_card_parses_and_matches_its_manifest() -> None:
     from longtasks.resources import data_cards_dir
 
-    example = data_cards_dir() / "examples" / "longtasks-story-4k-16k"
+    example = data_cards_dir() / "examples" / "longtasks-4k-16k"
     card = DatasetCard.load(example / "README.md")
     manifest = load_manifest(example)
     names = [c["config_name"] for c in card.data.to_dict()["configs"]]
-    assert names == list(manifest["configs"]) and len(names) == 8
+    assert names == list(manifest["configs"]) and len(names) == 14
     assert manifest["command"] in card.text
 
 

@@ -28,7 +28,7 @@ class ConfigStats:
     input_tokens_min: int | None
     input_tokens_max: int | None
     meta_ranges: tuple[tuple[str, int, int], ...]
-    """(field, min, max) of every whole-number field of the family's `meta` (e.g. a story's chapters)."""
+    """(field, min, max) of every `num_*` count in the family's `meta` (a story's chapters, a list's items)."""
     evidence_per_sample_mean: float | None
     depth_histogram: tuple[int, ...]
     answer_kinds: tuple[str, ...]
@@ -52,7 +52,7 @@ def config_stats(files: list[Path]) -> ConfigStats:
         tokens.extend(table.column("input_tokens").to_pylist())
         for text in table.column("meta").to_pylist():
             for key, value in json.loads(text or "{}").items():
-                if isinstance(value, int) and not isinstance(value, bool):
+                if key.startswith("num_") and isinstance(value, int) and not isinstance(value, bool):
                     numbers.setdefault(key, []).append(value)
         kinds.update(table.column("answer_kind").to_pylist())
         for depths in table.column("evidence_depths").to_pylist():
