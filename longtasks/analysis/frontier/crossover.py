@@ -144,7 +144,11 @@ def crossover_table(
                         [first_crossing(grid, np.array([g[b] for g in gaps])) for b in range(n_boot)]
                     )
                     boot = crossings[1:] if n_boot > 1 else crossings
-                    low, high = np.quantile(boot, [tail, 1 - tail]) if n_boot > 1 else (np.nan, np.nan)
+                    low, high = (
+                        np.quantile(boot, [tail, 1 - tail], method="nearest")
+                        if n_boot > 1
+                        else (np.nan, np.nan)
+                    )
                     cross_rows.append({
                         "phase": phase, "method": method, "small_model": small, "large_model": large,
                         "crossover_length": crossings[0], "ci_low": low, "ci_high": high,

@@ -52,7 +52,7 @@ def held_out_fit(cells: pd.DataFrame, axis: str, law: ScalingLaw = DEFAULT_LAW) 
     if len(values) < 3:
         raise ValueError(
             f"holding out the largest {axis} needs at least 3 distinct values of {column} (2 to fit the slope, "
-            f"1 to predict); the cells have {len(values)}: {values}"
+            f"1 to predict); the cells have {len(values)}: {[float(v) for v in values]}"
         )
     top = values[-1]
     train, test = cells[cells[column] != top], cells[cells[column] == top]

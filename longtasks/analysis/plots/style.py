@@ -1,0 +1,72 @@
+"""Shared look and file handling: readable defaults, PNG + SVG written atomically, a note in empty panels."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from longtasks.analysis import _deps
+from longtasks.analysis.io import write_with
+
+RC = {
+    "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
+    "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+}  # fmt: skip
+FORMATS = ("png", "svg")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a model name or path."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(text)).name or str(text)).strip("_") or "model"
+
+
+def figure(rows: int, cols: int, width: float = 4.0, height: float = 3.2) -> tuple[Any, Any]:
+    plt = _deps.pyplot()
+    with plt.rc_context(RC):
+        fig, axes = plt.subplots(
+            rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained"
+        )
+    return fig, axes
+
+
+def save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
+    """Write `stem`.png and `stem`.svg under `out_dir`; close the figure."""
+    plt = _deps.pyplot()
+    paths = []
+    with plt.rc_context(RC):
+        for fmt in FORMATS:
+            path = Path(out_dir) / f"{stem}.{fmt}"
+            write_with(path, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, bbox_inches="tight"))
+            paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def note(ax: Any, text: str) -> None:
+    """Say in an empty panel why it is empty."""
+    wrapped = "\n".join(textwrap.fill(line, 44) for line in text.splitlines())
+    ax.text(0.5, 0.5, wrapped, ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.35")
+    ax.set_axis_off()
+
+
+def log_ticks(ax: Any, values: Any, axis: str = "y") -> None:
+    """Plain-number ticks (1, 2, 5, 10, 20 ...) on a log axis, covering `values`."""
+    candidates = [1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 100, 200, 500, 1000]
+    finite = [float(v) for v in values if v == v]
+    if not finite:
+        return
+    low, high = min(finite), max(finite)
+    ticks = [t for t in candidates if low / 1.01 <= t <= high * 1.01] or [low]
+    (ax.set_yticks if axis == "y" else ax.set_xticks)(ticks, [f"{t:g}" for t in ticks])
+
+
+def hide_unused(axes: Any, used: int) -> None:
+    for ax in axes.flat[used:]:
+        ax.set_visible(False)
+
+
+def length_label(tokens: float) -> str:
+    tokens = int(tokens)
+    return f"{tokens // 1024}k" if tokens % 1024 == 0 and tokens >= 1024 else str(tokens)
