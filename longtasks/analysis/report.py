@@ -38,7 +38,7 @@ class Outputs:
         self.tables[name] = write_table(frame, self.out_dir / "tables" / f"{name}.csv")
 
     def skip(self, text: str) -> None:
-        log.warning("%s", text)
+        log.info("skipped: %s", text)
         self.notes.append(text)
 
 

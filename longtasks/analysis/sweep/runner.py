@@ -1,0 +1,155 @@
+"""Run every unfinished cell of a sweep, one model object per (model, method, compression), with progress.
+
+Output folder layout:
+
+    OUT/sweep.json                                  the spec (a resumed sweep must keep its result settings)
+    OUT/cells/<model>/<method>-c<compression>/L<length>/results_*.json, samples_*.jsonl, model_config.json
+    OUT/results.parquet                             the tidy table of every finished cell
+    OUT/failures.json                               cells that raised (with --keep-going)
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import shutil
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from longtasks.analysis.io import write_json
+from longtasks.analysis.store import read_results, save_table
+from longtasks.analysis.sweep.cell import TMP_PREFIX, evaluate_cell, save_cell
+from longtasks.analysis.sweep.grid import Cell, SweepSpec, cells
+
+log = logging.getLogger(__name__)
+SPEC_FILE = "sweep.json"
+CELLS_DIR = "cells"
+TABLE_FILE = "results.parquet"
+
+
+@dataclass
+class SweepResult:
+    done: list[Cell] = field(default_factory=list)
+    skipped: list[Cell] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    table: Path | None = None
+
+
+def check_spec(out_dir: Path, spec: SweepSpec) -> None:
+    """Refuse to resume a folder whose earlier cells were measured under other settings."""
+    path = out_dir / SPEC_FILE
+    if path.exists():
+        saved = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+        now = json.loads(json.dumps(spec.settings()))
+        changed = sorted(key for key in now if saved.get(key) != now[key])
+        if changed:
+            raise ValueError(
+                f"{out_dir} holds a sweep run with other {', '.join(changed)} ("
+                + "; ".join(f"{key}: {saved.get(key)!r} then, {now[key]!r} now" for key in changed)
+                + "); use a new --out folder, or the same settings to resume and extend it"
+            )
+    write_json(path, {"settings": spec.settings(), "spec": spec.to_dict()})
+
+
+def clean_temporary(cells_dir: Path) -> None:
+    """Remove half-written cells a killed run left behind."""
+    if cells_dir.exists():
+        for tmp in sorted(cells_dir.rglob(f"{TMP_PREFIX}*")):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def model_args_for(spec: SweepSpec, cell: Cell) -> dict[str, Any]:
+    args: dict[str, Any] = {"pretrained": cell.model, **spec.model_args}
+    if spec.model_type == "sparse-hf":
+        args.update(method=cell.method, compression=cell.compression)
+        args.update(spec.method_args.get(cell.method, {}))
+    return args
+
+
+def build_lm(spec: SweepSpec, cell: Cell, longest: int) -> tuple[Any, dict[str, Any]]:
+    """The lm-eval model object for a (model, method, compression), sized for the longest pending length."""
+    from lm_eval.api.registry import get_model
+
+    from longtasks.lm_eval_tasks.guard import guard_model_args
+    from longtasks.lm_eval_tasks.launch import import_model_plugins
+    from longtasks.lm_eval_tasks.manager import max_length_for
+
+    loaded = import_model_plugins()
+    if spec.model_type == "sparse-hf" and not loaded:
+        raise ValueError("the sparse-hf model type needs sparse_eval: pip install 'longtasks[sparse]'")
+    args = model_args_for(spec, cell)
+    tokenizer = str(args.get("tokenizer") or args["pretrained"])
+    needed = max_length_for([longest], spec.tasks, tokenizer=tokenizer, max_gen_toks=spec.max_gen_toks())
+    args = guard_model_args(spec.model_type, args, needed)
+    extra = {"batch_size": 1, **({"device": spec.device} if spec.device else {})}
+    return get_model(spec.model_type).create_from_arg_obj(args, extra), args
+
+
+def _free(lm: Any) -> None:
+    del lm
+    gc.collect()
+    torch = sys.modules.get("torch")  # only if lm-eval loaded it: the analysis never imports torch itself
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: Path,
+    *,
+    keep_going: bool = False,
+    on_cell: Callable[[Cell, str], None] | None = None,
+) -> SweepResult:
+    """Run the unfinished cells (finished ones are skipped), then write OUT/results.parquet.
+
+    `on_cell(cell, state)` is called with "start", "done", "skip" or "fail" (for progress display)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_spec(out_dir, spec)
+    cells_dir = out_dir / CELLS_DIR
+    clean_temporary(cells_dir)
+    result = SweepResult()
+    notify = on_cell or (lambda cell, state: None)
+    grid = cells(spec)
+    pending = []
+    for cell in grid:
+        if (cells_dir / cell.relative_dir).is_dir():
+            result.skipped.append(cell)
+            notify(cell, "skip")
+        else:
+            pending.append(cell)
+    key = lambda c: (c.model, c.method, c.compression)  # noqa: E731
+    for _, group_iter in groupby(sorted(pending, key=lambda c: (*key(c), c.length)), key=key):
+        group = list(group_iter)
+        lm = None
+        for cell in group:
+            notify(cell, "start")
+            try:
+                if lm is None:
+                    lm, args = build_lm(spec, cell, max(c.length for c in group))
+                results = evaluate_cell(lm, cell, spec, args)
+                final = cells_dir / cell.relative_dir
+                final.parent.mkdir(parents=True, exist_ok=True)
+                save_cell(results, lm, final)
+            except Exception as error:  # one broken cell should not cost the rest of a long sweep
+                if not keep_going:
+                    raise
+                result.failed[cell.label()] = "".join(traceback.format_exception_only(error)).strip()
+                log.error("cell %s failed: %s", cell.label(), error)
+                notify(cell, "fail")
+                continue
+            result.done.append(cell)
+            notify(cell, "done")
+        if lm is not None:
+            _free(lm)
+    if result.failed:
+        write_json(out_dir / "failures.json", result.failed)
+    if any((cells_dir / c.relative_dir).is_dir() for c in grid):
+        result.table = save_table(read_results([cells_dir]), out_dir / TABLE_FILE)
+    return result
