@@ -1,11 +1,11 @@
-"""The `longtasks` command line: list, generate, show, score (+ eval, export, push)."""
+"""The `longtasks` command line: list, generate, show, score (+ eval, export, push, sweep, analyze)."""
 
 from __future__ import annotations
 
 import typer
 
+from longtasks.commands import analyze, generate, hub, score, sweep
 from longtasks.commands import eval as eval_command
-from longtasks.commands import generate, hub, score
 
 app = typer.Typer(
     name="longtasks",
