@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-for module in (generate, score, eval_command, hub):
+for module in (generate, score, eval_command, hub, sweep, analyze):
     module.register(app)
 
 
