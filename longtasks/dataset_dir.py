@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from longtasks.generate import build_sample, check_request, generate_samples, resolve_tokenizer
+from longtasks.generate import build_first_sample, check_request, generate_samples, resolve_tokenizer
 from longtasks.lengths import format_length
+from longtasks.paths import check_output_folder
 from longtasks.registry import get_family, get_task, task_family
 from longtasks.sample import Sample, row_schema
 from longtasks.version import GENERATOR_VERSION, package_version
@@ -143,6 +144,7 @@ def generate_to_dir(
     its length — before the folder is created or touched.
     """
     out = Path(out_dir)
+    check_output_folder(out)
     if not tasks:
         raise ValueError("no task given: name at least one (see `longtasks list`)")
     knobs = knobs or {}
@@ -158,16 +160,17 @@ def generate_to_dir(
     existing = {} if replace_all else dict(previous.get("configs", {}))
     plans = _plans(tasks, lengths, num_samples, knobs, tok.name, tok.revision, seed, chat, existing)
     stale = _check_compatible(plans, existing, overwrite, out)
+    _check_no_rows_dropped(plans, existing, stale, num_samples, overwrite, out)
 
     def reusable(plan: ConfigPlan) -> bool:
         first = plan.shard_ranges(num_samples)[0]
         return plan.name not in stale and _shard_done(out, plan, first)
 
     first_samples = {
-        plan.name: build_sample(get_task(plan.task), get_task(plan.task).make_knobs(plan.knobs),
+        plan.name: build_first_sample(get_task(plan.task), get_task(plan.task).make_knobs(plan.knobs),
                                 plan.length, seed, 0, tok, chat)
         for plan in plans
-        if num_samples > 0 and not reusable(plan)
+        if not reusable(plan)
     }  # fmt: skip
     # Everything is validated: only now is anything on disk changed.
     out.mkdir(parents=True, exist_ok=True)
@@ -238,6 +241,30 @@ def _check_compatible(
     return stale
 
 
+def _check_no_rows_dropped(
+    plans: list[ConfigPlan],
+    existing: Mapping[str, Any],
+    stale: set[str],
+    num_samples: int,
+    overwrite: bool,
+    out: Path,
+) -> None:
+    """A rerun asking for fewer samples would delete finished rows: only with --overwrite."""
+    shrinking = {
+        plan.name: int(existing[plan.name].get("num_samples", 0))
+        for plan in plans
+        if plan.name in existing and plan.name not in stale
+        and int(existing[plan.name].get("num_samples", 0)) > num_samples
+    }  # fmt: skip
+    if shrinking and not overwrite:
+        dropped = sum(before - num_samples for before in shrinking.values())
+        raise ValueError(
+            f"{out} holds more samples than --num-samples {num_samples} for {sorted(shrinking)} "
+            f"(e.g. {next(iter(shrinking.values()))}); this run would delete {dropped} row(s). Use "
+            f"--num-samples {max(shrinking.values())} to keep them, or --overwrite to shrink the config(s)"
+        )
+
+
 def _remove_config(out: Path, name: str) -> None:
     folder = out / DATA_DIR / name
     for shard in folder.glob("*.parquet") if folder.exists() else []:
@@ -294,11 +321,12 @@ def _generate_config(
         if start == 0 and plan.name in first_samples:
             samples.append(first_samples[plan.name])
             _advance(bar, task_id, 1)
-        samples += generate_samples(
-            plan.task, plan.length, end - start - len(samples), seed=seed, tokenizer=tok, chat=chat,
-            knobs=plan.knobs, start=start + len(samples), workers=workers,
-            progress=lambda n: _advance(bar, task_id, n),
-        )  # fmt: skip
+        if end - start > len(samples):
+            samples += generate_samples(
+                plan.task, plan.length, end - start - len(samples), seed=seed, tokenizer=tok, chat=chat,
+                knobs=plan.knobs, start=start + len(samples), workers=workers,
+                progress=lambda n: _advance(bar, task_id, n),
+            )  # fmt: skip
         write_rows(out / plan.shard_path(start, end), samples)
     if bar is not None:
         bar.stop()

@@ -25,6 +25,10 @@ class LengthError(ValueError):
     """The requested length cannot be met with the requested knobs."""
 
 
+class TooShort(LengthError):
+    """The task's fixed content (instructions, questions, facts) does not fit the length."""
+
+
 @dataclass(frozen=True)
 class FittedPrompt:
     prompt: str  # the user message
@@ -174,9 +178,9 @@ def fit_draft(
     filler_total = length - fixed
     bank = draft.filler.source(tokenizer, max(filler_total, 0), rng)
     if filler_total < 0 or 0 < filler_total < bank.min_count:
-        raise LengthError(
+        raise TooShort(
             f"length {length} is too small: the instructions, questions and the task's content already take "
-            f"{fixed} tokens. Use a length of at least {fixed + bank.min_count} or smaller knobs"
+            f"{fixed} tokens"
         )
     plans = _section_quotas(filler_total, len(sections), bank, rng)
     pieces: list[_Piece] = []

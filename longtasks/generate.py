@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from longtasks.draft import Draft
-from longtasks.fit import LengthError, fit_draft
+from longtasks.fit import LengthError, TooShort, fit_draft
 from longtasks.registry import get_task
 from longtasks.sample import Sample, make_sample_id
 from longtasks.task import BuildContext, Knobs, Redraw, Task
@@ -92,6 +92,51 @@ def build_sample_with_draft(
     raise last_error
 
 
+HINT_SAMPLES = 5
+"""Samples a suggested shortest length is checked on."""
+
+
+def build_first_sample(
+    task: Task[Any], knobs: Knobs, length: int, seed: int, index: int, tokenizer: LengthTokenizer, chat: bool
+) -> Sample:
+    """`build_sample`, but a too-short length fails with the shortest length that works, found by
+    building samples (not estimated), and the task's name."""
+    try:
+        return build_sample(task, knobs, length, seed, index, tokenizer, chat)
+    except TooShort as error:
+        shortest = shortest_working_length(task, knobs, length, seed, tokenizer, chat)
+        advice = (
+            f"the shortest length that works with these knobs is {shortest} (checked on samples 0-{HINT_SAMPLES - 1})"
+            if shortest is not None
+            else "no length up to 1M works with these knobs"
+        )
+        raise TooShort(f"{task.name} at {length} tokens: {error}; {advice}") from error
+
+
+def shortest_working_length(
+    task: Task[Any], knobs: Knobs, failing: int, seed: int, tokenizer: LengthTokenizer, chat: bool
+) -> int | None:
+    """The smallest length above `failing` at which the first samples all build (search, then verified)."""
+
+    def works(length: int) -> bool:
+        try:
+            for index in range(HINT_SAMPLES):
+                build_sample(task, knobs, length, seed, index, tokenizer, chat)
+        except LengthError:
+            return False
+        return True
+
+    low, high = failing, max(failing + 1, 64)
+    while not works(high):
+        low, high = high, int(high * 1.5) + 1
+        if high > 1 << 20:
+            return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if works(middle) else (middle, high)
+    return high
+
+
 def resolve_tokenizer(tokenizer: str | LengthTokenizer | None) -> LengthTokenizer:
     return tokenizer if isinstance(tokenizer, LengthTokenizer) else load_tokenizer(tokenizer)
 
@@ -101,8 +146,8 @@ def check_request(task: str, length: int, num_samples: int, knobs: Mapping[str, 
     spec = get_task(task)
     if not isinstance(length, int) or length < 1:
         raise ValueError(f"length={length!r} must be a positive number of tokens")
-    if num_samples < 0:
-        raise ValueError(f"num_samples={num_samples} must be zero or more")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples={num_samples!r} must be at least 1 (samples per task and length)")
     return spec.make_knobs(knobs)
 
 
@@ -137,7 +182,8 @@ def generate_samples(
         samples = []
         # The first sample is built here even with workers: an impossible length fails before any pool starts.
         for i in indices if workers <= 1 else indices[:1]:
-            samples.append(build_sample(spec, parsed_knobs, length, seed, i, tok, chat))
+            build = build_first_sample if i == indices[0] else build_sample
+            samples.append(build(spec, parsed_knobs, length, seed, i, tok, chat))
             advance(1)
         rest = [(task, parsed_knobs, length, seed, i, chat) for i in indices[len(samples) :]]
         if rest:

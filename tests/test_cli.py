@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import datasets
 import pyarrow.parquet as pq
@@ -102,14 +103,71 @@ def test_changed_settings_need_overwrite(tmp_path):
         (["story_nope", "--lengths", "4k"], "unknown task 'story_nope'"),
         (["story_filtering", "--knob", "hops=2"], "no selected task has a knob named 'hops'"),
         (["story_filtering", "--knob", "story_filtering.num_empty=x"], "not a valid int"),
+        (["story_filtering", "--knob", "num_empty"], "use NAME=VALUE"),
+        (["story_filtering", "-n", "0"], "num_samples=0 must be at least 1"),
+        (["ruler_cwe", "--lengths", "1M"], "raise rare_word_frequency"),
     ],
 )
 def test_bad_input_fails_clearly_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "never"
     result = runner.invoke(app, ["generate", *args, "--out", str(out), "--no-progress"])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small") / "data"
+    assert (
+        runner.invoke(
+            app, ["generate", "ruler_vt", "--lengths", "1k", "-n", "2", "--no-progress", "--out", str(out)]
+        ).exit_code
+        == 0
+    )
+    predictions = out.parent / "predictions.jsonl"
+    predictions.write_text('{"id": "ruler_vt-1024-s0-0", "prediction": ""}\n', encoding="utf-8")
+    return out, predictions
+
+
+BAD_PATHS = {
+    "generate into a file": lambda f, p, t: ["generate", "ruler_vt", "--lengths", "1k", "-n", "1", "--out", str(p)],
+    "score --out a folder": lambda f, p, t: ["score", str(p), "--data", str(f), "--out", str(t)],
+    "score --out in a missing folder": lambda f, p, t: ["score", str(p), "--data", str(f), "--out", str(t / "no" / "r.json")],
+    "score a missing predictions file": lambda f, p, t: ["score", str(t / "none.jsonl"), "--data", str(f)],
+    "score against a missing folder": lambda f, p, t: ["score", str(p), "--data", str(t / "none")],
+    "show a missing folder": lambda f, p, t: ["show", str(t / "none")],
+    "export a missing folder": lambda f, p, t: ["export", str(t / "none")],
+    "push a missing folder": lambda f, p, t: ["push", str(t / "none"), "--repo-id", "me/x", "--dry-run"],
+    "export a file": lambda f, p, t: ["export", str(p)],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_PATHS))
+def test_every_command_reports_a_bad_path_in_one_line(small_folder, tmp_path, case):
+    """A user's path mistake is one line on stderr and exit code 2 — before any work, never a traceback."""
+    folder, predictions = small_folder
+    result = runner.invoke(
+        app,
+        [*BAD_PATHS[case](folder, predictions, tmp_path), "--no-progress"]
+        if case.startswith("generate")
+        else BAD_PATHS[case](folder, predictions, tmp_path),
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_a_smaller_rerun_keeps_rows_unless_overwrite(tmp_path):
+    out = tmp_path / "data"
+    assert generate(out).exit_code == 0
+    smaller = generate(out, "-n", "3")
+    assert smaller.exit_code == 2 and "would delete 8 row(s)" in " ".join(smaller.output.split())
+    assert len(pq.read_table(out / "data" / "story_filtering-2k").to_pylist()) == 5
+    assert generate(out, "-n", "3", "--overwrite").exit_code == 0
+    assert len(pq.read_table(out / "data" / "story_filtering-2k").to_pylist()) == 3
 
 
 def test_show_prints_a_sample(tmp_path):
@@ -160,7 +218,7 @@ def test_rejected_overwrite_leaves_the_folder_untouched(tmp_path):
     before = _config_files(out)
     manifest_before = (out / "longtasks.json").read_text()
     result = generate(out, "--knob", "story_multihop.hops=400", "--overwrite")
-    assert result.exit_code == 2 and "too small" in " ".join(result.output.split())
+    assert result.exit_code == 2 and re.search("too small|too few", " ".join(result.output.split()))
     assert _config_files(out) == before
     assert (out / "longtasks.json").read_text() == manifest_before
 

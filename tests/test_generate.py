@@ -4,6 +4,7 @@ index ranges and workers, clear errors. Family-specific truths live in tests/<fa
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -101,9 +102,16 @@ def test_rows_round_trip(tokenizer, task):
     assert type(sample).from_row(row) == sample
 
 
-def test_too_small_length_is_a_clear_error(tokenizer):
-    with pytest.raises(LengthError, match=r"length 300 is too small.*at least \d+"):
-        generate_samples("story_retrieval", 300, 1, tokenizer=tokenizer)
+@pytest.mark.parametrize("task", TASKS)
+def test_too_small_length_names_the_task_and_a_length_that_works(tokenizer, task):
+    """The suggested length is found by building samples, so it really works (it used not to)."""
+    with pytest.raises(
+        LengthError, match=rf"{task} at 150 tokens: .*shortest length that works .* is (\d+)"
+    ) as error:
+        generate_samples(task, 150, 1, tokenizer=tokenizer)
+    shortest = int(re.search(r"is (\d+) \(checked", str(error.value)).group(1))
+    samples = generate_samples(task, shortest, 5, tokenizer=tokenizer)
+    assert [s.input_tokens for s in samples] == [shortest] * 5
 
 
 @pytest.mark.parametrize(

@@ -225,7 +225,7 @@ def test_http_errors_give_clear_messages_and_leave_folder_untouched(
     assert FAKE_TOKEN not in message  # scrubbed even when the server echoes it
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     result = CliRunner().invoke(app, ["push", str(folder), "--repo-id", REPO])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert REPO in result.output and FAKE_TOKEN not in result.output
     assert _snapshot(folder) == before
 
@@ -245,7 +245,7 @@ def test_incomplete_folder_is_refused(tmp_path: Path, app, no_network) -> None:
         with pytest.raises(DatasetFolderError, match=r"incomplete: config\(s\) story_retrieval-2k"):
             push(out, REPO, dry_run=dry_run, token=FAKE_TOKEN)
     result = CliRunner().invoke(app, ["push", str(out), "--repo-id", REPO, "--dry-run"])
-    assert result.exit_code == 1 and "story_retrieval-2k" in result.output
+    assert result.exit_code == 2 and "story_retrieval-2k" in result.output
 
 
 @pytest.mark.parametrize("repo_id", ["no-owner", "a/b/c", "bad name/x", ""])

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from longtasks.commands.errors import fail
 from longtasks.lengths import parse_lengths
 from longtasks.registry import ALL_GROUP, FAMILIES, TASKS, family_group
 
@@ -74,8 +75,7 @@ def register(app: typer.Typer) -> None:
         try:
             import lm_eval  # noqa: F401
         except ModuleNotFoundError:
-            console.print("[red]error:[/red] longtasks eval needs lm-eval: pip install 'longtasks[lmeval]'")
-            raise typer.Exit(2) from None
+            fail("longtasks eval needs lm-eval: pip install 'longtasks[lmeval]'")
         from longtasks.commands.generate import parse_knob_options
         from longtasks.lm_eval_tasks.guard import requested_tasks
         from longtasks.lm_eval_tasks.launch import TaskSettings, execute, parse_lm_eval_args, start
@@ -95,5 +95,4 @@ def register(app: typer.Typer) -> None:
             )  # fmt: skip
             execute(cli, args, settings)
         except ValueError as error:
-            console.print(f"[red]error:[/red] {error}", soft_wrap=True)
-            raise typer.Exit(2) from error
+            fail(str(error))

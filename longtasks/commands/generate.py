@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from longtasks.commands.errors import fail
 from longtasks.lengths import format_length, parse_lengths
 from longtasks.registry import get_task, list_tasks
 from longtasks.tokenizer import DEFAULT_TOKENIZER
@@ -25,19 +26,19 @@ def parse_knob_options(options: list[str], tasks: list[str]) -> dict[str, dict[s
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"--knob {option!r}: use NAME=VALUE or TASK.NAME=VALUE")
+            raise ValueError(f"--knob {option!r}: use NAME=VALUE or TASK.NAME=VALUE")
         task, dot, name = key.rpartition(".")
         targets = [task] if dot else tasks
         matched = False
         for target in targets:
             if target not in result:
-                raise typer.BadParameter(f"--knob {option!r}: task {target!r} is not among {tasks}")
+                raise ValueError(f"--knob {option!r}: task {target!r} is not among {tasks}")
             fields = get_task(target).knobs_type.__dataclass_fields__
             if name in fields:
                 result[target][name] = value
                 matched = True
         if not matched:
-            raise typer.BadParameter(f"--knob {option!r}: no selected task has a knob named {name!r}")
+            raise ValueError(f"--knob {option!r}: no selected task has a knob named {name!r}")
     return result
 
 
@@ -82,7 +83,9 @@ def register(app: typer.Typer) -> None:
         tasks: Annotated[list[str], typer.Argument(help="Task names (see `longtasks list`).")],
         out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created; resumable).")],
         lengths: Annotated[str, typer.Option(help="Comma-separated lengths: 4096, 4k, 32k, 1M.")] = "4k",
-        num_samples: Annotated[int, typer.Option("--num-samples", "-n", min=0)] = 100,
+        num_samples: Annotated[
+            int, typer.Option("--num-samples", "-n", help="Samples per task and length.")
+        ] = 100,
         seed: Annotated[int, typer.Option()] = 0,
         tokenizer: Annotated[
             str, typer.Option(help="'qwen2.5' (built in, offline), a Hub name or a local tokenizer folder.")
@@ -104,9 +107,9 @@ def register(app: typer.Typer) -> None:
             parsed_lengths = parse_lengths(lengths)
             for name in tasks:
                 get_task(name)
+            knobs = parse_knob_options(knob or [], tasks)
         except ValueError as error:
-            raise typer.BadParameter(str(error)) from error
-        knobs = parse_knob_options(knob or [], tasks)
+            fail(str(error))
         # SIGTERM (a scheduler's kill) unwinds like Ctrl-C: worker processes are stopped, finished shards
         # stay, and the same command resumes.
         signal.signal(signal.SIGTERM, _interrupt)
@@ -117,8 +120,7 @@ def register(app: typer.Typer) -> None:
                 chat=chat, knobs=knobs, workers=workers, overwrite=overwrite, progress=progress, command=command,
             )  # fmt: skip
         except ValueError as error:
-            console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from error
+            fail(str(error))
         except KeyboardInterrupt as interrupt:
             console.print(
                 f"[yellow]interrupted:[/yellow] finished shards in {out} are kept and nothing half-written is "
@@ -145,11 +147,9 @@ def register(app: typer.Typer) -> None:
         try:
             rows = read_rows(data, config)
         except ValueError as error:
-            console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from error
+            fail(str(error))
         if not 0 <= index < len(rows):
-            console.print(f"[red]error:[/red] --index {index} is out of range: the data has {len(rows)} rows")
-            raise typer.Exit(2)
+            fail(f"--index {index} is out of range: the data has {len(rows)} rows")
         row = rows[index]
         out = Console()
         table = Table(show_header=False)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from longtasks.commands.errors import fail
+
 
 def _size(num_bytes: int) -> str:
     value = float(num_bytes)
@@ -15,11 +17,6 @@ def _size(num_bytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
 
 
 DirArg = Annotated[
@@ -41,7 +38,7 @@ def export_command(out_dir: DirArg) -> None:
         path = write_card(out_dir)
         report = validate_folder(out_dir)
     except DatasetFolderError as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
     typer.echo(f"wrote {path}")
     typer.echo(f"{len(report.configs)} config(s), {report.rows} rows, all load with datasets.load_dataset")
 
@@ -71,7 +68,7 @@ def push_command(
     try:
         plan = push(out_dir, repo_id, private=private, token=token, dry_run=dry_run)
     except (DatasetFolderError, ValueError, HubPushError) as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
     visibility = "private" if plan.private else "public"
     header = "dry run, nothing uploaded: would upload" if plan.dry_run else "uploaded"
     typer.echo(

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from longtasks.commands.errors import fail
+from longtasks.paths import check_output_file, write_text_atomically
+
 
 def register(app: typer.Typer) -> None:
     @app.command("score")
@@ -30,16 +33,23 @@ def register(app: typer.Typer) -> None:
 
         err = Console(stderr=True)
         try:
+            check_output_file(out)
             report = score(predictions, data, require_all=require_all)
             table = report.to_table(by)
         except (ValueError, FileNotFoundError) as error:
-            err.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from error
+            fail(str(error))
         Console().print(table)
+        if report.unfinished:
+            parts = [f"{name} has {have} of {want} rows" for name, (have, want) in report.unfinished.items()]
+            err.print(
+                f"[yellow]warning:[/yellow] the dataset folder is unfinished ({'; '.join(parts)}): only finished "
+                "rows were scored; re-run its generate command to finish it",
+                soft_wrap=True,
+            )
         if report.missing:
             err.print(
                 f"[yellow]warning:[/yellow] {report.missing} dataset row(s) had no prediction and scored 0"
             )
         if out is not None:
-            report.to_json(out)
+            write_text_atomically(out, report.to_json() + "\n")
             err.print(f"report written to {out}")

@@ -16,7 +16,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from longtasks.fit import LengthError
+from longtasks.fit import LengthError, TooShort
 from longtasks.task import Redraw
 from longtasks.tokenizer import LengthTokenizer
 
@@ -97,10 +97,10 @@ def size_word_list(
         return numbers.total(n_common + rare_frequency * m) + w_common + rare_frequency * rare_prefix[m]
 
     if total(0) > budget:
-        raise LengthError(
+        raise TooShort(
             f"the length is too small: the {len(common)} common words x {common_frequency} alone take "
-            f"{total(0) - budget} tokens more than the instructions leave; use at least "
-            f"{total(min(MIN_RARE_WORDS, len(rare_pool))) - budget} more tokens, or fewer / less frequent common words"
+            f"{total(0) - budget} tokens more than the instructions leave (or use fewer / less frequent common "
+            "words)"
         )
     most = bisect.bisect_right(range(len(rare_pool) + 1), budget, key=total) - 1
     if most == len(rare_pool) and budget - total(most) > 4 * rare_frequency * max(words.values()):
@@ -122,9 +122,9 @@ def size_word_list(
                 frequencies[word] -= 1
             return SizedList(frequencies, m, sorted(added + removed))
     if most < MIN_RARE_WORDS <= len(rare_pool):
-        raise LengthError(
-            f"only {most} rare words fit, too few to make the length exact; use at least "
-            f"{total(MIN_RARE_WORDS) - budget} more tokens, or fewer / less frequent common words"
+        raise TooShort(
+            f"only {most} rare words fit, too few to make the length exact (or use fewer / less frequent "
+            "common words)"
         )
     raise NoExactList(
         f"no word list of exactly {budget} tokens found with these words; try a slightly different length"
