@@ -173,3 +173,30 @@ def test_table_renders_every_group():
     assert report.to_table("depth").row_count == len(report.summary.by_depth) + 1
     with pytest.raises(ValueError, match="task_length"):
         report.to_table("model")
+
+
+def test_unfinished_folder_is_reported_and_refused_under_require_all(tmp_path):
+    from tests._hub_folder import make_folder
+
+    make_folder(
+        tmp_path, tasks=("story_retrieval",), lengths=(1024, 2048), incomplete=("story_retrieval-2k",)
+    )
+    predictions = [{"id": "story_retrieval-1024-s0-0", "prediction": "<answer>x</answer>"}]
+    report = score(predictions, tmp_path)
+    assert report.unfinished == {"story_retrieval-2k": (5, 5)}
+    assert report.to_dict()["unfinished"]["story_retrieval-2k"] == {"rows": 5, "promised": 5}
+    with pytest.raises(ValueError, match="unfinished: story_retrieval-2k has 5 of 5 rows"):
+        score(predictions, tmp_path, require_all=True)
+
+
+def test_prediction_files_with_a_bom_load_and_bad_bytes_name_the_line(tmp_path):
+    sample = SAMPLES[0]
+    good = tmp_path / "bom.jsonl"
+    good.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"id": sample.id, "prediction": "<answer>a</answer>"}).encode()
+    )
+    assert score(good, [sample]).missing == 0
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(b'{"id": "a", "prediction": ""}\n{"id": "caf\xe9", "prediction": ""}\n')
+    with pytest.raises(ValueError, match=r"latin1.jsonl:2 is not UTF-8 text"):
+        score(bad, [sample])

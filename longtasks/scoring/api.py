@@ -62,12 +62,17 @@ class ScoreReport:
     summary: Summary
     missing: int
     missing_ids: list[str] = field(default_factory=list)
+    unfinished: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Configs of the dataset folder that did not finish generating: name -> (rows present, rows promised)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "n": len(self.per_sample),
             "missing": self.missing,
             "missing_ids": self.missing_ids,
+            "unfinished": {
+                name: {"rows": have, "promised": want} for name, (have, want) in self.unfinished.items()
+            },
             "summary": self.summary.to_dict(),
             "per_sample": self.per_sample,
         }
@@ -91,8 +96,15 @@ def _shown(ids: Iterable[str]) -> str:
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a leading BOM is fine
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"{path}:{number} is not UTF-8 text (byte {error.start + 1}: {raw[error.start : error.start + 1]!r}); "
+                    "save the predictions file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -226,6 +238,9 @@ def score(
     `require_all`) for dataset rows without a prediction.
     """
     predicted = load_predictions(predictions)
+    unfinished = unfinished_configs(dataset)
+    if unfinished and require_all:
+        raise ValueError(f"the dataset folder is unfinished: {_unfinished_text(unfinished)}")
     gold = load_gold(dataset)
     known = {row.id for row in gold}
     unknown = [sample_id for sample_id in predicted if sample_id not in known]
@@ -247,8 +262,34 @@ def score(
         seed=ci_seed,
     )
     return ScoreReport(
-        per_sample=per_sample, summary=summary, missing=len(missing_ids), missing_ids=missing_ids
+        per_sample=per_sample,
+        summary=summary,
+        missing=len(missing_ids),
+        missing_ids=missing_ids,
+        unfinished=unfinished,
     )
+
+
+def unfinished_configs(dataset: Any) -> dict[str, tuple[int, int]]:
+    """For a `longtasks generate` folder: configs not finished, with (rows present, rows promised)."""
+    if not isinstance(dataset, (str, Path)) or not (Path(dataset) / "longtasks.json").is_file():
+        return {}
+    import pyarrow.parquet as pq
+
+    folder = Path(dataset)
+    manifest = json.loads((folder / "longtasks.json").read_text(encoding="utf-8"))
+    result = {}
+    for name, entry in (manifest.get("configs") or {}).items():
+        if entry.get("complete"):
+            continue
+        have = sum(pq.ParquetFile(f).metadata.num_rows for f in (folder / "data" / name).glob("*.parquet"))
+        result[name] = (have, int(entry.get("num_samples", 0)))
+    return result
+
+
+def _unfinished_text(unfinished: dict[str, tuple[int, int]]) -> str:
+    parts = [f"{name} has {have} of {want} rows" for name, (have, want) in unfinished.items()]
+    return "; ".join(parts) + " (re-run the generate command recorded in longtasks.json to finish it)"
 
 
 def _score_row(row: GoldRow, prediction: str | None, with_depth: bool) -> dict[str, Any]:
