@@ -256,18 +256,48 @@ def _tiktoken_encoding(vocab_file: Path) -> Any:
     )
 
 
+def _looks_like_path(name: str) -> bool:
+    """A name no Hub repo id can have: absolute, relative (./, ../, ~), or with more than one '/'."""
+    return (
+        name.startswith((".", "/", "~"))
+        or name.endswith(("/", os.sep))
+        or name.count("/") > 1
+        or os.sep in name.replace("/", "")
+    )
+
+
+def local_revision(folder: Path) -> str:
+    """A content hash of a local tokenizer folder's files: the folder's name alone pins nothing."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"local-sha256:{digest.hexdigest()[:16]}"
+
+
 def _build_hf(name: str) -> LengthTokenizer:
+    folder = Path(name).expanduser()
+    if not folder.is_dir() and _looks_like_path(name):
+        raise ValueError(
+            f"tokenizer folder {name!r} does not exist; give an existing folder holding tokenizer files, "
+            f"a Hub repo id, or '{DEFAULT_TOKENIZER}' (built in, offline)"
+        )
     from transformers import AutoTokenizer
 
     try:
-        hf = AutoTokenizer.from_pretrained(name)
+        hf = AutoTokenizer.from_pretrained(str(folder) if folder.is_dir() else name)
     except Exception as error:  # transformers raises OSError/ValueError/HF errors depending on cause
+        where = (
+            f"the folder {name!r}" if folder.is_dir() else f"{name!r} (no local folder of that name exists)"
+        )
         raise ValueError(
-            f"cannot load tokenizer {name!r}: {error}. Use '{DEFAULT_TOKENIZER}' (built in, offline), "
+            f"cannot load a tokenizer from {where}: {error}. Use '{DEFAULT_TOKENIZER}' (built in, offline), "
             "a local folder holding tokenizer files, or a Hub name that is cached or reachable"
         ) from error
     hf.model_max_length = max(getattr(hf, "model_max_length", 0) or 0, 1 << 30)
-    revision = getattr(hf, "init_kwargs", {}).get("_commit_hash") or "unknown"
+    if folder.is_dir():
+        revision = local_revision(folder)
+    else:
+        revision = getattr(hf, "init_kwargs", {}).get("_commit_hash") or "unknown"
     return LengthTokenizer.from_hf(name, hf, str(revision))
 
 

@@ -38,9 +38,9 @@ def test_fast_counting_equals_hf_on_generated_prompts(tokenizer, chat):
     assert len(tokenizer.hf.backend_tokenizer.encode(text, add_special_tokens=False).ids) == 6000
 
 
-def test_unknown_tokenizer_fails_clearly(tmp_path):
-    with pytest.raises(ValueError, match=r"cannot load tokenizer .*qwen2\.5"):
-        load_tokenizer(str(tmp_path / "no-such-tokenizer"))
+def test_a_folder_without_tokenizer_files_fails_clearly(tmp_path):
+    with pytest.raises(ValueError, match=r"(?s)cannot load a tokenizer from the folder .*qwen2\.5"):
+        load_tokenizer(str(tmp_path))
 
 
 def test_saved_default_tokenizer_loads_as_hf_folder(tokenizer, tmp_path):
@@ -58,3 +58,20 @@ def test_default_chat_wrap_equals_transformers_apply_chat_template(tokenizer, me
         [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
     )
     assert tokenizer.chat_wrap(message) == expected
+
+
+@pytest.mark.parametrize("name", ["./tok-bpe", "/no/such/tokenizer", "~/no-such-tokenizer/"])
+def test_a_missing_local_tokenizer_folder_says_so(name):
+    with pytest.raises(ValueError, match=r"tokenizer folder .* does not exist"):
+        load_tokenizer(name)
+
+
+def test_a_local_tokenizer_is_recorded_with_a_content_hash(tokenizer, tmp_path):
+    from longtasks.tokenizer import local_revision
+
+    tokenizer.hf.save_pretrained(tmp_path)
+    first = local_revision(tmp_path)
+    assert first.startswith("local-sha256:") and load_tokenizer(str(tmp_path)).revision == first
+    config = tmp_path / "tokenizer_config.json"
+    config.write_text(config.read_text().replace("}", ', "note": "changed"}', 1))
+    assert local_revision(tmp_path) != first
