@@ -22,6 +22,7 @@ def isocost_plot(points: pd.DataFrame, out_dir: Path) -> list[Path]:
     """`points`: `cost_points` with `on_frontier`. One row of panels per phase, one column per length."""
     plt = _deps.pyplot()
     colors = _deps.require("matplotlib.colors")
+    ticker = _deps.require("matplotlib.ticker")
     phases = [p for p in ("prefill", "decode") if p in set(points["phase"])] or ["prefill"]
     lengths = sorted(points["length"].unique()) or [0]
     fig, axes = figure(len(phases), len(lengths), width=4.2, height=3.4)
@@ -51,6 +52,7 @@ def isocost_plot(points: pd.DataFrame, out_dir: Path) -> list[Path]:
                 label="Pareto frontier",
             )
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
             ax.set_ylim(-0.03, 1.03)
             ax.set_title(f"{phase}, {length_label(length)} tokens")
             ax.set_xlabel(AXIS[phase])

@@ -11,7 +11,7 @@ from longtasks.analysis import _deps
 from longtasks.analysis.io import write_with
 
 RC = {
-    "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
+    "figure.dpi": 100, "savefig.dpi": 100, "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
     "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
 }  # fmt: skip
 FORMATS = ("png", "svg")
