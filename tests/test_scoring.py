@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from longtasks.scoring import extract_answer, format_answer, normalize_text, score_prediction
 from longtasks.scoring.aggregate import depth_bin, mean_ci
 from longtasks.scoring.metrics import METRIC_KEYS
-from longtasks.scoring.parse import EMPTY_SET_WORDS, extract_ints
+from longtasks.scoring.parse import EMPTY_SET_WORDS, chapter_numbers
 
 KINDS = ("text", "list", "set", "int_set")
 
@@ -182,7 +182,7 @@ def test_empty_gold_set_needs_an_explicit_none():
 
 
 def test_int_set_extracts_every_integer():
-    assert extract_ints("Chapters 3, 17 and 42") == [3, 17, 42]
+    assert chapter_numbers("Chapters 3, 17 and 42") == ([3, 17, 42], [])
     result = score_prediction("int_set", "<answer>Chapters 3, 17 and 42</answer>", [42, 3, 17])
     assert result["exact_set"] == 1.0
     result = score_prediction("int_set", "<answer>Chapter 3 and chapter 5</answer>", [3, 17])
@@ -322,3 +322,42 @@ def test_depth_bins(depths, label):
 def test_depth_outside_unit_interval_is_an_error():
     with pytest.raises(ValueError, match="outside"):
         depth_bin([1.2])
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "gold", "score"),
+    [
+        ("set", "red lamp, old map and blue cup", ["red lamp", "old map", "blue cup"], 1.0),
+        ("set", "red lamp & old map", ["red lamp", "old map"], 1.0),
+        ("int_set", "3, 11 and 13", [3, 11, 13], 1.0),
+        ("int_set", "Chapters 3, 11 and chapter 13", [3, 11, 13], 1.0),
+        ("int_set", "1-13", [1, 13], 0.0),  # a range is no chapter number (it read as {1, 13} before)
+        ("int_set", "3, 1-13", [3], 0.5),  # and it counts as a wrong answer
+        ("list", "Jo Bryan\nthe old mill and Ann Lee", ["Jo Bryan", "the old mill", "Ann Lee"], 1.0),
+    ],
+)
+def test_one_list_grammar_for_every_list_and_set_answer(kind, body, gold, score):
+    assert score_prediction(kind, f"<answer>{body}</answer>", gold)["score"] == pytest.approx(score)
+
+
+@pytest.mark.parametrize(
+    ("kind", "echo", "gold"),
+    [
+        ("list", "answer to question 1\nanswer to question 2\n...", ["a", "b"]),
+        ("list", "value of key 1\nvalue of key 2", ["x-1", "y-2"]),
+        ("text", "name of item", "red lamp"),
+        ("set", "first item, second item, ...", ["red lamp"]),
+        ("int_set", "first chapter number, second chapter number", [3]),
+        ("set", "first word, second word", ["apple"]),
+        ("list", "answer 1\nanswer 2", ["a", "b"]),  # the first release's example
+    ],
+)
+def test_an_echo_of_the_prompts_example_is_not_parsed(kind, echo, gold):
+    assert score_prediction(kind, f"<answer>{echo}</answer>", gold)["parsed"] == 0.0
+
+
+def test_gold_answers_never_read_as_placeholders_or_split():
+    with pytest.raises(ValueError, match="placeholder"):
+        format_answer("set", ["first item"])
+    with pytest.raises(ValueError, match="separator"):
+        format_answer("set", ["salt and pepper"])

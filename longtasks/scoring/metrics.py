@@ -19,10 +19,11 @@ from typing import Any
 
 from longtasks.scoring.normalize import normalize_item, normalize_text
 from longtasks.scoring.parse import (
+    chapter_numbers,
     check_kind,
     extract_answer,
-    extract_ints,
     is_empty_set_answer,
+    is_placeholder_echo,
     split_items,
 )
 
@@ -101,7 +102,7 @@ def _set_metrics(predicted: set[Any], gold: set[Any]) -> dict[str, float]:
 
 def _score_text(body: str, gold: str) -> dict[str, float]:
     predicted = normalize_text(body)
-    if not predicted:
+    if not predicted or is_placeholder_echo([predicted]):
         return zero_metrics("text")
     exact = float(predicted == normalize_text(gold))
     return {"score": exact, "exact": exact, "parsed": 1.0}
@@ -109,7 +110,7 @@ def _score_text(body: str, gold: str) -> dict[str, float]:
 
 def _score_list(body: str, gold: list[str]) -> dict[str, float]:
     predicted = split_items(body)
-    if not predicted:
+    if not predicted or is_placeholder_echo(predicted):
         return zero_metrics("list")
     expected = [normalize_item(item) for item in gold]
     correct = sum(p == g for p, g in zip(predicted, expected, strict=False))
@@ -122,17 +123,20 @@ def _score_set(body: str, gold: list[str]) -> dict[str, float]:
         predicted: set[str] = set()
     else:
         items = split_items(body)
-        if not items:
+        if not items or is_placeholder_echo(items):
             return zero_metrics("set")
         predicted = set(items)
     return _set_metrics(predicted, {normalize_item(item) for item in gold})
 
 
 def _score_int_set(body: str, gold: list[int]) -> dict[str, float]:
-    numbers = extract_ints(body)
-    if not numbers and not is_empty_set_answer(body):
+    if is_empty_set_answer(body):
+        return _set_metrics(set(), set(gold))
+    numbers, invalid = chapter_numbers(body)
+    if not numbers:
         return zero_metrics("int_set")
-    return _set_metrics(set(numbers), set(gold))
+    # Items that are no whole number ("1-13") are wrong answers: they widen the union, never the overlap.
+    return _set_metrics({*numbers, *(f"invalid:{item}" for item in invalid)}, set(gold))
 
 
 def list_position_scores(body: str | None, answer: Any) -> list[float]:

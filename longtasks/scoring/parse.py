@@ -35,8 +35,24 @@ _THINK_CLOSE = re.compile(r"<\s*/\s*think\s*>", _FLAGS)
 _ANSWER_OPEN = re.compile(r"<\s*answer\s*>", _FLAGS)
 _ANSWER_CLOSE = re.compile(r"<\s*/\s*answer\s*>", _FLAGS)
 _TAG = re.compile(r"<\s*/?\s*(?:answer|think)\s*>", _FLAGS)
-_SEPARATORS = re.compile(r"[\r\n;,]")
+_SEPARATORS = re.compile(r"[\r\n;,]|\s(?:and|&)\s", re.IGNORECASE)
+"""One list grammar for every list and set answer: items separated by newlines, commas, semicolons or a
+word "and" / "&" ("a, b and c"; "3, 11 and 13")."""
 _INTEGER = re.compile(r"\d+")
+_CHAPTER_NUMBER = re.compile(r"^(?:chapters?|ch)?\s*(\d+)$")
+
+ANSWER_PLACEHOLDERS = frozenset(
+    {
+        "answer to question 1", "answer to question 2", "answer to question 3", "...", "…",
+        "value of key 1", "value of key 2", "value of key 3",
+        "name of item", "first item", "second item", "first chapter number", "second chapter number",
+        "first variable", "second variable", "first word", "second word",
+        # examples of earlier versions' prompts (their data may still be scored)
+        "answer 1", "answer 2", "answer 3", "value 1", "value 2", "value 3", "item name",
+        "variable_one", "variable_two",
+    }
+)  # fmt: skip
+"""Items of the answer-format examples in the prompts: a model that echoes only these did not answer."""
 
 
 def check_kind(answer_kind: str) -> str:
@@ -83,13 +99,24 @@ def split_items(body: str) -> list[str]:
     return [item for item in items if item]
 
 
-def extract_ints(body: str) -> list[int]:
-    """Every run of digits in an answer, in order ("Chapters 3, 17 and 42" -> [3, 17, 42]).
+def is_placeholder_echo(items: Iterable[str]) -> bool:
+    """True when every (normalised) item is one of the prompt's example placeholders."""
+    items = list(items)
+    return bool(items) and all(item in ANSWER_PLACEHOLDERS for item in items)
 
-    Signs and thousands separators are not read: chapter numbers are plain non-negative integers, and
-    "1,024" is read as 1 and 24 because a comma always separates answers.
-    """
-    return [int(match) for match in _INTEGER.findall(unicodedata.normalize("NFKC", body))]
+
+def chapter_numbers(body: str) -> tuple[list[int], list[str]]:
+    """The items of an integer-set answer read with the one list grammar: whole numbers (optionally
+    "chapter 7"), and the items that are not one ("1-13", "three"), which count as wrong answers."""
+    numbers: list[int] = []
+    invalid: list[str] = []
+    for item in split_items(body):
+        match = _CHAPTER_NUMBER.match(item)
+        if match:
+            numbers.append(int(match.group(1)))
+        else:
+            invalid.append(item)
+    return numbers, invalid
 
 
 def is_empty_set_answer(body: str) -> bool:
@@ -128,9 +155,11 @@ def _format_strings(kind: str, answer: Any) -> str:
         _check_no_tags(kind, item)
         if _SEPARATORS.search(item):
             raise ValueError(
-                f"{kind!r} answer element {item!r} contains a separator (newline, ';' or ','); "
+                f"{kind!r} answer element {item!r} contains a separator (newline, ';', ',' or a word 'and'); "
                 "entity names must not, or the answer cannot be split back"
             )
+        if normalize_item(item) in ANSWER_PLACEHOLDERS:
+            raise ValueError(f"{kind!r} answer element {item!r} reads as an answer-format placeholder")
         if not normalize_item(item):
             raise ValueError(f"{kind!r} answer element {item!r} is empty after normalisation")
     if kind == "set" and len(items) == 1 and normalize_text(items[0]) in EMPTY_SET_WORDS:

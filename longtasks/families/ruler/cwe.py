@@ -70,7 +70,7 @@ class RulerCommonWords(Task[CweKnobs]):
             common_frequency=knobs.common_word_frequency,
             rare_frequency=knobs.rare_word_frequency,
         )
-        frame = ruler_frame("cwe", [question], self.answer_kind, "first word, second word")
+        frame = ruler_frame("cwe", [question], self.answer_kind, "first word, second word, ...")
         # A word of the instructions in the list would be counted there too by a reader: leave those out.
         in_frame = set(re.findall(r"[a-z]+", (frame.prefix + frame.suffix).lower()))
         vocabulary = [word for word in cwe_words() if word not in in_frame]

@@ -92,7 +92,7 @@ class RulerNiah(Task[NiahKnobs]):
             for i, (key, value) in enumerate(zip(keys, values, strict=True))
         )
         questions = [wording("niah", "question", key=key) for key in keys]
-        example = "\n".join(f"value {i + 1}" for i in range(min(3, len(keys)))) + (
+        example = "\n".join(f"value of key {i + 1}" for i in range(min(3, len(keys)))) + (
             "\n..." if len(keys) > 3 else ""
         )
         return Draft(

@@ -9,6 +9,8 @@ from importlib.resources import files
 from longtasks.scoring.normalize import normalize_item
 
 _LISTS = ("nounlist.txt", "adjectivelist.txt", "verblist.txt")
+_GRAMMAR = {"and", "or", "none", "nothing", "empty"}
+"""Words the answer grammar reads as separators or as the empty set."""
 
 
 def _read(name: str) -> list[str]:
@@ -20,5 +22,5 @@ def cwe_words() -> tuple[str, ...]:
     """Distinct words, sorted; each one reads back unchanged through the scorer's normalisation."""
     banned = {w.strip().lower() for w in _read("profanitylist.txt")}
     words = {w.strip() for name in _LISTS for w in _read(name)}
-    kept = {w for w in words if w.isalpha() and w.isascii() and w.islower() and w not in banned}
+    kept = {w for w in words if w.isalpha() and w.isascii() and w.islower() and w not in banned | _GRAMMAR}
     return tuple(sorted(w for w in kept if normalize_item(w) == w))

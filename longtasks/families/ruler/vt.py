@@ -72,7 +72,7 @@ class RulerVariableTracking(Task[VtKnobs]):
         rng.shuffle(segments)
         question = wording("vt", "question", value=values[0])
         return Draft(
-            frame=ruler_frame("vt", [question], self.answer_kind, "VARIABLE_ONE, VARIABLE_TWO"),
+            frame=ruler_frame("vt", [question], self.answer_kind, "first variable, second variable, ..."),
             sections=(Section(None, tuple(segments)),),
             filler=NOISE,
             question=question,
