@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from longtasks.analysis import _deps
-from longtasks.analysis.plots.style import figure, length_label, note, save
+from longtasks.analysis.plots.style import figure, length_label, log_ticks, note, save
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,6 +60,8 @@ def isocost_plot(points: pd.DataFrame, out_dir: Path) -> list[Path]:
     axes.flat[0].legend(loc="best")
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     mappable.set_array(np.array([]))
-    fig.colorbar(mappable, ax=axes, label="compression (x)", shrink=0.8)
+    bar = fig.colorbar(mappable, ax=axes, label="compression (x)", shrink=0.8)
+    log_ticks(bar.ax, [1.0, top])
+    bar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     fig.suptitle("Accuracy vs cost (isoCost)")
     return save(fig, out_dir, "isocost")
