@@ -74,6 +74,18 @@ class ScriptedLM(LM):
             out.append(cut_at_stop(f"The story says so.\n{answer}", gen_kwargs["until"]))
         return out
 
+    @property
+    def tokenizer_name(self) -> str:
+        return "qwen2.5"
+
+    def chat_template(self, chat_template: bool | str = False) -> str:
+        return load_tokenizer().hf.chat_template
+
+    def apply_chat_template(self, chat_history: list[dict], add_generation_prompt: bool = True) -> str:
+        return load_tokenizer().hf.apply_chat_template(
+            chat_history, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError
 
@@ -184,7 +196,7 @@ def test_tiny_hf_model_sees_exactly_the_requested_length(tiny_model_dir, chat, c
     """Raw prompts and chat-templated prompts (lm-eval's --apply_chat_template) both reach the model
     at exactly the requested length, with max_length leaving no spare token, and lm-eval reports the
     per-length column. (A short generation budget keeps the CPU test fast.)"""
-    length, budget = 2048, 8
+    length, budget = 2048, 64
     needed = required_max_length(length, budget, special_tokens_added(str(tiny_model_dir)))
     lm = RecordingHFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", max_length=needed)
     manager = make_manager(max_seq_lengths=[length], num_samples=2, tokenizer=str(tiny_model_dir), chat=chat)
@@ -202,12 +214,12 @@ def test_tiny_hf_model_sees_exactly_the_requested_length(tiny_model_dir, chat, c
 def test_tiny_hf_model_runs_every_task_at_3k(tiny_model_dir):
     """The README's Python recipe: task_manager + max_length_for + simple_evaluate, on every task."""
     tokenizer = str(tiny_model_dir)
-    max_length = max_length_for([3072], [GROUP], tokenizer=tokenizer, max_gen_toks=16)
-    assert max_length == 3072 + 16
+    max_length = max_length_for([3072], [GROUP], tokenizer=tokenizer, max_gen_toks=256)
+    assert max_length == 3072 + 256
     lm = RecordingHFLM(pretrained=tokenizer, device="cpu", dtype="float32", max_length=max_length)
     manager = task_manager([3072], tokenizer=tokenizer, num_samples=1, include_defaults=False)
     results = simple_evaluate(
-        model=lm, tasks=[GROUP], task_manager=manager, gen_kwargs={"max_gen_toks": 16}, bootstrap_iters=0
+        model=lm, tasks=[GROUP], task_manager=manager, gen_kwargs={"max_gen_toks": 256}, bootstrap_iters=0
     )
     assert lm.prompt_tokens == [3072] * len(TASKS)
     for task in TASKS:
@@ -298,3 +310,33 @@ def test_wrapper_refuses_a_named_chat_template_and_missing_lengths(cli):
     assert named.exit_code == 2 and "without a template name" in named.output
     missing = CliRunner().invoke(cli, ["eval", "--model", "hf", "--tasks", GROUP])
     assert missing.exit_code == 2 and "--lengths" in missing.output
+
+
+# --- plain lm-eval: the task checks every request -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"apply_chat_template": True}, "run lm-eval without --apply_chat_template"),
+        ({"gen_kwargs": {"max_gen_toks": 20}}, "max_gen_toks=20 leaves no room"),
+        ({"gen_kwargs": {"max_gen_toks": 2048}, "max_length": 3072}, "max_length=3072 cannot hold"),
+    ],
+)
+def test_plain_lm_eval_refuses_requests_that_would_not_be_exact(change, message):
+    """Without `longtasks eval`, a chat flag that differs from the data, a budget below the answer, or a
+    budget that pushes the prompt past max_length fail the run instead of being cut or mis-sized."""
+    from longtasks.lm_eval_tasks.guarded_task import RequestGuardError
+
+    metadata = {"max_seq_lengths": [2048], "num_samples": 1, "chat": False}
+    if "max_length" in change:
+        metadata["max_length"] = change["max_length"]
+    with pytest.raises(RequestGuardError, match=message):
+        simple_evaluate(
+            model=ScriptedLM(gold=True),
+            tasks=["story_multihop"],
+            task_manager=make_manager(**metadata),
+            apply_chat_template=change.get("apply_chat_template", False),
+            gen_kwargs=change.get("gen_kwargs"),
+            bootstrap_iters=0,
+        )

@@ -464,3 +464,38 @@ def test_static_reads_a_folder_regenerated_in_place(tmp_path):
     )
     second = dataset.static(longtasks_task="story_multihop", data_path=str(tmp_path))["test"]
     assert set(first["seed"]) == {1} and set(second["seed"]) == {2}
+
+
+def test_a_metadata_tokenizer_that_differs_from_the_models_is_refused(tmp_path):
+    """Plain lm-eval merges model args into the metadata: `pretrained` names the model's tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.train_from_iterator(
+        ["the value for key is"] * 10, trainers.WordPieceTrainer(vocab_size=60, special_tokens=["[UNK]"])
+    )
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]").save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="encodes text differently from the model's"):
+        dataset.generated_rows(
+            "ruler_vt",
+            {
+                "max_seq_lengths": [1024],
+                "num_samples": 1,
+                "tokenizer": "qwen2.5",
+                "pretrained": str(tmp_path),
+            },
+        )
+    same = load_tokenizer().hf
+    same.save_pretrained(tmp_path / "same")
+    rows = dataset.generated_rows(
+        "ruler_vt",
+        {
+            "max_seq_lengths": [1024],
+            "num_samples": 1,
+            "tokenizer": "qwen2.5",
+            "pretrained": str(tmp_path / "same"),
+        },
+    )
+    assert rows[0]["input_tokens"] == 1024

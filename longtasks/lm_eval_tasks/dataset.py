@@ -32,6 +32,7 @@ def generated_rows(task: str, metadata: Mapping[str, Any]) -> list[dict[str, Any
 
     options = generation_options(task, metadata, list_tasks())
     tokenizer = load_tokenizer(options.tokenizer)
+    check_model_tokenizer(task, metadata, tokenizer)
     if options.gen_budget is not None:
         required = max(options.lengths) + options.gen_budget + special_tokens_added(options.tokenizer)
         check_metadata_max_length(task, metadata, required)
@@ -55,6 +56,26 @@ def generated_rows(task: str, metadata: Mapping[str, Any]) -> list[dict[str, Any
         rows.extend(sample.to_row() for sample in samples)
     check_answer_budget(task, rows, tokenizer, options.gen_budget)
     return rows
+
+
+def check_model_tokenizer(task: str, metadata: Mapping[str, Any], tokenizer: Any) -> None:
+    """A `tokenizer` in the metadata that encodes differently from the model's (`pretrained`) would make every
+    prompt the wrong length for the model: refuse it (lm-eval's model encodes with its own tokenizer)."""
+    from longtasks.tiktoken_bridge import PROBES
+
+    model = metadata.get("pretrained")
+    if not isinstance(model, str) or not model or model == tokenizer.name:
+        return
+    try:
+        model_tokenizer = load_tokenizer(model)
+    except ValueError:
+        return  # not a loadable tokenizer name (e.g. an API model): lengths follow the given tokenizer
+    if any(model_tokenizer.encode(probe) != tokenizer.encode(probe) for probe in PROBES):
+        raise ValueError(
+            f"{task}: the tokenizer {tokenizer.name!r} given in the metadata encodes text differently from the "
+            f"model's ({model!r}), so prompts would not have their length for the model; drop the tokenizer "
+            "setting or give the model's own"
+        )
 
 
 def generated_dataset(task: str, metadata: Mapping[str, Any]) -> dict[str, datasets.Dataset]:

@@ -30,6 +30,8 @@ def _template() -> str:
         + "# Shared settings of every longtasks task. Documents are rows of longtasks.sample.Sample; the prompt\n"
         "# is the user message, scored by longtasks.scoring. No few-shot examples: a prompt must stay exactly\n"
         "# `length` tokens long. Metrics: score and parsed over all documents, plus one column per length.\n"
+        "# Every request is checked before lm-eval runs it (exact length, answer budget, no truncation).\n"
+        "class: !function longtasks.lm_eval_tasks.guarded_task.GuardedTask\n"
         'dataset_path: ""\n'
         "output_type: generate_until\n"
         "test_split: test\n"
