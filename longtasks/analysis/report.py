@@ -19,6 +19,7 @@ from longtasks.analysis.maxcomp import compression_tests, max_compression, summa
 from longtasks.analysis.methods import DENSE, PHASES
 from longtasks.analysis.options import AnalysisOptions
 from longtasks.analysis.scaling import HELD_OUT_AXES, cells_for_phase, fit_law, held_out_fit
+from longtasks.analysis.scaling.cells import CELL_KEYS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,7 +99,11 @@ def _scaling(frame: pd.DataFrame, options: AnalysisOptions, out: Outputs) -> dic
     out.table(
         "scaling_heldout", pd.concat(held)[held_columns] if held else pd.DataFrame(columns=held_columns)
     )
-    out.table("scaling_predictions", pd.concat(predictions) if predictions else pd.DataFrame())
+    prediction_columns = [*CELL_KEYS, "accuracy", "n", "predicted", "phase", "held_out_axis"]
+    out.table(
+        "scaling_predictions",
+        pd.concat(predictions) if predictions else pd.DataFrame(columns=prediction_columns),
+    )
     return results
 
 

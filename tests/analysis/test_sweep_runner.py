@@ -24,7 +24,7 @@ def fake_lm_eval(monkeypatch):
     """Replace model building and evaluation; record what ran. `fail` holds cells that raise."""
     calls = {"built": [], "evaluated": [], "fail": set()}
 
-    def build_lm(spec, cell, longest):
+    def build_lm(spec, cell, longest, tokenizers=None):
         calls["built"].append((cell.method, cell.compression, longest))
         return FakeLM(longest), runner_module.model_args_for(spec, cell)
 

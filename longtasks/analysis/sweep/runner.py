@@ -72,8 +72,15 @@ def model_args_for(spec: SweepSpec, cell: Cell) -> dict[str, Any]:
     return args
 
 
-def build_lm(spec: SweepSpec, cell: Cell, longest: int) -> tuple[Any, dict[str, Any]]:
-    """The lm-eval model object for a (model, method, compression), sized for the longest pending length."""
+def build_lm(
+    spec: SweepSpec, cell: Cell, longest: int, tokenizers: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The lm-eval model object for a (model, method, compression), sized for the longest pending length, and
+    its model arguments as recorded in the results.
+
+    `tokenizers` (model -> the tokenizer object its first model object loaded) lets the later model objects of
+    the same model reuse it instead of parsing the tokenizer files again (seconds per load for a 150k vocab);
+    every cell of one model has the same tokenizer arguments, so it is the same tokenizer."""
     from lm_eval.api.registry import get_model
 
     from longtasks.lm_eval_tasks.guard import guard_model_args
@@ -88,7 +95,12 @@ def build_lm(spec: SweepSpec, cell: Cell, longest: int) -> tuple[Any, dict[str, 
     needed = max_length_for([longest], spec.tasks, tokenizer=tokenizer, max_gen_toks=spec.max_gen_toks())
     args = guard_model_args(spec.model_type, args, needed)
     extra = {"batch_size": 1, **({"device": spec.device} if spec.device else {})}
-    return get_model(spec.model_type).create_from_arg_obj(args, extra), args
+    cache = tokenizers if tokenizers is not None else {}
+    create = {**args, "tokenizer": cache[cell.model]} if cell.model in cache else args
+    lm = get_model(spec.model_type).create_from_arg_obj(create, extra)
+    if getattr(lm, "tokenizer", None) is not None:
+        cache.setdefault(cell.model, lm.tokenizer)
+    return lm, args
 
 
 def _free(lm: Any) -> None:
@@ -125,6 +137,7 @@ def run_sweep(
         else:
             pending.append(cell)
     key = lambda c: (c.model, c.method, c.compression)  # noqa: E731
+    tokenizers: dict[str, Any] = {}
     for _, group_iter in groupby(sorted(pending, key=lambda c: (*key(c), c.length)), key=key):
         group = list(group_iter)
         lm = None
@@ -132,7 +145,7 @@ def run_sweep(
             notify(cell, "start")
             try:
                 if lm is None:
-                    lm, args = build_lm(spec, cell, max(c.length for c in group))
+                    lm, args = build_lm(spec, cell, max(c.length for c in group), tokenizers)
                 results = evaluate_cell(lm, cell, spec, args)
                 final = cells_dir / cell.relative_dir
                 final.parent.mkdir(parents=True, exist_ok=True)
