@@ -50,18 +50,20 @@ def cost_points(frame: pd.DataFrame, options: CostOptions = DEFAULT_COST) -> pd.
         if not tasks:
             continue
         group = group[group["task"].isin(tasks)]
-        task_means = group.groupby([*CONFIG, "task"], dropna=False)["score"].mean()
-        accuracy = task_means.groupby(level=list(range(len(CONFIG))), dropna=False).agg(["mean", "size"])
-        for config, values in accuracy.iterrows():
-            row = dict(zip(CONFIG, config, strict=True))
-            cells = group[(group["model"] == row["model"]) & (group["method"] == row["method"])
-                          & (group["target_compression"] == row["target_compression"])]  # fmt: skip
-            achieved = float(cells["achieved_compression"].mean())
-            compression = achieved if not math.isnan(achieved) else float(row["target_compression"])
-            arch = Arch.from_row(cells.iloc[0])
+        firsts = {column: (column, "first") for column in ARCH_COLUMNS}
+        per_task = group.groupby([*CONFIG, "task"], dropna=False).agg(
+            score=("score", "mean"), achieved=("achieved_compression", "mean"), **firsts
+        )
+        per_config = per_task.groupby(level=list(range(len(CONFIG))), dropna=False).agg(
+            accuracy=("score", "mean"), n_tasks=("score", "size"), achieved=("achieved", "mean"), **firsts
+        )
+        for record in per_config.reset_index().to_dict("records"):
+            row = {key: record[key] for key in CONFIG}
+            measured = float(record["achieved"])
+            compression = max(measured if not math.isnan(measured) else float(row["target_compression"]), 1.0)
             rows.append({
-                "phase": panel, "length": int(length), **row, "cost_compression": max(compression, 1.0),
-                "accuracy": float(values["mean"]), "n_tasks": int(values["size"]),
-                "cost": phase_cost(arch, row["method"], panel, int(length), max(compression, 1.0), options),
+                "phase": panel, "length": int(length), **row, "cost_compression": compression,
+                "accuracy": float(record["accuracy"]), "n_tasks": int(record["n_tasks"]),
+                "cost": phase_cost(Arch.from_row(record), row["method"], panel, int(length), compression, options),
             })  # fmt: skip
     return pd.DataFrame(rows, columns=POINT_COLUMNS)

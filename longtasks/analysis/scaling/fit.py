@@ -59,12 +59,28 @@ def identifiable_features(cells: pd.DataFrame, law: ScalingLaw) -> tuple[tuple[s
 def fit_law(cells: pd.DataFrame, law: ScalingLaw = DEFAULT_LAW) -> FittedLaw:
     """Fit `law` to cells with columns task, n_params, length, compression, accuracy, n."""
     sm = _deps.require("statsmodels.api")
+    from longtasks.analysis.scaling.law import COVARIATES
+
+    used = [COVARIATES[name] for name in law.features]
+    complete = cells.dropna(subset=[*used, "accuracy"])
+    notes = (
+        [f"{len(cells) - len(complete)} cell(s) without {', '.join(used)} left out"]
+        if len(complete) < len(cells)
+        else []
+    )
+    if len(complete) < 3 <= len(cells):
+        raise ValueError(
+            f"only {len(complete)} of {len(cells)} cells have every covariate ({', '.join(used)}); the parameter "
+            "count comes from lm-eval's model_num_parameters, so fit without model size (features without alpha)"
+        )
+    cells = complete
+    tasks = sorted(cells["task"].unique())
     if len(cells) < 3:
         raise ValueError(f"a scaling law needs at least 3 cells, got {len(cells)}")
     if cells["accuracy"].nunique() == 1:
         raise ValueError(f"accuracy is {cells['accuracy'].iloc[0]:g} in every cell: there is nothing to fit")
-    tasks = sorted(cells["task"].unique())
-    features, notes = identifiable_features(cells, law)
+    features, dropped = identifiable_features(cells, law)
+    notes += dropped
     design = law.design(cells, tasks, features)
     if len(cells) <= design.shape[1]:
         raise ValueError(f"{len(cells)} cells cannot determine {design.shape[1]} parameters")
