@@ -104,6 +104,10 @@ def register(app: typer.Typer) -> None:
         keep_going: Annotated[
             bool, typer.Option(help="Record a failing cell and go on instead of stopping.")
         ] = False,
+        phase: Annotated[
+            list[str] | None,
+            typer.Option(help="METHOD=prefill|decode for a method the analysis does not know."),
+        ] = None,
     ) -> None:
         from longtasks.lengths import parse_lengths
 
@@ -134,7 +138,8 @@ def register(app: typer.Typer) -> None:
                     if state == "fail":
                         console.print(f"[red]failed:[/red] {cell.label()}")
 
-                result = run_sweep(spec, out, keep_going=keep_going, on_cell=on_cell)
+                phases = dict(item.split("=", 1) for item in phase or [] if "=" in item)
+                result = run_sweep(spec, out, keep_going=keep_going, on_cell=on_cell, phases=phases)
         except (ImportError, ValueError) as error:
             console.print(f"[red]error:[/red] {error}", soft_wrap=True)
             raise typer.Exit(2) from error

@@ -90,6 +90,15 @@ def test_resuming_with_other_result_settings_is_refused_but_the_grid_may_grow(fa
     assert [(c.compression, c.length) for c in grown.done] == [(8.0, 1024), (8.0, 2048)]
 
 
+def test_an_unknown_method_fails_before_anything_runs(fake_lm_eval, tmp_path):
+    spec = SweepSpec(models=("m",), methods=("my_method",), compressions=(2.0,), lengths=(1024,))
+    with pytest.raises(ValueError, match="--phase"):
+        run_sweep(spec, tmp_path)
+    assert not fake_lm_eval["built"]
+    result = run_sweep(spec, tmp_path, phases={"my_method": "prefill"})
+    assert len(result.done) == 2
+
+
 def test_spec_errors_name_the_bad_value():
     with pytest.raises(ValueError, match="compressions must be >= 1"):
         SweepSpec(models=("m",), methods=("quest",), compressions=(0.5,), lengths=(1024,))

@@ -16,13 +16,14 @@ import logging
 import shutil
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 from longtasks.analysis.io import write_json
+from longtasks.analysis.methods import method_phase
 from longtasks.analysis.store import read_results, save_table
 from longtasks.analysis.sweep.cell import TMP_PREFIX, evaluate_cell, save_cell
 from longtasks.analysis.sweep.grid import Cell, SweepSpec, cells
@@ -117,10 +118,14 @@ def run_sweep(
     *,
     keep_going: bool = False,
     on_cell: Callable[[Cell, str], None] | None = None,
+    phases: Mapping[str, str] | None = None,
 ) -> SweepResult:
     """Run the unfinished cells (finished ones are skipped), then write OUT/results.parquet.
 
-    `on_cell(cell, state)` is called with "start", "done", "skip" or "fail" (for progress display)."""
+    `on_cell(cell, state)` is called with "start", "done", "skip" or "fail" (for progress display); `phases`
+    names the phase of methods the analysis does not know (checked before anything runs)."""
+    for method in spec.methods:
+        method_phase(method, phases)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_spec(out_dir, spec)
@@ -164,5 +169,5 @@ def run_sweep(
     if result.failed:
         write_json(out_dir / "failures.json", result.failed)
     if any((cells_dir / c.relative_dir).is_dir() for c in grid):
-        result.table = save_table(read_results([cells_dir]), out_dir / TABLE_FILE)
+        result.table = save_table(read_results([cells_dir], phases), out_dir / TABLE_FILE)
     return result
