@@ -1,29 +1,41 @@
 """What a story task is: typed knobs with the paper's defaults, the questions it asks of a simulated
-world, and how world + questions become a draft (chapters as sections, fact sentences as segments)."""
+world, and how world + questions become a draft (chapters as sections; fact sentences, mentions and
+scenery as segments; interludes as the filler that makes the length exact)."""
 
 from __future__ import annotations
 
 import random
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any, TypeVar
 
 from longtasks.draft import Draft, Section, Segment
+from longtasks.families.story.compose import ChapterText, chapter_key, compose_chapter, fact_key
+from longtasks.families.story.counting import count_pieces
+from longtasks.families.story.filler import SCENERY, Interludes, SceneryDraw, lead_counts
 from longtasks.families.story.prompt import story_frame
 from longtasks.families.story.world import (
     RenderedChapter,
     StoryRenderer,
     World,
     WorldConfig,
-    filler_sentences,
     simulate_world,
 )
-from longtasks.filler_bank import SharedBank
+from longtasks.families.story.world.mentions import Mention, choose_mentions
+from longtasks.families.story.world.scenery import Scene, place_kind, scenery_corpus
+from longtasks.fit import frame_overhead
+from longtasks.prompt import PromptFrame
 from longtasks.task import BuildContext, Knobs, Redraw, Task
+from longtasks.tokenizer import LengthTokenizer
 
-SCENERY = SharedBank("story", filler_sentences)
-"""Scenery sentences that state nothing a question can ask about."""
+__all__ = ["SCENERY", "StoryKnobs", "StoryTask"]
+
+INTERLUDE_TOKENS = 12
+"""Tokens per chapter left to the interludes, with which the fitter makes the length exact."""
+MIN_INTERLUDE = 8
+"""When the length is short: the fewest tokens left to the interludes (0 is fine too)."""
+MAX_LEAD_TOKENS = 24
 
 
 @dataclass(frozen=True)
@@ -32,12 +44,18 @@ class StoryKnobs(Knobs):
 
     chapter_tokens: average tokens per chapter; the chapter count grows with the length (a 1M-token
         story has thousands of chapters). num_chapters: fix the chapter count instead (0 = automatic).
+    confusers: mentions per chapter, on average, of people, places and items of the story in roles that
+        answer no question (a person talked about, a place seen far off, an item still owned), so
+        that names alone do not give the answers away. 0 = none.
     """
 
     chapter_tokens: int = 300
     num_chapters: int = 0
+    confusers: float = 2.0
 
     def validate(self) -> None:
+        if not 0.0 <= self.confusers <= 10.0:
+            raise ValueError(f"confusers={self.confusers} must be within [0, 10] (mentions per chapter)")
         if self.chapter_tokens < 40:
             raise ValueError(f"chapter_tokens={self.chapter_tokens} is too small: use at least 40")
         if self.num_chapters < 0:
@@ -78,10 +96,13 @@ class StoryMeta:
 
 @dataclass(frozen=True)
 class StoryTruth:
-    """The simulated world and its rendered chapters (for checks; never stored)."""
+    """The simulated world, its rendered facts, each chapter's scene and mentions (for checks; never
+    stored)."""
 
     world: World
     chapters: list[RenderedChapter]
+    scenes: list[Scene]
+    mentions: list[tuple[Mention, ...]]
 
 
 @cache
@@ -122,35 +143,142 @@ class StoryTask(Task[SK]):
         asked = self.ask(world, knobs, rng)
         renderer = _renderer()
         chapters = [renderer.render_chapter(world, chapter, rng) for chapter in world.chapters]
+        scenes = _scenes(world, rng)
+        mentions = choose_mentions(world, knobs.confusers, rng)
+        frame = story_frame(world.protagonist, asked.questions, self.answer_kind, asked.example)
+        draw = SceneryDraw(context.tokenizer, rng)
+        texts, used = _chapter_texts(world, chapters, scenes, mentions, draw, context.tokenizer, rng)
+        texts, quotas = _scenery_quotas(texts, chapters, frame, context, rng)
         sections = tuple(
-            Section(
-                chapter.header,
-                tuple(Segment(fact.text, _key(chapter.number, j)) for j, fact in enumerate(chapter.facts)),
-                lead=True,
-            )
-            for chapter in chapters
+            Section(rendered.header, compose_chapter(text, quota, draw, chapter_used, rng), lead=True)
+            for rendered, text, quota, chapter_used in zip(chapters, texts, quotas, used, strict=True)
         )
         return Draft(
-            frame=story_frame(world.protagonist, asked.questions, self.answer_kind, asked.example),
+            frame=frame,
             sections=sections,
-            filler=SCENERY,
+            filler=Interludes(),
             question="\n".join(asked.questions),
             answer=asked.answer,
-            evidence=tuple(_evidence_key(e, chapters) for e in asked.evidence),
+            evidence=tuple(_evidence_key(e, chapters, texts) for e in asked.evidence),
             meta=StoryMeta([e.chapter for e in asked.evidence], scale),
-            truth=StoryTruth(world, chapters),
+            truth=StoryTruth(world, chapters, scenes, mentions),
         )
 
 
-def _key(chapter: int, fact: int) -> str:
-    return f"chapter{chapter}.fact{fact}"
+def _scenes(world: World, rng: random.Random) -> list[Scene]:
+    corpus = scenery_corpus()
+    scenes: list[Scene] = []
+    for chapter in world.chapters:
+        scenes.append(corpus.draw_scene(place_kind(chapter.location), rng, scenes[-1] if scenes else None))
+    return scenes
 
 
-def _evidence_key(evidence: Evidence, chapters: list[RenderedChapter]) -> str:
-    """The sentence stating the evidence, or the chapter's first sentence when the evidence is the
-    chapter as a whole."""
+def _chapter_texts(
+    world: World,
+    chapters: list[RenderedChapter],
+    scenes: list[Scene],
+    mentions: list[tuple[Mention, ...]],
+    draw: SceneryDraw,
+    tokenizer: LengthTokenizer,
+    rng: random.Random,
+) -> tuple[list[ChapterText], list[set[int]]]:
+    """Each chapter's opening line, facts and mention sentences with their token costs (one batch)."""
+    renderer = _renderer()
+    said = [[renderer.render_mention(world, m.kind, m.value, rng) for m in ms] for ms in mentions]
+    used: list[set[int]] = [set() for _ in chapters]
+    leads = []
+    for scene, chapter_used in zip(scenes, used, strict=True):
+        kind = "sky" if scene.indoor or rng.random() < 0.5 else f"place:{scene.setting}"
+        key = (kind, scene.time, scene.weather, scene.kind if kind != "sky" else "", "single")
+        lead = draw.take(key, MAX_LEAD_TOKENS, chapter_used)
+        if lead is None:
+            lead = draw.take(("sky", scene.time, scene.weather, "", "single"), 10**6, chapter_used)
+        assert lead is not None, f"scenery.yaml has no opening line for {scene}"
+        leads.append(lead)
+    pieces = [" " + f.text for c in chapters for f in c.facts] + [" " + t for ts in said for t in ts]
+    costs = iter(count_pieces(tokenizer, pieces))
+    fact_costs = [tuple((f, next(costs)) for f in c.facts) for c in chapters]
+    said_costs = [tuple((t, next(costs)) for t in ts) for ts in said]
+    lead_costs = lead_counts(tokenizer, leads)
+    corpus_texts = draw.corpus.texts
+    texts = [
+        ChapterText(c.number, scene, world.pronoun, (corpus_texts[lead][1:], lead_cost), facts, told)
+        for c, scene, lead, lead_cost, facts, told in zip(
+            chapters, scenes, leads, lead_costs, fact_costs, said_costs, strict=True
+        )
+    ]
+    return texts, used
+
+
+def _scenery_quotas(
+    texts: list[ChapterText],
+    chapters: list[RenderedChapter],
+    frame: PromptFrame,
+    context: BuildContext,
+    rng: random.Random,
+) -> tuple[list[ChapterText], list[int]]:
+    """Scenery tokens per chapter: what the length leaves after the prompt, headings, facts, opening
+    lines, mentions and the interludes' share, spread over the chapters with varied sizes.
+
+    The fitter counts exactly these costs, so when the length is short, mentions and then opening lines
+    are left out (at random) until the rest fits; the facts never are."""
+    first = Section(chapters[0].header, (Segment(chapters[0].facts[0].text),), lead=True)
+    required = frame_overhead(frame, (first,), context.tokenizer, context.chat)
+    required += sum(_heading_costs(context.tokenizer, len(chapters)))
+    required += sum(c for text in texts for _, c in text.facts)
+    spare = context.length - required
+    optional = sum(text.lead[1] if text.lead else 0 for text in texts)
+    optional += sum(c for text in texts for _, c in text.mentions)
+    available = spare - optional - INTERLUDE_TOKENS * len(texts)
+    if available > 0:
+        weights = [0.6 + 0.8 * rng.random() for _ in texts]
+        scale = available / sum(weights)
+        return texts, [int(w * scale) for w in weights]
+    return _leave_out(texts, spare, rng), [0] * len(texts)
+
+
+def _leave_out(texts: list[ChapterText], spare: int, rng: random.Random) -> list[ChapterText]:
+    """Drop mentions, then opening lines, at random, until they fit in `spare` tokens with a remainder
+    the interludes can fill (none, or at least a few tokens)."""
+    texts = list(texts)
+    optional = [(i, "mention", j) for i, t in enumerate(texts) for j in range(len(t.mentions))]
+    rng.shuffle(optional)
+    openers = [(i, "lead", 0) for i, t in enumerate(texts) if t.lead is not None]
+    rng.shuffle(openers)
+    dropped: set[tuple[int, str, int]] = set()
+    cost = {(i, "mention", j): c for i, t in enumerate(texts) for j, (_, c) in enumerate(t.mentions)}
+    cost.update({(i, "lead", 0): t.lead[1] for i, t in enumerate(texts) if t.lead is not None})
+    left = sum(cost.values())
+    for item in optional + openers:
+        if spare - left == 0 or spare - left >= MIN_INTERLUDE:
+            break
+        dropped.add(item)
+        left -= cost[item]
+    for i, text in enumerate(texts):
+        mentions = tuple(m for j, m in enumerate(text.mentions) if (i, "mention", j) not in dropped)
+        lead = None if (i, "lead", 0) in dropped else text.lead
+        texts[i] = replace(text, mentions=mentions, lead=lead)
+    return texts
+
+
+def _heading_costs(tokenizer: LengthTokenizer, count: int) -> list[int]:
+    """Tokens of the headings "Chapter 1" ... "Chapter <count>" as the fitter counts them in context."""
+    costs: list[int] = tokenizer.memo.setdefault("story_heading_costs", [])
+    if len(costs) < count:
+        first = len(costs) + 1
+        numbers = range(first, max(count, 2 * first) + 1)
+        texts = [f"Chapter {n}\n" if n == 1 else f".\n\nChapter {n}\n" for n in numbers]
+        dot = tokenizer.count(".")
+        counts = tokenizer.count_many(texts)
+        costs += [c if n == 1 else c - dot for n, c in zip(numbers, counts, strict=True)]
+    return costs[:count]
+
+
+def _evidence_key(evidence: Evidence, chapters: list[RenderedChapter], texts: list[ChapterText]) -> str:
+    """The sentence stating the evidence, or the chapter's first line when the evidence is the chapter
+    as a whole."""
     chapter = chapters[evidence.chapter - 1]
     for j, fact in enumerate(chapter.facts):
         if fact.kind == evidence.kind and fact.value == evidence.value:
-            return _key(chapter.number, j)
-    return _key(chapter.number, 0)
+            return fact_key(chapter.number, j)
+    return chapter_key(chapter.number) if texts[evidence.chapter - 1].lead else fact_key(chapter.number, 0)

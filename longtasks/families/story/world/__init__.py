@@ -1,7 +1,6 @@
 """The story world: a seeded state simulator (the truth), its invariants, the jinja2 rendering of
-chapters into fact sentences, and the filler bank that pads text to exact lengths."""
+chapters into fact sentences, the scenery that fits each chapter and the mentions (confusers)."""
 
-from longtasks.families.story.world.filler import filler_sentences
 from longtasks.families.story.world.invariants import check_world
 from longtasks.families.story.world.render import FactSentence, RenderedChapter, StoryRenderer
 from longtasks.families.story.world.simulator import (
@@ -21,6 +20,5 @@ __all__ = [
     "World",
     "WorldConfig",
     "check_world",
-    "filler_sentences",
     "simulate_world",
 ]

@@ -3,7 +3,13 @@ it sold items that were never bought). Tasks call `check_world` before deriving 
 
 from __future__ import annotations
 
-from longtasks.families.story.world.simulator import InventoryHistory, World, WorldConfig
+from longtasks.families.story.world.simulator import (
+    MAX_PLANNED_SALES,
+    InventoryHistory,
+    World,
+    WorldConfig,
+    kept_count,
+)
 
 _INVENTORY_SPOT_CHECKS = 16  # chapters whose derived inventory is compared with a replay (plus the last)
 
@@ -31,8 +37,9 @@ def check_world(world: World, config: WorldConfig | None = None) -> None:
             raise AssertionError(f"{where}: belongs to a different inventory history than chapter 1")
         if not 0 <= len(chapter.purchases) <= 2:
             raise AssertionError(f"{where}: {len(chapter.purchases)} purchases, allowed 0-2")
-        if len(chapter.sales) > 1:
-            raise AssertionError(f"{where}: {len(chapter.sales)} sales, allowed 0-1")
+        most_sales = MAX_PLANNED_SALES if config is None or config.kept_share is not None else 1
+        if len(chapter.sales) > most_sales:
+            raise AssertionError(f"{where}: {len(chapter.sales)} sales, allowed 0-{most_sales}")
         for item in chapter.sales:
             if item not in owned:
                 raise AssertionError(f"{where}: sells {item!r}, which was not owned before this chapter")
@@ -57,6 +64,8 @@ def check_world(world: World, config: WorldConfig | None = None) -> None:
     expected = InventoryHistory.from_events([(ch.purchases, ch.sales) for ch in world.chapters])
     if expected != history:
         raise AssertionError("the shared inventory history disagrees with the chapters' purchases and sales")
+    if config is not None and config.kept_share is not None:
+        _check_planned(world, config)
     if config is not None and config.empty_chapters is not None:
         empty = {ch.number for ch in world.chapters if not ch.purchases}
         if empty != set(config.empty_chapters):
@@ -72,3 +81,17 @@ def _check_inventory(where: str, derived: frozenset[str], owned: set[str]) -> No
         raise AssertionError(
             f"{where}: inventory_after disagrees with history (extra {extra}, missing {missing})"
         )
+
+
+def _check_planned(world: World, config: WorldConfig) -> None:
+    """Planned sales keep exactly the promised number of items and buy nothing in the last chapter."""
+    assert config.kept_share is not None
+    bought = len(world.purchase_order())
+    expected = kept_count(bought, config.kept_share, config.max_kept)
+    if len(world.final_inventory()) != expected:
+        raise AssertionError(
+            f"{len(world.final_inventory())} items are owned at the end, but kept_share={config.kept_share} "
+            f"and max_kept={config.max_kept} promise {expected} of {bought}"
+        )
+    if world.chapters[-1].purchases:
+        raise AssertionError("with planned sales the last chapter must buy nothing")

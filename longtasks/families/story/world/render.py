@@ -29,7 +29,13 @@ _FACT_FILES: dict[str, tuple[str, str, frozenset[str]]] = {
     "purchase_second": ("purchase_second.j2", "item", frozenset({"a"})),
     "sale": ("sale.j2", "item", frozenset()),
 }
-_LOWERCASE_VALUES = frozenset({"location", "item"})  # would need capitalising at a sentence start
+# Sentences that name a person, place or item of the story in a role that answers no question.
+_MENTION_FILES: dict[str, tuple[str, str]] = {
+    "person": ("mention_person.j2", "other"),
+    "place": ("mention_place.j2", "place"),
+    "item": ("mention_item.j2", "item"),
+}
+_LOWERCASE_VALUES = frozenset({"location", "item", "place"})  # would need capitalising at a sentence start
 _MIN_PARAPHRASES = 8
 
 
@@ -56,7 +62,7 @@ _Pieces = tuple[str, ...]
 
 
 def _compile_file(
-    env: jinja2.Environment, name: str, value_slot: str, extra: frozenset[str]
+    env: jinja2.Environment, name: str, value_slot: str, extra: frozenset[str], needs_hero: bool = True
 ) -> list[_Pieces]:
     allowed = _HERO_SLOTS | extra | {value_slot}
     template = env.get_template(name)
@@ -71,7 +77,7 @@ def _compile_file(
         slots = pieces[1::2]
         if slots.count(value_slot) != 1:
             raise ValueError(f"{where}: must use {{{{ {value_slot} }}}} exactly once")
-        if not _HERO_SLOTS & set(slots):
+        if needs_hero and not _HERO_SLOTS & set(slots):
             raise ValueError(f"{where}: must refer to the protagonist with who, Who or whom")
         if value_slot in _LOWERCASE_VALUES and pieces[0] == "" and pieces[1] == value_slot:
             raise ValueError(f"{where}: must not start with {{{{ {value_slot} }}}} (it is lowercase)")
@@ -106,6 +112,10 @@ class StoryRenderer:
         self._paraphrases = {
             kind: _compile_file(env, file, slot, extra) for kind, (file, slot, extra) in _FACT_FILES.items()
         }
+        self._mentions = {
+            kind: _compile_file(env, file, slot, frozenset(), needs_hero=False)
+            for kind, (file, slot) in _MENTION_FILES.items()
+        }
         header = env.get_template("header.j2").render(number=f"{_MARK}number{_MARK}").strip()
         self._header = tuple(header.split(_MARK))
         if self._header[1::2] != ("number",):
@@ -117,18 +127,10 @@ class StoryRenderer:
 
     def render_chapter(self, world: World, chapter: Chapter, rng: random.Random) -> RenderedChapter:
         """Fact sentences for `chapter`; the paraphrase and name-vs-pronoun choices come from `rng`."""
-        first, full, subject = world.protagonist_first_name, world.protagonist, world.pronoun
-        obj, poss = ("her", "her") if subject == "she" else ("him", "his")
-        # Half the sentences say "she"/"he"; the rest mostly use the first name, sometimes the full name.
-        by_pronoun = {"who": subject, "Who": subject.capitalize(), "whom": obj, "their": poss}
-        by_first = {"who": first, "Who": first, "whom": first, "their": poss}
-        by_full = {"who": full, "Who": full, "whom": full, "their": poss}
-        choose, coin = rng.choice, rng.random
+        forms = _hero_forms(world)
 
         def sentence(kind: str, values: dict[str, str]) -> str:
-            roll = coin()
-            hero = by_pronoun if roll < 0.5 else by_first if roll < 0.85 else by_full
-            return _fill(choose(self._paraphrases[kind]), {**hero, **values})
+            return _told(self._paraphrases[kind], values, forms, rng)
 
         facts = [
             FactSentence(sentence("location", {"location": chapter.location}), "location", chapter.location),
@@ -149,3 +151,30 @@ class StoryRenderer:
             facts.append(FactSentence(sentence("sale", {"item": item}), "sale", item))
         header = _fill(self._header, {"number": str(chapter.number)})
         return RenderedChapter(number=chapter.number, header=header, facts=tuple(facts))
+
+    def render_mention(self, world: World, kind: str, value: str, rng: random.Random) -> str:
+        """A sentence naming `value` (a person, place or item of the story, see `_MENTION_FILES`) in a
+        role that answers no question."""
+        slot = _MENTION_FILES[kind][1]
+        return _told(self._mentions[kind], {slot: value}, _hero_forms(world), rng)
+
+
+_HeroForms = tuple[dict[str, str], dict[str, str], dict[str, str]]
+
+
+def _hero_forms(world: World) -> _HeroForms:
+    """How a sentence may refer to the protagonist: by pronoun, first name or full name."""
+    first, full, subject = world.protagonist_first_name, world.protagonist, world.pronoun
+    obj, poss = ("her", "her") if subject == "she" else ("him", "his")
+    by_pronoun = {"who": subject, "Who": subject.capitalize(), "whom": obj, "their": poss}
+    by_first = {"who": first, "Who": first, "whom": first, "their": poss}
+    by_full = {"who": full, "Who": full, "whom": full, "their": poss}
+    return by_pronoun, by_first, by_full
+
+
+def _told(paraphrases: list[_Pieces], values: dict[str, str], forms: _HeroForms, rng: random.Random) -> str:
+    """One paraphrase, at random; half the sentences say "she"/"he", the rest mostly use the first
+    name, sometimes the full name."""
+    roll = rng.random()
+    hero = forms[0] if roll < 0.5 else forms[1] if roll < 0.85 else forms[2]
+    return _fill(rng.choice(paraphrases), {**hero, **values})

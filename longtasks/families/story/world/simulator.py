@@ -3,6 +3,10 @@
 Gold answers are read from this state, never from the rendered text. Chapters may hold zero, one
 or two purchases, so "the item bought N purchases before X" is not always in the neighbouring
 chapter; a sale only ever removes an item bought in an earlier chapter and still owned.
+
+Sales either happen by chance (`sale_probability` per chapter, one item at most), or are planned
+(`kept_share`): the items still owned at the end are drawn uniformly from all purchases, so they lie
+anywhere in the story, and every other item is sold in a random later chapter (two sales at most).
 """
 
 from __future__ import annotations
@@ -110,12 +114,18 @@ class WorldConfig:
     `empty_chapters`: if set, exactly these chapters buy nothing and every other chapter buys 1-2
     (drawn with the 1:2 ratio of `purchase_weights`).
     `unique_locations`: every chapter takes place somewhere different.
+    `kept_share`: plan the sales instead: this share of all purchases (at least one, at most `max_kept`
+    when that is positive) is still owned at the end, drawn uniformly from the whole story; every other
+    item is sold in a random later chapter (at most `MAX_PLANNED_SALES` per chapter) and the last
+    chapter buys nothing, so that every sale fits. `sale_probability` is then unused.
     """
 
     purchase_weights: tuple[float, float, float] = (0.3, 0.45, 0.25)
     sale_probability: float = 0.25
     empty_chapters: frozenset[int] | None = None
     unique_locations: bool = False
+    kept_share: float | None = None
+    max_kept: int = 0
 
     def validate(self, num_chapters: int) -> None:
         weights = self.purchase_weights
@@ -130,6 +140,13 @@ class WorldConfig:
             raise ValueError(
                 f"purchase_weights={weights!r}: need three non-negative numbers (P of 0, 1, 2 purchases)"
             )
+        if self.kept_share is not None:
+            if isinstance(self.kept_share, bool) or not 0.0 <= self.kept_share <= 1.0:
+                raise ValueError(f"kept_share={self.kept_share!r}: must be within [0, 1] (or None)")
+            if self.empty_chapters is not None:
+                raise ValueError("kept_share and empty_chapters cannot be combined: give one of them")
+        if isinstance(self.max_kept, bool) or not isinstance(self.max_kept, int) or self.max_kept < 0:
+            raise ValueError(f"max_kept={self.max_kept!r}: must be 0 (no cap) or a positive integer")
         if sum(weights) <= 0:
             raise ValueError(f"purchase_weights={weights!r} sum to 0: at least one weight must be positive")
         if not 0.0 <= self.sale_probability <= 1.0:
@@ -156,8 +173,16 @@ def _is_chapter(value: object, num_chapters: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= num_chapters
 
 
+MAX_PLANNED_SALES = 2
+"""Sales a chapter may hold when sales are planned (every chapter buys at most two items)."""
+
+
 def _purchase_counts(num_chapters: int, config: WorldConfig, rng: random.Random) -> list[int]:
     weights = config.purchase_weights
+    if config.kept_share is not None:
+        counts = rng.choices((0, 1, 2), weights=weights, k=num_chapters)
+        counts[-1] = 0  # its purchases could never be sold again
+        return counts
     if config.empty_chapters is None:
         return rng.choices((0, 1, 2), weights=weights, k=num_chapters)
     if len(config.empty_chapters) == num_chapters:  # nothing to draw (and weights may forbid buying)
@@ -201,6 +226,22 @@ def simulate_world(num_chapters: int, seed: int, config: WorldConfig = WorldConf
     characters = draw_people(rng, num_chapters, avoid=hero)
     locations = _location_sequence(num_chapters, config, hero, rng)
 
+    if config.kept_share is None:
+        events = _chance_sales(counts, items, config.sale_probability, rng)
+    else:
+        events = _planned_sales(counts, items, config, rng)
+    history = InventoryHistory.from_events(events)
+    chapters = tuple(
+        Chapter(index + 1, locations[index], characters[index], purchases, sales, history)
+        for index, (purchases, sales) in enumerate(events)
+    )
+    return World(protagonist=hero.full, chapters=chapters, pronoun=hero.pronoun)
+
+
+def _chance_sales(
+    counts: list[int], items: list[str], sale_probability: float, rng: random.Random
+) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each chapter sells, with `sale_probability`, one owned item chosen uniformly."""
     events: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     owned: list[str] = []  # in acquisition order; a list keeps the random choice of a sale deterministic
     next_item = 0
@@ -208,13 +249,58 @@ def simulate_world(num_chapters: int, seed: int, config: WorldConfig = WorldConf
         purchases = tuple(items[next_item : next_item + count])
         next_item += count
         sales: tuple[str, ...] = ()
-        if owned and rng.random() < config.sale_probability:
+        if owned and rng.random() < sale_probability:
             sales = (owned.pop(rng.randrange(len(owned))),)
         owned.extend(purchases)
         events.append((purchases, sales))
-    history = InventoryHistory.from_events(events)
-    chapters = tuple(
-        Chapter(index + 1, locations[index], characters[index], purchases, sales, history)
-        for index, (purchases, sales) in enumerate(events)
-    )
-    return World(protagonist=hero.full, chapters=chapters, pronoun=hero.pronoun)
+    return events
+
+
+def kept_count(purchases: int, kept_share: float, max_kept: int) -> int:
+    """How many items a planned story still owns at the end."""
+    if purchases == 0 or kept_share == 0:
+        return 0
+    kept = max(1, min(purchases, round(kept_share * purchases)))
+    return min(kept, max_kept) if max_kept else kept
+
+
+def _planned_sales(
+    counts: list[int], items: list[str], config: WorldConfig, rng: random.Random
+) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Keep a uniform sample of the purchases; sell every other item in a random later chapter.
+
+    Items are scheduled latest purchase first: each may sell in any later chapter with room, and
+    later items have the fewest choices. Since the last chapter buys nothing and no chapter buys more
+    than `MAX_PLANNED_SALES`, the chapters after any point can always hold the sales of the items
+    bought from that point on, so a free chapter always exists.
+    """
+    assert config.kept_share is not None
+    bought_in = [number for number, count in enumerate(counts) for _ in range(count)]
+    kept = set(rng.sample(range(len(items)), kept_count(len(items), config.kept_share, config.max_kept)))
+    room = [MAX_PLANNED_SALES] * len(counts)
+    sales: list[list[str]] = [[] for _ in counts]
+    for index in sorted((i for i in range(len(items)) if i not in kept), key=lambda i: -bought_in[i]):
+        first = bought_in[index] + 1
+        chapter = _free_chapter(room, first, rng)
+        room[chapter] -= 1
+        sales[chapter].append(items[index])
+    events = []
+    next_item = 0
+    for number, count in enumerate(counts):
+        rng.shuffle(sales[number])
+        events.append((tuple(items[next_item : next_item + count]), tuple(sales[number])))
+        next_item += count
+    return events
+
+
+def _free_chapter(room: list[int], first: int, rng: random.Random) -> int:
+    """A random chapter index >= `first` with room for another sale (a few random tries, then a scan)."""
+    for _ in range(8):
+        chapter = rng.randrange(first, len(room))
+        if room[chapter]:
+            return chapter
+    start = rng.randrange(first, len(room))
+    for chapter in [*range(start, len(room)), *range(first, start)]:
+        if room[chapter]:
+            return chapter
+    raise AssertionError("no chapter left for a planned sale; the schedule invariant is broken")
