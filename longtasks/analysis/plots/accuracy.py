@@ -90,7 +90,7 @@ def accuracy_vs_length(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
                         marker="o",
                         ms=3,
                         color=colour,
-                        label=f"{compression:g}x",
+                        label=f"{compression:.3g}x",
                     )
             ax.set_xscale("log", base=2)
             ticks = sorted(data["length"].unique())
@@ -99,7 +99,9 @@ def accuracy_vs_length(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax.set_title(method)
             ax.set_xlabel("length (tokens)")
             ax.set_ylabel("accuracy (mean over tasks)")
-            ax.legend(loc="best")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside right upper")
         fig.suptitle(f"Accuracy vs length — {Path(str(model)).name}")
         paths += save(fig, out_dir, f"accuracy_vs_length_{slug(model)}")
     return paths
