@@ -93,6 +93,32 @@ def _panel_accuracy(frame: pd.DataFrame, replicates: dict, n_boot: int) -> dict[
     return out
 
 
+def _pair_gaps(
+    phase: str, method: str, small: str, large: str, lengths: list[int], cost: dict, accuracy: dict
+) -> tuple[list[int], list[np.ndarray]]:
+    """Gap replicates of one (phase, method, small, large) at every length where both sides were measured."""
+    kept, gaps = [], []
+    for length in lengths:
+        small_key = (phase, length, small, DENSE, 1.0)
+        curve = [k for k in cost if k[:3] == (phase, length, large) and k[3] in (DENSE, method)]
+        if small_key not in accuracy or not any(k[3] == method for k in curve):
+            continue
+        costs = np.array([cost[k] for k in curve])
+        values = np.column_stack([accuracy[k] for k in curve])
+        kept.append(length)
+        gaps.append(accuracy_at_cost(cost[small_key], costs, values) - accuracy[small_key])
+    return kept, gaps
+
+
+def _interval(values: np.ndarray, tail: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates (NaN without replicates; "nearest" keeps +inf intact)."""
+    finite = values[~np.isnan(values)]
+    if finite.size == 0:
+        return np.nan, np.nan
+    low, high = np.quantile(finite, [tail, 1 - tail], method="nearest")
+    return float(low), float(high)
+
+
 def crossover_table(
     frame: pd.DataFrame,
     options: CostOptions = DEFAULT_COST,
@@ -108,51 +134,29 @@ def crossover_table(
     accuracy = _panel_accuracy(frame, task_replicates(frame, n_boot, seed), n_boot)
     cost = {(r.phase, r.length, r.model, r.method, r.target_compression): r.cost for r in points.itertuples()}
     sizes = points.groupby("model")["n_params"].first().dropna().sort_values()
+    pairs = [(a, b) for i, a in enumerate(sizes.index) for b in sizes.index[i + 1 :] if sizes[b] > sizes[a]]
     tail = (1 - level) / 2
     gap_rows, cross_rows = [], []
     for phase, panel in points.groupby("phase"):
+        lengths = sorted(int(x) for x in panel["length"].unique())
         for method in sorted(set(panel["method"]) - {DENSE}):
-            for i, small in enumerate(sizes.index):
-                for large in sizes.index[i + 1 :]:
-                    if sizes[large] <= sizes[small]:
-                        continue
-                    lengths, gaps = [], []
-                    for length in sorted(panel["length"].unique()):
-                        small_key = (phase, length, small, DENSE, 1.0)
-                        curve = [
-                            k for k in cost if k[:3] == (phase, length, large) and k[3] in (DENSE, method)
-                        ]
-                        if small_key not in accuracy or not any(k[3] == method for k in curve):
-                            continue
-                        costs = np.array([cost[k] for k in curve])
-                        values = np.column_stack([accuracy[k] for k in curve])
-                        gap = accuracy_at_cost(cost[small_key], costs, values) - accuracy[small_key]
-                        lengths.append(length)
-                        gaps.append(gap)
-                        low, high = (
-                            np.nanquantile(gap[1:], [tail, 1 - tail])
-                            if n_boot > 1 and np.isfinite(gap[1:]).any()
-                            else (np.nan, np.nan)
-                        )
-                        gap_rows.append({"phase": phase, "method": method, "small_model": small, "large_model": large,
-                                         "length": length, "small_cost": cost[small_key], "gap": gap[0],
-                                         "gap_low": low, "gap_high": high})  # fmt: skip
-                    if not lengths:
-                        continue
-                    grid = np.array(lengths, float)
-                    crossings = np.array(
-                        [first_crossing(grid, np.array([g[b] for g in gaps])) for b in range(n_boot)]
-                    )
-                    boot = crossings[1:] if n_boot > 1 else crossings
-                    low, high = (
-                        np.quantile(boot, [tail, 1 - tail], method="nearest")
-                        if n_boot > 1
-                        else (np.nan, np.nan)
-                    )
-                    cross_rows.append({
-                        "phase": phase, "method": method, "small_model": small, "large_model": large,
-                        "crossover_length": crossings[0], "ci_low": low, "ci_high": high,
-                        "p_within_grid": float(np.mean(np.isfinite(boot))), "below_grid": bool(crossings[0] == grid[0]),
-                        "lengths": ",".join(str(int(x)) for x in grid),
-                    })  # fmt: skip
+            for small, large in pairs:
+                kept, gaps = _pair_gaps(phase, method, small, large, lengths, cost, accuracy)
+                if not kept:
+                    continue
+                names = {"phase": phase, "method": method, "small_model": small, "large_model": large}
+                for length, gap in zip(kept, gaps, strict=True):
+                    low, high = _interval(gap[1:], tail)
+                    gap_rows.append({**names, "length": length, "small_cost": cost[(phase, length, small, DENSE, 1.0)],
+                                     "gap": gap[0], "gap_low": low, "gap_high": high})  # fmt: skip
+                grid = np.array(kept, float)
+                crossings = np.array(
+                    [first_crossing(grid, np.array([g[b] for g in gaps])) for b in range(n_boot)]
+                )
+                low, high = _interval(crossings[1:], tail)
+                cross_rows.append({
+                    **names, "crossover_length": crossings[0], "ci_low": low, "ci_high": high,
+                    "p_within_grid": float(np.mean(np.isfinite(crossings[1:]))) if n_boot > 1 else np.nan,
+                    "below_grid": bool(crossings[0] == grid[0]), "lengths": ",".join(str(int(x)) for x in grid),
+                })  # fmt: skip
     return pd.DataFrame(gap_rows, columns=GAP_COLUMNS), pd.DataFrame(cross_rows, columns=CROSSOVER_COLUMNS)
