@@ -1,5 +1,6 @@
-"""Block-sparse prefill: each query tile keeps its top-k key tiles by mean-pooled q.k (seed paper's
-Block-Sparse, after MInference's block-sparse pattern; Nawrot et al. 2025, arXiv 2504.17768)."""
+"""Block-sparse prefill: each query tile keeps its top-k key tiles by mean-pooled q.k, with the sink tile and
+the local tiles always kept (seed paper's Block-Sparse, after MInference's block-sparse pattern; Nawrot et
+al. 2025, arXiv 2504.17768)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def mean_pool(x: torch.Tensor, block: int) -> torch.Tensor:
 
 def tiles_per_row(weights: torch.Tensor, forced: torch.Tensor, causal: torch.Tensor, budget: float) -> int:
     """The per-row tile count k (forced tiles included) whose total causal pairs is closest to `budget`.
-    Non-forced causal tiles lie strictly below the diagonal, so each is full; rows keep min(k, causal)."""
+    Non-forced causal tiles lie strictly below the diagonal, so each is full; rows keep
+    max(forced, min(k, causal))."""
     n_causal = causal.sum(-1)  # (nqb,)
     n_forced = forced.sum(-1)
     forced_pairs = (weights * forced).sum(-1)
@@ -37,35 +39,72 @@ def tiles_per_row(weights: torch.Tensor, forced: torch.Tensor, causal: torch.Ten
     return int(ks[torch.argmin((totals - budget).abs())].item())
 
 
+def forced_tiles(
+    seq_len: int, q_block: int, kv_block: int, sink_blocks: int, local_blocks: int, device: torch.device
+) -> torch.Tensor:
+    """bool (nqb, nkb): the tiles every query tile keeps whatever their score. The diagonal tiles (partly
+    causal: they hold each query's own position), the first `sink_blocks` key tiles (attention sinks) and the
+    `local_blocks` key tiles just before the diagonal (the local band), clipped to the causal tiles."""
+    causal, full = tile_kinds(seq_len, q_block, kv_block, device)
+    nqb, nkb = causal.shape
+    first_diag = (torch.arange(nqb, device=device) * q_block // kv_block)[
+        :, None
+    ]  # tile of a row's 1st query
+    j = torch.arange(nkb, device=device)[None, :]
+    local = (j < first_diag) & (j >= first_diag - local_blocks)
+    return causal & (~full | (j < sink_blocks) | local)
+
+
 @register_method
 @dataclass
 class BlockSparse(PatternPrefillMethod):
     """Block-sparse attention with a fixed number of key tiles per query tile.
 
     Rule, per query head: mean-pool queries over tiles of `q_block_size` and keys over tiles of `block_size`;
-    score every causal tile by pooled q . pooled k; each query tile keeps its k best key tiles, the diagonal
-    tiles (which hold the query's own position) always included. Like the seed, k is one number for all rows
-    (early rows with fewer than k causal tiles keep them all), chosen as the k whose attended pairs are closest
-    to dense / `compression`; `compression=1` keeps every tile and reproduces dense attention.
+    score every causal tile by pooled q . pooled k; each query tile keeps its k best key tiles. Forced into
+    every row, as in the seed's index builder: the first key tile (attention sinks), the diagonal tiles (which
+    hold the query's own position) and the key tile just before them (the seed's "sub-diagonal" block, the
+    local band). Like the seed, k is one number for all rows (early rows with fewer than k causal tiles keep
+    them all), chosen as the k whose attended pairs are closest to dense / `compression`; `compression=1`
+    keeps every tile and reproduces dense attention.
+
+    Tiles default to the seed's 16 x 16 chunks. The tile is part of the rule, not only of the kernel: pooled
+    over 128 x 64 tiles, a needle or a salient column is diluted 32x more and every kept tile spends 8192
+    pairs, so at equal compression the error is several times the seed's (measured in `sparse_eval/README.md`:
+    synthetic structure at 32k, c = 10). `q_block_size=128, block_size=64` (one FlexAttention kernel tile per
+    selected tile) remains as the fast, coarser option; `benchmarks/bench_fidelity.py` and
+    `benchmarks/bench_attention.py` measure both sides of that trade-off.
+
+    The forced tiles set a floor on the cost: a query tile always attends its sink, local and diagonal tiles,
+    so at short lengths large targets are out of reach (measured on SmolLM2 story prompts: at most 12.9x at 1k
+    with 16 x 16 tiles; 2.9x at 1k and 5.5x at 2k with 128 x 64 tiles). The report records what was achieved and `sparse_eval.apply` warns when it falls far below
+    the request.
 
     Attributes:
         compression: target dense / attended (query, key) pairs.
-        block_size: key tile width. The seed pooled chunks of 16; we select at 64 because the tile is what the
-            kernel executes: a 16-key selection still costs whole 64-wide kernel steps (no fidelity bought at
-            equal compute), and kernels with 16 x 16 tiles run far below peak (the seed's 16-chunk kernel: 1.4x
-            at 16x compression). Smaller values (multiples of 16) work with the reference backend.
-        q_block_size: query tile height; 128 is the FlexAttention forward tile on H100/H200 (d=128, bf16).
+        block_size: key tile width (seed: 16; multiples of 16).
+        q_block_size: query tile height (seed: 16). 128 with `block_size=64` matches the FlexAttention forward
+            tile on H100/H200 (d=128, bf16): faster, less faithful.
+        sink_blocks: leading key tiles every query tile keeps (seed: 1, the attention sink). 0 with
+            `local_blocks=0` is this package's pre-audit rule (only the diagonal forced), kept for comparison.
+        local_blocks: key tiles right before the diagonal every query tile keeps (seed: 1, its sub-diagonal).
     """
 
     compression: float = 1.0
-    block_size: int = 64
-    q_block_size: int = 128
+    block_size: int = 16
+    q_block_size: int = 16
+    sink_blocks: int = 1
+    local_blocks: int = 1
 
     name: ClassVar[str] = "block_sparse"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_block_sizes(self.q_block_size, self.block_size)
+        for label in ("sink_blocks", "local_blocks"):
+            value = getattr(self, label)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"block_sparse {label} must be a non-negative integer, got {value!r}")
 
     def select(
         self, query: torch.Tensor, key: torch.Tensor, *, scaling: float, layer_idx: int
@@ -77,8 +116,8 @@ class BlockSparse(PatternPrefillMethod):
         pooled_q = mean_pool(query, bq)
         pooled_k = mean_pool(key, bk).repeat_interleave(groups, dim=1)
         scores = torch.matmul(pooled_q, pooled_k.transpose(-1, -2)) * scaling
-        causal, full = tile_kinds(L, bq, bk, device)
-        forced = causal & ~full
+        causal, _ = tile_kinds(L, bq, bk, device)
+        forced = forced_tiles(L, bq, bk, self.sink_blocks, self.local_blocks, device)
         scores = scores.masked_fill(~causal, float("-inf")).masked_fill(forced, float("inf"))
         weights = tile_pair_counts(L, bq, bk, device).to(torch.float64)
         k = tiles_per_row(weights, forced, causal, float(pair_budget(L, self.compression)))

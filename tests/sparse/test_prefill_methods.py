@@ -93,14 +93,19 @@ def slow_block_sparse(method, q, k, scaling) -> torch.Tensor:
         block = causal[i * bq : (i + 1) * bq, j * bk : (j + 1) * bk]
         return bool(block.all())
 
-    ranked = []  # per head, per row: causal tiles by score, forced (partially causal) tiles first
+    def is_forced(i, j):  # partly causal (diagonal), a sink tile, or a local tile just before the diagonal
+        first_diag = i * bq // bk
+        local = first_diag - method.local_blocks <= j < first_diag
+        return not tile_full(i, j) or j < method.sink_blocks or local
+
+    ranked = []  # per head, per row: causal tiles by score, forced tiles first
     for h in range(H):
         pq = torch.stack([q[0, h, i * bq : (i + 1) * bq].mean(0) for i in range(nqb)])
         pk = torch.stack([k[0, h // groups, j * bk : (j + 1) * bk].mean(0) for j in range(nkb)])
         rows = []
         for i in range(nqb):
             cands = [j for j in range(nkb) if tile_pairs(i, j) > 0]
-            score = {j: INF if not tile_full(i, j) else float(pq[i] @ pk[j] * scaling) for j in cands}
+            score = {j: INF if is_forced(i, j) else float(pq[i] @ pk[j] * scaling) for j in cands}
             forced = sum(1 for j in cands if score[j] == INF)
             rows.append((sorted(cands, key=lambda j: (-score[j], j)), forced))
         ranked.append(rows)
@@ -177,10 +182,29 @@ def test_vertical_slash_matches_slow_rule(L, seed, compression):
 
 
 @pytest.mark.parametrize("compression", [2.0, 4.0])
-@pytest.mark.parametrize(("L", "seed", "q_block"), [(300, 3, 32), (417, 4, 16)])
-def test_block_sparse_matches_slow_rule(L, seed, q_block, compression):
+@pytest.mark.parametrize(("sink", "local"), [(1, 1), (0, 0)])  # the seed's forced tiles; the pre-audit rule
+@pytest.mark.parametrize(
+    ("L", "seed", "q_block", "kv_block"), [(300, 3, 32, 16), (417, 4, 16, 16), (417, 5, 16, 32)]
+)
+def test_block_sparse_matches_slow_rule(L, seed, q_block, kv_block, sink, local, compression):
     q, k, _ = qk(L, seed)
-    method = get_method("block_sparse", compression=compression, block_size=16, q_block_size=q_block)
+    method = get_method(
+        "block_sparse",
+        compression=compression,
+        block_size=kv_block,
+        q_block_size=q_block,
+        sink_blocks=sink,
+        local_blocks=local,
+    )
+    pattern = method.select(q, k, scaling=0.25, layer_idx=0)
+    assert torch.equal(dense_mask(pattern)[0], slow_block_sparse(method, q, k, 0.25))
+
+
+def test_block_sparse_wider_forced_tiles_match_slow_rule():
+    q, k, _ = qk(333, 6)
+    method = get_method(
+        "block_sparse", compression=3.0, block_size=16, q_block_size=32, sink_blocks=2, local_blocks=3
+    )
     pattern = method.select(q, k, scaling=0.25, layer_idx=0)
     assert torch.equal(dense_mask(pattern)[0], slow_block_sparse(method, q, k, 0.25))
 
