@@ -34,19 +34,22 @@ def page_summaries(key: torch.Tensor, page_size: int) -> torch.Tensor:
     return torch.cat([pages.amax(dim=3), pages.amin(dim=3)], dim=-1).float()
 
 
-def page_scores(query: torch.Tensor, summaries: torch.Tensor) -> torch.Tensor:
-    """Quest's upper bound of q·k per page, summed over the query heads of each GQA group.
+def page_scores(query: torch.Tensor, summaries: torch.Tensor, share_pages: bool = True) -> torch.Tensor:
+    """Quest's upper bound of q·k per page: summed over the query heads of each GQA group (B, Hkv, P), or
+    per query head (B, Hq, P) with `share_pages=False`; float32.
 
-    q (B, Hq, 1, D), summaries (B, Hkv, P, 2D) -> (B, Hkv, P) float32. Since max >= min,
-    max(q·min, q·max) = q⁺·max + q⁻·min per channel; that is linear in (q⁺, q⁻), so the group sum of the
-    bounds is one matrix-vector product with the group sums of q⁺ and q⁻. Summing over the group lets one
-    set of pages serve every query head that shares the KV head."""
+    q (B, Hq, 1, D), summaries (B, Hkv, P, 2D). Since max >= min, max(q·min, q·max) = q⁺·max + q⁻·min per
+    channel; that is linear in (q⁺, q⁻), so the group sum of the bounds is one matrix-vector product with
+    the group sums of q⁺ and q⁻. Summing over the group lets one set of pages serve every query head that
+    shares the KV head."""
     batch, q_heads, _, dim = query.shape
     kv_heads = summaries.shape[1]
     q = query[:, :, -1].float().reshape(batch, kv_heads, q_heads // kv_heads, dim)
     positive = q.clamp_min(0)
-    split = torch.cat([positive, q - positive], dim=-1).sum(dim=2)  # (B, Hkv, 2D)
-    return (summaries @ split[..., None]).squeeze(-1)
+    split = torch.cat([positive, q - positive], dim=-1)  # (B, Hkv, group, 2D)
+    if share_pages:
+        return (summaries @ split.sum(dim=2)[..., None]).squeeze(-1)
+    return (split @ summaries.transpose(-1, -2)).reshape(batch, q_heads, -1)
 
 
 def budget_pages(kv_len: int, compression: float, page_size: int) -> int:
@@ -59,35 +62,49 @@ def budget_pages(kv_len: int, compression: float, page_size: int) -> int:
 
 
 def select_tokens(
-    query: torch.Tensor, summaries: torch.Tensor, kv_len: int, compression: float, page_size: int
+    query: torch.Tensor,
+    summaries: torch.Tensor,
+    kv_len: int,
+    compression: float,
+    page_size: int,
+    share_pages: bool = True,
 ) -> torch.Tensor:
-    """Token positions each KV head attends, (B, Hkv, n), in no particular order: the tokens of the
-    best-ranked earlier pages, then those of the current (last, possibly partial) page.
+    """Token positions each KV head (B, Hkv, n), or each query head with `share_pages=False` (B, Hq, n),
+    attends, in no particular order: the tokens of the best-ranked earlier pages, then those of the current
+    (last, possibly partial) page.
 
     `summaries` must cover at least the pages before the current one."""
     num_pages = math.ceil(kv_len / page_size)
     current = num_pages - 1
     extra = budget_pages(kv_len, compression, page_size)
-    batch, kv_heads = summaries.shape[:2]
+    batch, heads = summaries.shape[0], summaries.shape[1] if share_pages else query.shape[1]
     if extra == current:  # the budget covers every page: nothing to rank
-        return torch.arange(kv_len, device=query.device).expand(batch, kv_heads, kv_len)
-    chosen = page_scores(query, summaries[:, :, :current]).topk(extra, dim=-1, sorted=False).indices
+        return torch.arange(kv_len, device=query.device).expand(batch, heads, kv_len)
+    scores = page_scores(query, summaries[:, :, :current], share_pages)
+    chosen = scores.topk(extra, dim=-1, sorted=False).indices
     offsets = torch.arange(page_size, device=chosen.device)
     tokens = (chosen[..., None] * page_size + offsets).flatten(-2)
-    tail = torch.arange(current * page_size, kv_len, device=chosen.device).expand(batch, kv_heads, -1)
+    tail = torch.arange(current * page_size, kv_len, device=chosen.device).expand(batch, heads, -1)
     return torch.cat([tokens, tail], dim=-1)
 
 
 def gathered_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, tokens: torch.Tensor, scaling: float
 ) -> torch.Tensor:
-    """Fast path: gather the selected keys/values per KV head, then plain SDPA (GQA without repeat).
-    Reads only the selected tokens, which is what makes sparse decoding cheaper than dense."""
-    index = tokens[..., None].expand(-1, -1, -1, key.shape[-1])
+    """Fast path: gather the selected keys/values (tokens per KV head, or per query head), then plain SDPA
+    (GQA without repeat). Reads only the selected tokens, which is what makes sparse decoding cheaper."""
+    batch, kv_heads, length, dim = key.shape
+    if tokens.shape[1] != kv_heads:  # per query head: index each head's KV rows without repeating the cache
+        group = tokens.shape[1] // kv_heads
+        rows = (torch.arange(batch, device=key.device)[:, None] * kv_heads) + torch.arange(
+            tokens.shape[1], device=key.device
+        )[None, :] // group
+        k = key.reshape(batch * kv_heads, length, dim)[rows[..., None], tokens]
+        v = value.reshape(batch * kv_heads, length, dim)[rows[..., None], tokens]
+        return F.scaled_dot_product_attention(query, k, v, scale=scaling)
+    index = tokens[..., None].expand(-1, -1, -1, dim)
     k, v = key.gather(2, index), value.gather(2, index)
-    return F.scaled_dot_product_attention(
-        query, k, v, scale=scaling, enable_gqa=query.shape[1] != key.shape[1]
-    )
+    return F.scaled_dot_product_attention(query, k, v, scale=scaling, enable_gqa=query.shape[1] != kv_heads)
 
 
 def masked_attention(
@@ -95,9 +112,9 @@ def masked_attention(
 ) -> torch.Tensor:
     """Reference path: a boolean mask over the whole cache, expanded to the query heads, and masked SDPA."""
     batch, kv_heads, length, _ = key.shape
-    keep = torch.zeros(batch, kv_heads, length, dtype=torch.bool, device=key.device)
+    keep = torch.zeros(batch, tokens.shape[1], length, dtype=torch.bool, device=key.device)
     keep.scatter_(2, tokens, True)
-    mask = keep.repeat_interleave(query.shape[1] // kv_heads, dim=1)[:, :, None, :]
+    mask = keep.repeat_interleave(query.shape[1] // tokens.shape[1], dim=1)[:, :, None, :]
     return F.scaled_dot_product_attention(
         query, key, value, attn_mask=mask, scale=scaling, enable_gqa=query.shape[1] != kv_heads
     )
@@ -113,6 +130,7 @@ def quest_decode_attention(
     page_size: int = 16,
     summaries: torch.Tensor | None = None,
     gather: bool = True,
+    share_pages: bool = True,
 ) -> tuple[torch.Tensor, int]:
     """One Quest decode step: (attention output (B, Hq, 1, D), attended tokens per head).
 
@@ -122,7 +140,7 @@ def quest_decode_attention(
     kv_len = key.shape[-2]
     if summaries is None:
         summaries = page_summaries(key, page_size)
-    tokens = select_tokens(query, summaries, kv_len, compression, page_size)
+    tokens = select_tokens(query, summaries, kv_len, compression, page_size, share_pages)
     attend = gathered_attention if gather else masked_attention
     return attend(query, key, value, tokens, scaling), tokens.shape[-1]
 
@@ -140,12 +158,17 @@ class Quest(SparseMethod):
             step from the current cache length, so the ratio holds as the cache grows (to within half a page).
         page_size: keys per page (seed setting 16). Smaller pages select more precisely but cost more
             summaries to score.
+        share_pages: True (the seed repo's default since commit 13b8288, after the paper's v1): the query
+            heads of a GQA group sum their bounds and share one page set, so a KV head's pages are read once.
+            False: each query head ranks its own pages, as the v1 experiments and the original Quest (an MHA
+            method) did; more precise per head, group-size times the pages read.
 
-    Pages are shared by the query heads of a GQA group (their bounds are summed), as the seed paper
-    describes; the seed's vLLM code ranked pages per query head instead.
+    The original Quest also keeps the first two layers dense; the seed does not, and neither does this method
+    (every layer is sparse).
     """
 
     page_size: int = 16
+    share_pages: bool = True
 
     name: ClassVar[str] = "quest"
     phase: ClassVar[str] = "decode"
@@ -156,6 +179,8 @@ class Quest(SparseMethod):
         super().__post_init__()
         if not isinstance(self.page_size, int) or self.page_size < 1:
             raise ValueError(f"quest page_size must be a positive integer, got {self.page_size!r}")
+        if not isinstance(self.share_pages, bool):
+            raise ValueError(f"quest share_pages must be True or False, got {self.share_pages!r}")
 
     def prefill(
         self,
@@ -206,6 +231,7 @@ class Quest(SparseMethod):
             page_size=self.page_size,
             summaries=self._page_summaries(key, layer_idx),
             gather=self.resolve_backend(query) != "reference",
+            share_pages=self.share_pages,
         )
         heads = query.shape[1]
         stats.add(torch.full((heads,), float(kv_len)), torch.full((heads,), float(attended)))

@@ -21,8 +21,11 @@ from sparse_eval.registry import get_method
 # ---------------------------------------------------------------- slow references (loops, no tricks)
 
 
-def slow_quest_tokens(q: torch.Tensor, k: torch.Tensor, compression: float, page: int) -> list[set[int]]:
-    """q (Hq, D), k (Hkv, L, D): attended positions per KV head, by Quest's rule spelled out."""
+def slow_quest_tokens(
+    q: torch.Tensor, k: torch.Tensor, compression: float, page: int, share: bool = True
+) -> list[set[int]]:
+    """q (Hq, D), k (Hkv, L, D): attended positions per KV head (or per query head when not `share`), by
+    Quest's rule spelled out."""
     q_heads, kv_heads, length = q.shape[0], k.shape[0], k.shape[1]
     group = q_heads // kv_heads
     pages = [list(range(s, min(s + page, length))) for s in range(0, length, page)]
@@ -32,14 +35,15 @@ def slow_quest_tokens(q: torch.Tensor, k: torch.Tensor, compression: float, page
     options = [(abs(e * page + len(pages[-1]) - target), -e) for e in range(current + 1)]
     extra = -min(options)[1]
     result = []
-    for h in range(kv_heads):
+    for h in range(kv_heads if share else q_heads):
+        kv, members = (h, range(h * group, (h + 1) * group)) if share else (h // group, [h])
         scores = []
         for p in range(current):
-            keys = k[h, pages[p]].double()
+            keys = k[kv, pages[p]].double()
             lo, hi = keys.min(dim=0).values, keys.max(dim=0).values
             total = 0.0
-            for g in range(group):
-                qv = q[h * group + g].double()
+            for m in members:
+                qv = q[m].double()
                 total += sum(max(float(qv[d] * lo[d]), float(qv[d] * hi[d])) for d in range(len(qv)))
             scores.append((total, p))
         chosen = [p for _, p in sorted(scores, reverse=True)[:extra]] + [current]
@@ -156,23 +160,27 @@ def as_sets(indices: torch.Tensor) -> list[set[int]]:
     page=st.sampled_from([4, 8, 16]),
     kv_heads=st.sampled_from([1, 2]),
     group=st.sampled_from([1, 3]),
+    share=st.booleans(),
 )
-def test_quest_selection_matches_slow_rule(seed, length, compression, page, kv_heads, group):
+def test_quest_selection_matches_slow_rule(seed, length, compression, page, kv_heads, group, share):
     gen = torch.Generator().manual_seed(seed)
     dim = 8
     q = torch.randn(1, kv_heads * group, 1, dim, generator=gen)
     k = torch.randn(1, kv_heads, length, dim, generator=gen)
-    tokens = select_tokens(q, page_summaries(k, page), length, compression, page)
-    assert [set(row.tolist()) for row in tokens[0]] == slow_quest_tokens(q[0, :, 0], k[0], compression, page)
+    tokens = select_tokens(q, page_summaries(k, page), length, compression, page, share)
+    expected = slow_quest_tokens(q[0, :, 0], k[0], compression, page, share)
+    assert [set(row.tolist()) for row in tokens[0]] == expected
     assert all(len(set(row.tolist())) == len(row) for row in tokens[0])  # no position twice
 
 
-def test_quest_fast_path_equals_masked_reference():
+@pytest.mark.parametrize("share", [True, False])
+def test_quest_fast_path_equals_masked_reference(share):
     gen = torch.Generator().manual_seed(0)
     q = torch.randn(1, 6, 1, 16, generator=gen)
     k, v = torch.randn(2, 1, 2, 203, 16, generator=gen)
-    fast, n_fast = quest_decode_attention(q, k, v, scaling=0.25, compression=4, page_size=16, gather=True)
-    ref, n_ref = quest_decode_attention(q, k, v, scaling=0.25, compression=4, page_size=16, gather=False)
+    kw = {"scaling": 0.25, "compression": 4, "page_size": 16, "share_pages": share}
+    fast, n_fast = quest_decode_attention(q, k, v, gather=True, **kw)
+    ref, n_ref = quest_decode_attention(q, k, v, gather=False, **kw)
     assert n_fast == n_ref
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
     # and neither is dense attention: the compression is real
