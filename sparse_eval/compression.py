@@ -16,6 +16,14 @@ import torch
 
 PHASES = ("prefill", "decode", "kv")
 
+SHORTFALL_RATIO = 0.8
+"""Achieved / requested compression below which a run is flagged: a method's fixed costs at this length
+(forced sink and local tiles, minimum budgets, tile granularity) kept it far from the request."""
+
+
+class CompressionShortfallWarning(RuntimeWarning):
+    """The achieved compression of a phase is far below the requested one (see `SHORTFALL_RATIO`)."""
+
 
 def check_compression(compression: float) -> float:
     """Validate the compression knob: a finite number >= 1 (1 means dense)."""
@@ -114,6 +122,20 @@ class CompressionReport:
                 d, s = stats.totals()
                 dense, sparse = dense + d, sparse + s
         return dense / sparse if sparse > 0 else float("nan")
+
+    def shortfall(self, phase: str) -> str | None:
+        """A sentence saying the phase achieved far less than the requested compression, or None if it
+        achieved at least `SHORTFALL_RATIO` of it (or recorded nothing, or the request was dense)."""
+        achieved = self.achieved_compression(phase)
+        target = self.target_compression
+        if target <= 1.0 or not math.isfinite(achieved) or achieved >= SHORTFALL_RATIO * target:
+            return None
+        return (
+            f"{self.method} achieved {achieved:.2f}x {phase} compression where {target:g}x was requested: at "
+            "this length its fixed costs (forced sink/local tiles or tokens, minimum budgets, tile size) leave "
+            "no room for the requested budget; compare methods at their achieved compression (the report has "
+            "per-layer values; floors are listed in sparse_eval/README.md)"
+        )
 
     def per_layer(self, phase: str = "prefill") -> dict[int, float]:
         """Achieved compression of each layer for one phase."""

@@ -16,13 +16,20 @@ everything else goes to `HFLM`.
 - Contexts longer than `max_length - max_gen_toks` (generation) or `max_length` (loglikelihood) raise instead
   of being silently left-truncated; generation kwargs that greedy decoding cannot honour raise too.
 
-`lm.report` accumulates the achieved compression over all requests (per phase, layer and head);
-`lm.report.to_dict()` is JSON-ready.
+`lm.report` accumulates the achieved compression over all requests (per phase, layer and head) and
+`lm.reports_by_length` per prompt length; `lm.report.to_dict()` is JSON-ready. The requested and achieved
+compression (overall and per prompt length) are added to lm-eval's results under
+`config.sparse_compression`, and a shortfall far below the request is warned about once, at the end,
+instead of once per request.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -30,7 +37,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from sparse_eval.base import SparseMethod
-from sparse_eval.compression import CompressionReport
+from sparse_eval.compression import PHASES, CompressionReport, CompressionShortfallWarning
 from sparse_eval.generation import generate
 from sparse_eval.patch import apply
 from sparse_eval.registry import get_method, method_class
@@ -71,6 +78,17 @@ def method_from_args(method: str, compression: Any, backend: str, args: dict[str
     return get_method(method, compression=_coerce("compression", compression, 1.0), backend=backend, **chosen)
 
 
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _quiet_shortfall() -> Iterator[None]:
+    """Silence the per-request shortfall warning; the model reports it once over all requests."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompressionShortfallWarning)
+        yield
+
+
 SAMPLING_ONLY = frozenset({"top_k", "top_p", "typical_p", "min_p"})
 """Generation kwargs that only matter when sampling, so greedy decoding may ignore them."""
 GREEDY_NEUTRAL = {"num_beams": 1, "repetition_penalty": 1.0, "use_cache": True, "num_return_sequences": 1}
@@ -97,14 +115,61 @@ class SparseHFLM(HFLM):
                 "interface receives no padding mask, so padded batches cannot be handled faithfully"
             )
         super().__init__(pretrained, **kwargs)
-        self.report = CompressionReport(
+        self.report = self._new_report()
+        self.reports_by_length: dict[int, CompressionReport] = {}
+
+    def _new_report(self) -> CompressionReport:
+        return CompressionReport(
             method=self.sparse_method.name, target_compression=self.sparse_method.compression
         )
 
-    def _merge(self, report: CompressionReport) -> None:
+    def _merge(self, report: CompressionReport, length: int) -> None:
+        by_length = self.reports_by_length.setdefault(int(length), self._new_report())
         for (phase, layer_idx), stats in report.layers.items():
             if stats.dense is not None and stats.sparse is not None:
-                self.report.layer(layer_idx, phase).add(stats.dense, stats.sparse)
+                for target in (self.report, by_length):
+                    target.layer(layer_idx, phase).add(stats.dense, stats.sparse)
+
+    def compression_summary(self) -> dict[str, Any]:
+        """Requested vs achieved compression of the method's phase, overall and per prompt length."""
+        phase = self.sparse_method.phase if self.sparse_method.phase in PHASES else None
+
+        def achieved(report: CompressionReport) -> float | None:
+            value = report.achieved_compression(phase) if phase else float("nan")
+            return None if value != value else value  # NaN (nothing recorded) -> None, JSON-friendly
+
+        return {
+            "method": self.sparse_method.name,
+            "phase": phase,
+            "requested": self.sparse_method.compression,
+            "achieved": achieved(self.report),
+            "achieved_by_length": {str(n): achieved(r) for n, r in sorted(self.reports_by_length.items())},
+        }
+
+    def get_model_info(self) -> dict:
+        """HFLM's model info plus `sparse_compression` (lm-eval stores it in the results' config); logs the
+        requested vs achieved compression and warns once if it fell far short."""
+        info = super().get_model_info()
+        summary = self.compression_summary()
+        info["sparse_compression"] = summary
+        if summary["phase"] and summary["achieved"] is not None:
+            per_length = ", ".join(
+                f"{n}: {a:.2f}x" for n, a in summary["achieved_by_length"].items() if a is not None
+            )
+            log.info(
+                "sparse-hf %s: requested %gx, achieved %.2fx %s compression (%s)",
+                summary["method"],
+                summary["requested"],
+                summary["achieved"],
+                summary["phase"],
+                per_length,
+            )
+            shortfall = self.report.shortfall(summary["phase"])
+            if shortfall:
+                warnings.warn(
+                    f"{shortfall}; by prompt length: {per_length}", CompressionShortfallWarning, stacklevel=2
+                )
+        return info
 
     def tok_batch_encode(
         self,
@@ -141,9 +206,12 @@ class SparseHFLM(HFLM):
         """Loglikelihood forward: under the method for prefill methods, dense otherwise."""
         if self.sparse_method.phase != "prefill":
             return super()._model_call(inps, attn_mask, labels)
-        with apply(self.model, self.sparse_method, backend=self.sparse_method.backend) as session:
+        with (
+            _quiet_shortfall(),
+            apply(self.model, self.sparse_method, backend=self.sparse_method.backend) as session,
+        ):
             logits = super()._model_call(inps, attn_mask, labels)
-        self._merge(session.report)
+        self._merge(session.report, inps.shape[-1])
         return logits
 
     def _eos_ids(self) -> list[int]:
@@ -182,16 +250,17 @@ class SparseHFLM(HFLM):
         rows = []
         for i in range(context.shape[0]):
             prompt = context[i] if attention_mask is None else context[i][attention_mask[i].bool()]
-            result = generate(
-                self.model,
-                prompt,
-                self.sparse_method,
-                max_new_tokens=max_new,
-                eos_token_id=self._eos_ids(),
-                stop=stop,
-                tokenizer=self.tokenizer,
-            )
-            self._merge(result.report)
+            with _quiet_shortfall():
+                result = generate(
+                    self.model,
+                    prompt,
+                    self.sparse_method,
+                    max_new_tokens=max_new,
+                    eos_token_id=self._eos_ids(),
+                    stop=stop,
+                    tokenizer=self.tokenizer,
+                )
+            self._merge(result.report, prompt.shape[-1])
             rows.append(context[i].tolist() + result.tokens)
         width = max(len(r) for r in rows)
         return torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=context.device)

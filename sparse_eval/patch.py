@@ -22,7 +22,7 @@ import torch
 
 from sparse_eval.backends.dense import dense_attention
 from sparse_eval.base import BACKENDS, SparseMethod
-from sparse_eval.compression import CompressionReport, causal_pairs
+from sparse_eval.compression import PHASES, CompressionReport, CompressionShortfallWarning, causal_pairs
 from sparse_eval.registry import get_method
 
 SUPPORTED = (
@@ -209,6 +209,9 @@ def apply(
                 f"AttentionInterface); sparse_eval.apply works with {SUPPORTED}"
             )
         yield session
+        shortfall = session.report.shortfall(chosen.phase) if chosen.phase in PHASES else None
+        if shortfall:
+            warnings.warn(shortfall, CompressionShortfallWarning, stacklevel=3)
         if session.pending_kv:
             warnings.warn(
                 f"{chosen.name} selected KV entries to keep for {len(session.pending_kv)} layer(s) but no cache "

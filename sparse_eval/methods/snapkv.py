@@ -9,6 +9,7 @@ the window and spreads the budget.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -70,7 +71,17 @@ def kv_capacity(kv_len: int, compression: float) -> int:
 
 def forced_counts(capacity: int, sink: int, local: int) -> tuple[int, int]:
     """(sink, local) tokens always kept. When the capacity is smaller than sink + local (short prompts at high
-    compression) the sinks come first and the recent tokens fill what is left, so the budget still holds."""
+    compression) the sinks come first and the recent tokens fill what is left, so the budget still holds, but
+    nothing is chosen by score any more (the seed refuses this case: it asserts capacity > local + sink), so
+    that is warned about."""
+    if capacity <= sink + local:
+        warnings.warn(
+            f"KV capacity of {capacity} tokens per head does not exceed sink ({sink}) + local ({local}): only the "
+            "first and the most recent tokens are kept, none by score (the method degenerates to a sliding "
+            "window); use a lower compression, a longer prompt, or smaller sink/local",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     n_sink = min(sink, capacity)
     return n_sink, min(local, capacity - n_sink)
 

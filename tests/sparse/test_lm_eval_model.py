@@ -12,6 +12,7 @@ import torch
 from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
 
+from sparse_eval.compression import CompressionShortfallWarning
 from sparse_eval.generation import generate
 from sparse_eval.lm_eval_model import SparseHFLM
 
@@ -109,6 +110,28 @@ def test_generate_until_task_runs_under_each_method(model_dir, task_dir, task_ma
     else:
         assert lm.report.phases() == ["prefill", "decode"]
         assert lm.report.achieved_compression("decode") == pytest.approx(1.0)
+    # requested and achieved compression travel with lm-eval's results, per prompt length too
+    summary = results["config"]["sparse_compression"]
+    assert summary["requested"] == (args.get("compression", 1))
+    lengths = {len(tokenizer(d["prompt"]).input_ids) for d in docs}
+    assert set(summary["achieved_by_length"]) == {str(n) for n in lengths}
+    if phase:
+        assert summary["achieved"] == pytest.approx(lm.report.achieved_compression(phase))
+
+
+def test_shortfall_is_reported_once_with_the_achieved_compression(model_dir, task_manager):
+    """At ~300 tokens the forced tiles of block_sparse cannot reach 20x: the run warns once (not once per
+    request) and the results show the achieved value next to the requested one."""
+    lm = make_lm(model_dir, method="block_sparse", compression=20)
+    with pytest.warns(CompressionShortfallWarning) as caught:
+        results = simple_evaluate(model=lm, tasks=[TASK], task_manager=task_manager)
+    shortfalls = [w for w in caught if issubclass(w.category, CompressionShortfallWarning)]
+    assert len(shortfalls) == 1
+    assert "requested" in str(shortfalls[0].message)
+    summary = results["config"]["sparse_compression"]
+    assert summary["requested"] == 20
+    assert summary["phase"] == "prefill"
+    assert 1.5 < summary["achieved"] < 0.8 * 20
 
 
 def test_model_args_configure_the_method(model_dir):
