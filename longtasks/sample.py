@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
-AnswerKind = Literal["text", "list", "set", "int_set"]
+AnswerKind = Literal["text", "list", "set", "int_set", "token_f1", "option_letters"]
 """How a gold answer is compared: one string; an ordered list (one answer per question); a set of
-strings; a set of integers (e.g. chapter numbers). Scorers dispatch on it."""
+strings; a set of integers (e.g. chapter numbers); word-overlap F1 against acceptable answers (one list per
+question, SQuAD); the exact set of option letters (one string per question, multiple choice). Scorers
+dispatch on it."""
 
 JSON_COLUMNS = ("answer", "knobs", "meta")
 """Columns stored as JSON text, so every task shares one schema whatever its answers, knobs and meta."""

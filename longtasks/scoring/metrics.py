@@ -9,6 +9,8 @@ right shape was found). An unparseable or empty answer scores 0 on every metric;
 - set / int_set: score = IoU (Jaccard) of the normalised sets, so listing extra items costs;
   also "iou", "exact_set", "precision", "recall". Precision or recall with an empty denominator is
   0 (strict), except that an empty prediction for an empty gold set is a perfect answer.
+- token_f1: the seed paper's SQuAD word F1, best over the acceptable answers (`token_f1.py`).
+- option_letters: exact match of the set of option letters per question (`letters.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from longtasks.scoring import letters, token_f1
 from longtasks.scoring.normalize import normalize_item, normalize_text
 from longtasks.scoring.parse import (
     chapter_numbers,
@@ -32,6 +35,8 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "list": ("score", "exact", "parsed"),
     "set": ("score", "iou", "exact_set", "precision", "recall", "parsed"),
     "int_set": ("score", "iou", "exact_set", "precision", "recall", "parsed"),
+    "token_f1": token_f1.METRIC_KEYS,
+    "option_letters": letters.METRIC_KEYS,
 }
 """The keys `score_prediction` returns for each kind (aggregation and zero rows use them)."""
 
@@ -65,6 +70,10 @@ def decode_gold(answer_kind: str, answer: Any) -> Any:
     if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, Iterable):
         raise ValueError(f"gold answer {answer!r} for kind {kind!r} is not a list")
     items = list(answer)
+    if kind == "token_f1":
+        return token_f1.decode(items)
+    if kind == "option_letters":
+        return letters.decode(items)
     if kind == "int_set":
         return [_to_int(value) for value in items]
     for item in items:
@@ -148,7 +157,18 @@ def list_position_scores(body: str | None, answer: Any) -> list[float]:
     return [float(i < len(predicted) and predicted[i] == g) for i, g in enumerate(expected)]
 
 
-_SCORERS = {"text": _score_text, "list": _score_list, "set": _score_set, "int_set": _score_int_set}
+def _score_token_f1(body: str, gold: list[list[str]]) -> dict[str, float]:
+    return token_f1.score(body, gold, lambda lines: is_placeholder_echo(normalize_item(x) for x in lines))
+
+
+_SCORERS = {
+    "text": _score_text,
+    "list": _score_list,
+    "set": _score_set,
+    "int_set": _score_int_set,
+    "token_f1": _score_token_f1,
+    "option_letters": letters.score,
+}
 
 
 def score_extracted(answer_kind: str, body: str | None, answer: Any) -> dict[str, float]:

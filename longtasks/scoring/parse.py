@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any, get_args
 
 from longtasks.sample import AnswerKind
+from longtasks.scoring import letters, token_f1
 from longtasks.scoring.normalize import normalize_item, normalize_text
 
 ANSWER_KINDS: tuple[str, ...] = get_args(AnswerKind)
@@ -50,6 +51,7 @@ ANSWER_PLACEHOLDERS = frozenset(
         # examples of earlier versions' prompts (their data may still be scored)
         "answer 1", "answer 2", "answer 3", "value 1", "value 2", "value 3", "item name",
         "variable_one", "variable_two",
+        "short answer copied from document",
     }
 )  # fmt: skip
 """Items of the answer-format examples in the prompts: a model that echoes only these did not answer."""
@@ -177,17 +179,29 @@ def _format_ints(answer: Any) -> str:
     return ", ".join(str(value) for value in sorted(set(values))) if values else "none"
 
 
+def _format_checked(kind: str, body: str) -> str:
+    _check_no_tags(kind, body)
+    if is_placeholder_echo(normalize_item(line) for line in body.splitlines()):
+        raise ValueError(f"{kind!r} answer {body!r} reads as an answer-format placeholder")
+    return body
+
+
 def format_answer(answer_kind: str, answer: Any, *, tags: bool = True) -> str:
     """The canonical way to write a gold answer so that it scores 1.0.
 
     Returns ``<answer>...</answer>`` (or only the inside with ``tags=False``): text as is; list and set
-    elements joined by ", "; integers sorted and joined by ", "; an empty set as "none". Raises
+    elements joined by ", "; integers sorted and joined by ", "; an empty set as "none"; token-F1 and
+    option-letter answers one line per question (the first acceptable answer; the letters). Raises
     ValueError when the answer could not be read back unchanged (a separator inside an entity name, an
     element that normalises to nothing, a negative chapter number, an empty list) — a generator bug.
     """
     kind = check_kind(answer_kind)
     if kind == "text":
         body = _format_text(answer)
+    elif kind == "token_f1":
+        body = _format_checked(kind, token_f1.format_gold(answer))
+    elif kind == "option_letters":
+        body = letters.format_gold(answer)
     elif kind == "int_set":
         body = _format_ints(answer)
     else:
