@@ -340,3 +340,40 @@ def test_plain_lm_eval_refuses_requests_that_would_not_be_exact(change, message)
             gen_kwargs=change.get("gen_kwargs"),
             bootstrap_iters=0,
         )
+
+
+def test_wrapper_refuses_prompts_beyond_the_models_context(cli, tiny_model_dir):
+    """8k prompts + the budget do not fit a model trained for 8192 positions: refused before generating,
+    unless the user sets max_length themselves."""
+    from longtasks.lm_eval_tasks.launch import TaskSettings, parse_lm_eval_args, prepare_run
+
+    result = CliRunner().invoke(
+        cli, ["eval", "--lengths", "8k", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir}",
+              "--tasks", "ruler_vt"],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "max_position_embeddings" in " ".join(result.output.split())
+    _, args = parse_lm_eval_args(
+        [
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={tiny_model_dir},max_length=9000",
+            "--tasks",
+            "ruler_vt",
+        ]
+    )
+    assert prepare_run(args, TaskSettings(lengths=(8192,))).model_args["max_length"] == 9000
+
+
+def test_wrapper_refuses_a_tokenizer_larger_than_the_models_vocabulary(cli, tiny_model_dir, tmp_path):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.vocab_size = 1000
+    small = tmp_path / "small-vocab"
+    config.save_pretrained(small)
+    result = CliRunner().invoke(
+        cli, ["eval", "--lengths", "1k", "--model", "hf", "--model_args",
+              f"pretrained={small},tokenizer={tiny_model_dir}", "--tasks", "ruler_vt"],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "embedding holds 1000" in " ".join(result.output.split())

@@ -210,8 +210,14 @@ def prepare_run(args: argparse.Namespace, settings: TaskSettings) -> argparse.Na
     budget = generation_budget(tasks, getattr(args, "gen_kwargs", None))
     special = special_tokens_added(tokenizer_name(meta_view))
     needed = required_max_length(max(lengths), budget, special)
+    from longtasks.lm_eval_tasks.model_fit import check_model_fits
+
+    user_max_length = any(
+        model_args.get(k) not in (None, "", "None") for k in ("max_length", "max_model_len")
+    )
     try:
         args.model_args = guard_model_args(model, model_args, needed)
+        check_model_fits(args.model_args, needed, user_max_length)
     except LengthGuardError as error:
         raise EvalUsageError(str(error)) from error
     static = any(task.endswith(STATIC_SUFFIX) for task in tasks)
