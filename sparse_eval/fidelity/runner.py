@@ -1,0 +1,235 @@
+"""The fidelity measurement: every method x compression on captured or synthetic attention, plus (with a
+model) next-token KL and argmax agreement against dense; rows ready for a table or JSON.
+
+A case is one sequence: every layer's q/k/v over a prompt followed by a few decode rows (a gold answer
+for a real model, the last positions for synthetic input). Prefill methods are scored on the prompt rows,
+Quest and the KV methods on the decode rows, each with the achieved compression of its own phase.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from sparse_eval.base import SparseMethod
+from sparse_eval.compression import SHORTFALL_RATIO
+from sparse_eval.fidelity.capture import LayerQKV
+from sparse_eval.fidelity.metrics import Fidelity, patterns_fidelity, rows_fidelity
+from sparse_eval.fidelity.model_eval import DensePrefill, continuation_logits, kl_and_agreement
+from sparse_eval.fidelity.selections import RowSelection, kv_rows, prefill_pattern, quest_rows
+from sparse_eval.methods.pattern_method import PatternPrefillMethod
+from sparse_eval.methods.quest import Quest
+from sparse_eval.registry import get_method
+
+DEFAULT_SPECS = (
+    "vertical_slash",
+    "block_sparse",
+    "block_sparse:q_block_size=128,block_size=64",
+    "block_sparse:q_block_size=128,block_size=64,sink_blocks=0,local_blocks=0",
+    "flexprefill",
+    "quest",
+    "quest:share_pages=False",
+    "snapkv",
+    "ada_snapkv",
+)
+"""Every method with its defaults, plus the named options the audit compares (sparse_eval/README.md)."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method name with fixed keyword arguments, e.g. "block_sparse:q_block_size=128"."""
+
+    name: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> MethodSpec:
+        name, _, rest = text.partition(":")
+        kwargs = []
+        for item in filter(None, rest.split(",")):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"method spec {text!r}: expected key=value, got {item!r}")
+            try:
+                parsed = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                parsed = value
+            kwargs.append((key.strip(), parsed))
+        spec = cls(name.strip(), tuple(kwargs))
+        spec.build(1.0)  # unknown names and arguments fail here, before any work
+        return spec
+
+    @property
+    def label(self) -> str:
+        return self.name + (":" + ",".join(f"{k}={v}" for k, v in self.kwargs) if self.kwargs else "")
+
+    def build(self, compression: float) -> SparseMethod:
+        return get_method(self.name, compression=compression, backend="reference", **dict(self.kwargs))
+
+
+@dataclass
+class Case:
+    """One sequence to score: `layers` hold q/k/v over the prompt and then the decode rows."""
+
+    source: str
+    prompt_len: int
+    layers: list[LayerQKV]
+
+
+@dataclass
+class _Tally:
+    fidelity: list[Fidelity] = field(default_factory=list)
+    dense: float = 0.0
+    attended: float = 0.0
+    kl: list[float] = field(default_factory=list)
+    agree: list[float] = field(default_factory=list)
+    model_achieved: list[float] = field(default_factory=list)
+
+
+Tallies = dict[tuple[str, int, str, float], _Tally]
+
+
+def new_tallies() -> Tallies:
+    """Accumulators keyed by (source, prompt length, method label, compression)."""
+    return defaultdict(_Tally)
+
+
+def attention_fidelity(
+    tallies: Tallies, cases: Iterable[Case], specs: Sequence[MethodSpec], compressions: Sequence[float]
+) -> None:
+    """Add each case's per-layer fidelity and compression counts to `tallies`."""
+    for case in cases:
+        P = case.prompt_len
+        for layer in case.layers:
+            q, k, v = layer.query, layer.key, layer.value
+            patterns, pattern_keys, rows, row_keys = [], [], [], []
+            for spec in specs:
+                for c in compressions:
+                    method = spec.build(c)
+                    key = (case.source, P, spec.label, c)
+                    if isinstance(method, PatternPrefillMethod):
+                        pattern, dense, attended = prefill_pattern(
+                            method, q[..., :P, :], k[..., :P, :], layer.scaling, layer.layer_idx
+                        )
+                        patterns.append(pattern)
+                        pattern_keys.append(key)
+                    elif q.shape[-2] > P:
+                        selection = _decode_selection(method, q, k, v, P, layer.scaling)
+                        rows.append(selection.keep)
+                        row_keys.append(key)
+                        dense, attended = selection.dense, selection.attended
+                    else:
+                        continue
+                    tallies[key].dense += dense
+                    tallies[key].attended += attended
+            scored = patterns_fidelity(q[..., :P, :], k[..., :P, :], v[..., :P, :], patterns, layer.scaling)
+            if rows:
+                positions = torch.arange(P, q.shape[-2], device=q.device)
+                scored += rows_fidelity(q[..., P:, :], k, v, layer.scaling, positions, rows)
+            for key, fid in zip(pattern_keys + row_keys, scored, strict=True):
+                tallies[key].fidelity.append(fid)
+
+
+def _decode_selection(
+    method: SparseMethod, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prompt_len: int, scaling: float
+) -> RowSelection:
+    if isinstance(method, Quest):
+        return quest_rows(method, q, k, prompt_len)
+    if method.phase == "kv":
+        return kv_rows(method, q, k, v, prompt_len, scaling)
+    raise NotImplementedError(f"no fidelity selection for {method.name!r} (phase {method.phase!r})")
+
+
+def model_fidelity(
+    tallies: Tallies,
+    model: Any,
+    source: str,
+    prompt_ids: torch.Tensor,
+    answer_ids: torch.Tensor,
+    dense: DensePrefill,
+    specs: Sequence[MethodSpec],
+    compressions: Sequence[float],
+) -> None:
+    """Add next-token KL and argmax agreement vs dense over the teacher-forced answer to `tallies`."""
+    reference, _ = continuation_logits(model, prompt_ids, answer_ids, get_method("dense"), dense)
+    for spec in specs:
+        for c in compressions:
+            method = spec.build(c)
+            logits, report = continuation_logits(model, prompt_ids, answer_ids, method, dense)
+            kl, agree = kl_and_agreement(reference, logits)
+            tally = tallies[(source, prompt_ids.shape[-1], spec.label, c)]
+            tally.kl.append(kl)
+            tally.agree.append(agree)
+            tally.model_achieved.append(report.achieved_compression(method.phase))
+
+
+def summarize(tallies: Tallies) -> list[dict[str, Any]]:
+    """One JSON-ready row per (source, length, method, compression): achieved compression, mean (over layers
+    and heads) mass recall and output error, worst layer's mean error, and mean KL / agreement if measured."""
+    rows = []
+    for (source, length, label, c), t in tallies.items():
+        row: dict[str, Any] = {"source": source, "length": length, "method": label, "compression": c}
+        if t.fidelity:
+            recalls = torch.stack([f.recall for f in t.fidelity])
+            errors = torch.stack([f.rel_error for f in t.fidelity])
+            row.update(
+                achieved=t.dense / t.attended if t.attended else math.nan,
+                recall=float(recalls.mean()),
+                error=float(errors.mean()),
+                worst_layer_error=float(errors.mean(-1).max()),
+            )
+        if t.kl:
+            row.update(
+                kl=sum(t.kl) / len(t.kl),
+                agreement=sum(t.agree) / len(t.agree),
+                model_achieved=sum(t.model_achieved) / len(t.model_achieved),
+                samples=len(t.kl),
+            )
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown tables, one per (source, length)."""
+    out = []
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["source"], row["length"])].append(row)
+    for (source, length), group in groups.items():
+        has_model = any("kl" in r for r in group)
+        columns = ["method", "c", "achieved", "mass recall", "output error", "worst layer"]
+        columns += ["next-token KL", "agreement"] if has_model else []
+        out += [f"\n{source}, prompt length {length}\n", "| " + " | ".join(columns) + " |"]
+        out.append("|" + "---|" * len(columns))
+        for r in group:
+            cells = [
+                r["method"],
+                f"{r['compression']:g}",
+                _num(r.get("achieved", r.get("model_achieved")), 2) + _short_mark(r),
+                _num(r.get("recall"), 3),
+                _num(r.get("error"), 3),
+                _num(r.get("worst_layer_error"), 3),
+            ]
+            if has_model:
+                cells += [_num(r.get("kl"), 3), _num(r.get("agreement"), 3)]
+            out.append("| " + " | ".join(cells) + " |")
+    if any(_short_mark(r) for r in rows):
+        out.append(
+            f"\n* achieved below {SHORTFALL_RATIO:g} x the requested c: the method's floor at this length"
+        )
+    return "\n".join(out)
+
+
+def _short_mark(row: dict[str, Any]) -> str:
+    achieved = row.get("achieved", row.get("model_achieved"))
+    return "*" if achieved is not None and achieved < SHORTFALL_RATIO * row["compression"] else ""
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
