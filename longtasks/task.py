@@ -60,6 +60,12 @@ class Task(ABC, Generic[K]):
     answer after a short explanation."""
     meta_type: ClassVar[type | None] = None
     """The dataclass of the family's per-row `meta` (None: the task stores none)."""
+    source_license: ClassVar[str | None] = None
+    """Hub licence id of third-party text the rows quote (e.g. "cc-by-sa-4.0"; "unknown" when unstated);
+    None when every word is generated. The dataset card lists it and adds it to the licences."""
+    redistributable: ClassVar[bool] = True
+    """False when the source's licence does not clearly allow publishing its text: `longtasks push`
+    refuses such a folder unless the user passes --allow-unlicensed-data."""
 
     def make_knobs(self, values: Mapping[str, Any] | None = None) -> K:
         """Typed knobs from a mapping (CLI / lm-eval metadata), with defaults and clear errors."""

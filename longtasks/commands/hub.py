@@ -60,13 +60,27 @@ def push_command(
             show_default=False,
         ),
     ] = None,
+    allow_unlicensed_data: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unlicensed-data",
+            help="Publish source text whose licence is unstated upstream (e.g. TOEFL-QA); only if you may.",
+        ),
+    ] = False,
 ) -> None:
     """Upload DIR (README.md, longtasks.json, data/) to the Hugging Face Hub as a dataset repo."""
     from longtasks.hub.folder import DatasetFolderError
     from longtasks.hub.push import HubPushError, push
 
     try:
-        plan = push(out_dir, repo_id, private=private, token=token, dry_run=dry_run)
+        plan = push(
+            out_dir,
+            repo_id,
+            private=private,
+            token=token,
+            dry_run=dry_run,
+            allow_unlicensed=allow_unlicensed_data,
+        )
     except (DatasetFolderError, ValueError, HubPushError) as error:
         fail(str(error))
     visibility = "private" if plan.private else "public"

@@ -31,7 +31,8 @@ from longtasks.resources import data_cards_dir
 
 CARD_TEMPLATE = "card.md.jinja"
 LICENSE = "mit"
-"""Synthetic data made by MIT-licensed code from seeded generators; no third-party text is included."""
+"""Synthetic data made by MIT-licensed code from seeded generators. Tasks that quote a dataset (the QA
+family) add that dataset's licence; see `source_data`."""
 
 _SIZE_CATEGORIES = [
     (1_000, "n<1K"),
@@ -67,17 +68,56 @@ def hub_configs(entries: list[ConfigEntry]) -> list[dict[str, Any]]:
     return [{"config_name": e.name, "data_files": [{"split": SPLIT, "path": e.data_glob}]} for e in entries]
 
 
-def card_data(manifest: dict[str, Any], listed: list[ConfigView]) -> DatasetCardData:
+@dataclass(frozen=True)
+class SourceData:
+    """Third-party data quoted by a task's rows: where from (as the rows record it) and its licence."""
+
+    task: str
+    source: str
+    revision: str
+    sha256: str
+    license: str
+    redistributable: bool
+
+
+def source_data(listed: list[ConfigView]) -> list[SourceData]:
+    """Every distinct source the listed configs' rows quote, with the licence its task declares."""
+    from longtasks.registry import TASKS, get_task
+
+    found: dict[SourceData, None] = {}
+    for view in listed:
+        if view.entry.task not in TASKS:
+            continue
+        spec = get_task(view.entry.task)
+        for source, revision, sha256 in view.stats.sources:
+            item = SourceData(
+                view.entry.task,
+                source,
+                revision,
+                sha256,
+                spec.source_license or "unknown",
+                spec.redistributable,
+            )
+            found[item] = None
+    return list(found)
+
+
+def card_data(
+    manifest: dict[str, Any], listed: list[ConfigView], sources: list[SourceData] | None = None
+) -> DatasetCardData:
     """YAML metadata the Hub reads: license, language, categories, size, tags and the configs list."""
     tasks = list(dict.fromkeys(view.entry.task for view in listed))
     rows = sum(view.stats.rows for view in listed)
+    sources = sources or []
+    licenses = list(dict.fromkeys([LICENSE, *(s.license for s in sources)]))
+    hub_ids = [s.source for s in sources if len(s.revision) == 40 and "/" in s.source]
     return DatasetCardData(
-        license=LICENSE,
+        license=licenses if len(licenses) > 1 else LICENSE,
         language=["en"],
-        language_creators=["machine-generated"],
-        annotations_creators=["machine-generated"],
+        language_creators=["machine-generated", *(["found"] if sources else [])],
+        annotations_creators=["machine-generated", *(["found"] if sources else [])],
         multilinguality=["monolingual"],
-        source_datasets=["original"],
+        source_datasets=["original", *(f"extended|{hub}" for hub in dict.fromkeys(hub_ids))],
         task_categories=["question-answering", "text-generation"],
         size_categories=[size_category(rows)],
         pretty_name=pretty_name(manifest, listed),
@@ -203,7 +243,8 @@ def render_card(out_dir: Path | str, *, repo_id: str | None = None) -> str:
     listed = [ConfigView(e, config_stats(shard_files(out_dir, e.name))) for e in entries if e.complete]
     incomplete = [e.name for e in entries if not e.complete]
     env = _environment()
-    data = card_data(manifest, listed)
+    sources = source_data(listed)
+    data = card_data(manifest, listed, sources)
     tasks = list(dict.fromkeys(view.entry.task for view in listed))
     text = env.get_template(CARD_TEMPLATE).render(
         yaml=data.to_yaml(),
@@ -213,6 +254,7 @@ def render_card(out_dir: Path | str, *, repo_id: str | None = None) -> str:
         incomplete=incomplete,
         tasks=[{"name": task, "description": task_description(env, task)} for task in tasks],
         families=family_sections(env, tasks),
+        sources=sources,
         data_packages=manifest.get("data_packages") or {},
         lm_eval_tasks=lm_eval_task_names(tasks),
         total_rows=sum(view.stats.rows for view in listed),

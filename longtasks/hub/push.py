@@ -135,6 +135,20 @@ def _plan_files(out_dir: Path, card_bytes: bytes, data_files: list[Path]) -> tup
     )
 
 
+def _check_licences(out_dir: Path, tasks: list[str], allow_unlicensed: bool) -> None:
+    """Refuse to publish text whose source licence is unstated, unless the user says they may."""
+    from longtasks.registry import TASKS, get_task
+
+    unclear = [t for t in dict.fromkeys(tasks) if t in TASKS and not get_task(t).redistributable]
+    if unclear and not allow_unlicensed:
+        licences = ", ".join(f"{t}: {get_task(t).source_license}" for t in unclear)
+        raise ValueError(
+            f"{out_dir} holds {', '.join(unclear)}, whose source text has no clear licence ({licences}); "
+            "publishing it may not be allowed. Push a folder without those tasks, or pass "
+            "--allow-unlicensed-data (allow_unlicensed=True) if you have the right to publish it"
+        )
+
+
 def push(
     out_dir: Path | str,
     repo_id: str,
@@ -142,13 +156,16 @@ def push(
     private: bool = False,
     token: str | None = None,
     dry_run: bool = False,
+    allow_unlicensed: bool = False,
 ) -> PushPlan:
     """Validate `out_dir` offline, then (unless `dry_run`) create the dataset repo if needed and upload
     the card, manifest and shards in one commit. Raises `DatasetFolderError` for a folder that is not
-    ready, `ValueError` for a bad repo id and `HubPushError` for a failed upload."""
+    ready, `ValueError` for a bad repo id or for source text without a clear licence (unless
+    `allow_unlicensed`), and `HubPushError` for a failed upload."""
     out_dir = Path(out_dir)
     _check_repo_id(repo_id)
     report = validate_folder(out_dir)
+    _check_licences(out_dir, [e.task for e in report.configs], allow_unlicensed)
     card_text = render_card(out_dir, repo_id=repo_id)
     check_card(card_text, report.configs, where=f"the card rendered for {repo_id}")
     card_bytes = card_text.encode("utf-8")

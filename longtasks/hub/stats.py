@@ -32,6 +32,9 @@ class ConfigStats:
     evidence_per_sample_mean: float | None
     depth_histogram: tuple[int, ...]
     answer_kinds: tuple[str, ...]
+    sources: tuple[tuple[str, str, str], ...] = ()
+    """(source, revision, content sha256) of the third-party data the rows quote, from `meta` fields
+    `source`, `source_revision` and `source_sha256` (tasks built from a dataset record them)."""
 
 
 def depth_bin(depth: float) -> int:
@@ -47,13 +50,18 @@ def config_stats(files: list[Path]) -> ConfigStats:
     evidence_counts: list[int] = []
     histogram = [0] * DEPTH_BINS
     kinds: Counter[str] = Counter()
+    sources: dict[tuple[str, str, str], None] = {}
     for path in files:
         table = pq.read_table(path, columns=_COLUMNS)
         tokens.extend(table.column("input_tokens").to_pylist())
         for text in table.column("meta").to_pylist():
-            for key, value in json.loads(text or "{}").items():
+            meta = json.loads(text or "{}")
+            for key, value in meta.items():
                 if key.startswith("num_") and isinstance(value, int) and not isinstance(value, bool):
                     numbers.setdefault(key, []).append(value)
+            if "source" in meta:
+                pin = (str(meta["source"]), str(meta.get("source_revision")), str(meta.get("source_sha256")))
+                sources[pin] = None
         kinds.update(table.column("answer_kind").to_pylist())
         for depths in table.column("evidence_depths").to_pylist():
             depths = depths or []
@@ -69,4 +77,5 @@ def config_stats(files: list[Path]) -> ConfigStats:
         evidence_per_sample_mean=(sum(evidence_counts) / len(evidence_counts)) if evidence_counts else None,
         depth_histogram=tuple(histogram),
         answer_kinds=tuple(sorted(kinds)),
+        sources=tuple(sources),
     )
