@@ -23,6 +23,9 @@ TASKS: dict[str, str] = {
     "ruler_niah": "longtasks.families.ruler.niah:RulerNiah",
     "ruler_vt": "longtasks.families.ruler.vt:RulerVariableTracking",
     "ruler_cwe": "longtasks.families.ruler.cwe:RulerCommonWords",
+    "qa_squad": "longtasks.families.qa.squad:QASquad",
+    "qa_quality": "longtasks.families.qa.quality:QAQuality",
+    "qa_toefl": "longtasks.families.qa.toefl:QAToefl",
 }
 """Task name -> "module:class" of its `Task` subclass. The order is the order tasks are listed in."""
 
@@ -45,6 +48,11 @@ FAMILIES: dict[str, Family] = {
         "RULER",
         "synthetic key-value retrieval, variable tracking and word counting",
         ("wonderwords",),
+    ),
+    "qa": Family(
+        "qa",
+        "QA",
+        "questions about one document of a real dataset (SQuAD, QuALITY, TOEFL-QA) among distractor documents",
     ),
 }
 

@@ -62,7 +62,7 @@ def make_manager(**metadata) -> TaskManager:
 def test_every_task_and_group_is_registered():
     manager = make_manager()
     assert sorted(manager.all_subtasks) == sorted(ALL_TASKS)
-    expected_groups = ["longtasks_story", "longtasks_ruler", ALL_GROUP]
+    expected_groups = ["longtasks_story", "longtasks_ruler", "longtasks_qa", ALL_GROUP]
     assert sorted(manager.all_groups) == sorted(
         [*expected_groups, *(static_name(g) for g in expected_groups)]
     )

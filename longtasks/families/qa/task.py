@@ -1,0 +1,289 @@
+"""The QA tasks' shared build: questions about one numbered document hidden among distractor documents of
+the same dataset, the prompt sized to the exact length (`packing.py`), gold answers from the dataset."""
+
+from __future__ import annotations
+
+import bisect
+import random
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, ClassVar, TypeVar
+
+from longtasks.depth import parse_depth_mode, target_depths
+from longtasks.draft import Draft, Section, Segment
+from longtasks.families.qa.costs import SEPARATOR, PoolCosts, pool_costs
+from longtasks.families.qa.packing import MIN_PARTIAL, arrange
+from longtasks.families.qa.records import Pool, Question, build_pool, check_columns
+from longtasks.families.qa.source import Source, SourceError, load_rows, parse_source
+from longtasks.fit import TooShort, frame_overhead
+from longtasks.prompt import PromptFrame, answer_format, frame_from_template, render_snippet, yaml_templates
+from longtasks.task import BuildContext, Knobs, Task
+from longtasks.tokenizer import LengthTokenizer
+
+PAPER_PROMPT_LIMIT = 8172 - 64
+"""The seed paper's filter: a question is used only if its single-document prompt fits 8172 tokens minus
+its 64-token template reserve, so the same questions are usable at every length from 8k up."""
+
+
+@dataclass(frozen=True)
+class QAKnobs(Knobs):
+    """num_questions: questions about the answer's document per prompt (paper: 1; only documents with that
+    many valid questions are asked about). depth: where the answer's document starts: 'uniform' (random),
+    'stratified' or comma-separated depths in [0, 1]. document_prompt_limit: the longest single-document
+    prompt (instructions, question, the answer's document) a question may need, in tokens (paper: 8108).
+    source: where the documents come from: owner/name@commit (Hub, from the local cache), a local file or
+    folder, or an http(s) URL; the default is the task's pinned Hub dataset."""
+
+    num_questions: int = 1
+    depth: str = "uniform"
+    document_prompt_limit: int = PAPER_PROMPT_LIMIT
+    source: str = ""
+
+    def validate(self) -> None:
+        if not 1 <= self.num_questions <= 50:
+            raise ValueError(f"num_questions={self.num_questions} must be within 1..50")
+        parse_depth_mode(self.depth)
+        if self.document_prompt_limit < 256:
+            raise ValueError(
+                f"document_prompt_limit={self.document_prompt_limit} must be at least 256 tokens"
+            )
+        if self.source:
+            parse_source("", self.source)
+
+
+@dataclass(frozen=True)
+class QAMeta:
+    """The exact source (name, commit or "local"/"url", hash of what was read), the asked questions' ids
+    in the source, the answer's document number, the document count and the cut document (0: none)."""
+
+    source: str
+    source_revision: str
+    source_sha256: str
+    question_ids: list[str]
+    document: int
+    num_documents: int
+    cut_document: int
+
+
+K = TypeVar("K", bound=QAKnobs)
+_POOLS: dict[tuple[str, str, str, str], Pool] = {}
+
+
+def _depth(mode: str, rng: random.Random) -> float:
+    """One answer document per prompt: 'uniform' and 'stratified' draw its depth at random; a list of
+    depths gives each prompt one of them at random."""
+    parsed = parse_depth_mode(mode)
+    if isinstance(parsed, list):
+        return parsed[rng.randrange(len(parsed))]
+    return target_depths("uniform", 1, rng)[0]
+
+
+def _text(entry: str, **values: Any) -> str:
+    return render_snippet("qa", yaml_templates("qa", "text.yaml")[entry], **values)
+
+
+@cache
+def _notes(kind: str) -> tuple[str, ...]:
+    return tuple(yaml_templates("qa", "text.yaml")["notes"][kind])
+
+
+class QATask(Task[K]):
+    """A QA task: a dataset reader plus the shared build. Subclasses set the class attributes."""
+
+    family = "qa"
+    gen_budget = 256  # a short phrase or a few letters after a short explanation
+    meta_type = QAMeta
+    split: ClassVar[str]
+    columns: ClassVar[tuple[str, ...]]
+    schema: ClassVar[str]
+    example: ClassVar[str]
+    """The answer-format example for one question."""
+    hub_source: ClassVar[str | None] = None
+    """The pinned Hub dataset the task reads by default (owner/name@commit); None when it has none."""
+    no_source: ClassVar[str] = ""
+    """The error when the task has no default source and none is given."""
+
+    @staticmethod
+    def read(rows: list[dict[str, Any]]) -> list[tuple[str, Question]]:
+        raise NotImplementedError
+
+    def answer_of(self, question: Question) -> Any:
+        return question.answer
+
+    def answer_bearing(self, pool: Pool, questions: list[Question]) -> set[int]:
+        """Documents (other than the asked one) that also state a gold answer: never distractors."""
+        return set()
+
+    # --- data ---------------------------------------------------------------------------------------
+
+    def load(self, knobs: QAKnobs) -> tuple[Source, Pool]:
+        """The source the knobs name and its pool of documents (read once per process)."""
+        if not knobs.source:
+            raise SourceError(
+                self.no_source or f"{self.name}: no source given; use --knob {self.name}.source=..."
+            )
+        source = parse_source(self.name, knobs.source)
+        key = (self.name, source.kind, source.location, source.pin)
+        if key not in _POOLS:
+            dataset = load_rows(self.name, source, self.split)
+            check_columns(self.name, dataset.column_names, self.columns, self.schema)
+            pool = build_pool(self.read(dataset.select_columns(list(self.columns)).to_list()))
+            if len(pool.documents) < 2:
+                raise SourceError(
+                    f"{self.name}: source {source.location!r} has {len(pool.documents)} document(s) with a valid "
+                    "question; at least two are needed (one to ask about, others to fill the length)"
+                )
+            _POOLS[key] = pool
+        return source, _POOLS[key]
+
+    # --- prompt -------------------------------------------------------------------------------------
+
+    def frame(self, questions: list[str], number: int) -> PromptFrame:
+        count = len(questions)
+        example = (
+            self.example if count == 1 else "\n".join(f"answer to question {i + 1}" for i in range(count))
+        )
+        if self.answer_kind == "option_letters" and count > 1:
+            example = "\n".join(("B", "AC", "D")[i % 3] for i in range(count))
+        return frame_from_template(
+            "qa",
+            "prompt.j2",
+            intro=_text("intro", count=count),
+            heading=_text("heading", count=count, number=number),
+            questions=questions,
+            notes=_notes(self.answer_kind),
+            answer_format=answer_format(self.answer_kind, example, count=count),
+        )
+
+    def overhead(self, frame: PromptFrame, tokenizer: LengthTokenizer, chat: bool) -> int:
+        probe = (Section(None, (Segment("Document 1:\nText."),), lead=True),)
+        return frame_overhead(frame, probe, tokenizer, chat)
+
+    # --- which questions can be asked ---------------------------------------------------------------
+
+    def usable(self, knobs: QAKnobs, pool: Pool, costs: PoolCosts, context: BuildContext) -> _Usable:
+        """Questions within the single-document limit (per tokenizer, chat mode and knobs; cached)."""
+        key = f"qa_usable:{pool.sha256}:{self.name}:{context.chat}:{knobs.num_questions}:{knobs.document_prompt_limit}"
+        memo = context.tokenizer.memo
+        if key not in memo:
+            sizes = {1, knobs.num_questions}
+            base = {n: self.overhead(self.frame([""] * n, 1), context.tokenizer, context.chat) for n in sizes}
+            memo[key] = _Usable.make(base, costs, knobs.document_prompt_limit, knobs.num_questions)
+        return memo[key]
+
+    # --- build --------------------------------------------------------------------------------------
+
+    def build(self, knobs: K, scale: int, rng: random.Random, context: BuildContext) -> Draft:
+        source, pool = self.load(knobs)
+        tokenizer, length = context.tokenizer, context.length
+        costs = pool_costs(tokenizer, pool)
+        usable = self.usable(knobs, pool, costs, context)
+        gold, asked = usable.draw(length - MIN_PARTIAL, rng, self.name, knobs)
+        questions = [pool.documents[gold].questions[q] for q in asked]
+        texts = [q.text for q in questions]
+        bearing = self.answer_bearing(pool, questions)
+        distractors = [d for d in usable.distractors if d != gold and d not in bearing]
+        depth = _depth(knobs.depth, rng)
+        frames: dict[int, PromptFrame] = {}
+
+        def frame_for(number: int) -> PromptFrame:
+            if number not in frames:
+                frames[number] = self.frame(texts, number)
+            return frames[number]
+
+        arranged = arrange(
+            costs, gold, distractors, depth, length, frame_for,
+            lambda frame: self.overhead(frame, tokenizer, context.chat), tokenizer, context.chat, rng,
+        )  # fmt: skip
+        number = arranged.gold + 1
+        segments = tuple(
+            Segment(text, "answer_document" if i == arranged.gold else None, tokens)
+            for i, (text, tokens) in enumerate(zip(arranged.pieces, arranged.tokens, strict=True))
+        )
+        heading = _text("heading", count=len(texts), number=number)
+        return Draft(
+            frame=frame_for(number),
+            sections=(Section(None, segments, lead=True, sep=SEPARATOR),),
+            filler=None,
+            question="\n".join(
+                [heading, *(texts if len(texts) == 1 else (f"{i}. {t}" for i, t in enumerate(texts, 1)))]
+            ),
+            answer=[self.answer_of(q) for q in questions],
+            evidence=("answer_document",),
+            meta=QAMeta(
+                source=source.location if source.kind == "hub" else knobs.source.strip(),
+                source_revision=source.pin,
+                source_sha256=pool.sha256,
+                question_ids=[q.id for q in questions],
+                document=number,
+                num_documents=len(arranged.pieces),
+                cut_document=0 if arranged.partial is None else arranged.partial + 1,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class _Usable:
+    """Askable documents sorted by their shortest single-document prompt, and the distractor pool."""
+
+    base: dict[int, int]
+    """Tokens of the prompt around a document and n empty questions, by n."""
+    costs: PoolCosts
+    docs: tuple[int, ...]
+    shortest: tuple[int, ...]
+    eligible: dict[int, list[int]]
+    distractors: tuple[int, ...]
+
+    def estimate(self, doc: int, questions: list[int]) -> int:
+        """Tokens of the prompt with document `doc` alone and these questions (summed piece counts)."""
+        asked = sum(self.costs.questions[doc][q] for q in questions)
+        return self.base[len(questions)] + 2 * asked + self.costs.header(1) + self.costs.bodies[doc]
+
+    @classmethod
+    def make(cls, base: dict[int, int], costs: PoolCosts, limit: int, k: int) -> _Usable:
+        probe = cls(base, costs, (), (), {}, ())
+        eligible = {
+            doc: [q for q in range(len(d.questions)) if probe.estimate(doc, [q]) <= limit]
+            for doc, d in enumerate(costs.pool.documents)
+        }
+
+        def shortest(doc: int) -> int:
+            return probe.estimate(doc, sorted(eligible[doc], key=lambda q: costs.questions[doc][q])[:k])
+
+        askable = sorted((shortest(doc), doc) for doc, qs in eligible.items() if len(qs) >= k)
+        return cls(
+            base,
+            costs,
+            tuple(doc for _, doc in askable),
+            tuple(tokens for tokens, _ in askable),
+            eligible,
+            tuple(doc for doc, qs in eligible.items() if qs),
+        )
+
+    def draw(self, room: int, rng: random.Random, task: str, knobs: QAKnobs) -> tuple[int, list[int]]:
+        """A document that fits `room` tokens and k of its questions (the shortest k if a random k do not)."""
+        k = knobs.num_questions
+        if not self.docs:
+            most = max((len(qs) for qs in self.eligible.values()), default=0)
+            raise ValueError(
+                f"{task}: no document has {k} questions within document_prompt_limit={knobs.document_prompt_limit} "
+                f"(at most {most}); use num_questions <= {most} or raise the limit"
+            )
+        fits = bisect.bisect_right(self.shortest, room)
+        if fits == 0:
+            raise TooShort(
+                f"the shortest prompt with one of its documents takes about {self.shortest[0] + MIN_PARTIAL} tokens"
+            )
+        doc = self.docs[rng.randrange(fits)] if k > 1 else self._one_question_doc(fits, rng)
+        questions = self.eligible[doc]
+        asked = sorted(rng.sample(questions, k))
+        if self.estimate(doc, asked) > room:
+            by_size = sorted(questions, key=lambda q: (self.estimate(doc, [q]), q))
+            asked = sorted(by_size[:k])
+        return doc, asked
+
+    def _one_question_doc(self, fits: int, rng: random.Random) -> int:
+        """With one question per prompt every question is equally likely (as in the paper), not every
+        document: a document is drawn with weight equal to its number of eligible questions."""
+        weights = [len(self.eligible[d]) for d in self.docs[:fits]]
+        return self.docs[:fits][rng.choices(range(fits), weights=weights)[0]]
