@@ -3,7 +3,6 @@ the same dataset, the prompt sized to the exact length (`packing.py`), gold answ
 
 from __future__ import annotations
 
-import bisect
 import random
 from dataclasses import dataclass
 from functools import cache
@@ -11,11 +10,12 @@ from typing import Any, ClassVar, TypeVar
 
 from longtasks.depth import parse_depth_mode, target_depths
 from longtasks.draft import Draft, Section, Segment
+from longtasks.families.qa.askable import Askable
 from longtasks.families.qa.costs import SEPARATOR, PoolCosts, pool_costs
 from longtasks.families.qa.packing import MIN_PARTIAL, arrange
 from longtasks.families.qa.records import Pool, Question, build_pool, check_columns
 from longtasks.families.qa.source import Source, SourceError, load_rows, parse_source
-from longtasks.fit import TooShort, frame_overhead
+from longtasks.fit import frame_overhead
 from longtasks.prompt import PromptFrame, answer_format, frame_from_template, render_snippet, yaml_templates
 from longtasks.task import BuildContext, Knobs, Task
 from longtasks.tokenizer import LengthTokenizer
@@ -161,14 +161,14 @@ class QATask(Task[K]):
 
     # --- which questions can be asked ---------------------------------------------------------------
 
-    def usable(self, knobs: QAKnobs, pool: Pool, costs: PoolCosts, context: BuildContext) -> _Usable:
+    def askable(self, knobs: QAKnobs, pool: Pool, costs: PoolCosts, context: BuildContext) -> Askable:
         """Questions within the single-document limit (per tokenizer, chat mode and knobs; cached)."""
         key = f"qa_usable:{pool.sha256}:{self.name}:{context.chat}:{knobs.num_questions}:{knobs.document_prompt_limit}"
         memo = context.tokenizer.memo
         if key not in memo:
             sizes = {1, knobs.num_questions}
             base = {n: self.overhead(self.frame([""] * n, 1), context.tokenizer, context.chat) for n in sizes}
-            memo[key] = _Usable.make(base, costs, knobs.document_prompt_limit, knobs.num_questions)
+            memo[key] = Askable.make(base, costs, knobs.document_prompt_limit, knobs.num_questions)
         return memo[key]
 
     # --- build --------------------------------------------------------------------------------------
@@ -177,12 +177,14 @@ class QATask(Task[K]):
         source, pool = self.load(knobs)
         tokenizer, length = context.tokenizer, context.length
         costs = pool_costs(tokenizer, pool)
-        usable = self.usable(knobs, pool, costs, context)
-        gold, asked = usable.draw(length - MIN_PARTIAL, rng, self.name, knobs)
+        askable = self.askable(knobs, pool, costs, context)
+        gold, asked = askable.draw(
+            length - MIN_PARTIAL, rng, self.name, knobs.num_questions, knobs.document_prompt_limit
+        )
         questions = [pool.documents[gold].questions[q] for q in asked]
         texts = [q.text for q in questions]
         bearing = self.answer_bearing(pool, questions)
-        distractors = [d for d in usable.distractors if d != gold and d not in bearing]
+        distractors = [d for d in askable.distractors if d != gold and d not in bearing]
         depth = _depth(knobs.depth, rng)
         frames: dict[int, PromptFrame] = {}
 
@@ -220,70 +222,3 @@ class QATask(Task[K]):
                 cut_document=0 if arranged.partial is None else arranged.partial + 1,
             ),
         )
-
-
-@dataclass(frozen=True)
-class _Usable:
-    """Askable documents sorted by their shortest single-document prompt, and the distractor pool."""
-
-    base: dict[int, int]
-    """Tokens of the prompt around a document and n empty questions, by n."""
-    costs: PoolCosts
-    docs: tuple[int, ...]
-    shortest: tuple[int, ...]
-    eligible: dict[int, list[int]]
-    distractors: tuple[int, ...]
-
-    def estimate(self, doc: int, questions: list[int]) -> int:
-        """Tokens of the prompt with document `doc` alone and these questions (summed piece counts)."""
-        asked = sum(self.costs.questions[doc][q] for q in questions)
-        return self.base[len(questions)] + 2 * asked + self.costs.header(1) + self.costs.bodies[doc]
-
-    @classmethod
-    def make(cls, base: dict[int, int], costs: PoolCosts, limit: int, k: int) -> _Usable:
-        probe = cls(base, costs, (), (), {}, ())
-        eligible = {
-            doc: [q for q in range(len(d.questions)) if probe.estimate(doc, [q]) <= limit]
-            for doc, d in enumerate(costs.pool.documents)
-        }
-
-        def shortest(doc: int) -> int:
-            return probe.estimate(doc, sorted(eligible[doc], key=lambda q: costs.questions[doc][q])[:k])
-
-        askable = sorted((shortest(doc), doc) for doc, qs in eligible.items() if len(qs) >= k)
-        return cls(
-            base,
-            costs,
-            tuple(doc for _, doc in askable),
-            tuple(tokens for tokens, _ in askable),
-            eligible,
-            tuple(doc for doc, qs in eligible.items() if qs),
-        )
-
-    def draw(self, room: int, rng: random.Random, task: str, knobs: QAKnobs) -> tuple[int, list[int]]:
-        """A document that fits `room` tokens and k of its questions (the shortest k if a random k do not)."""
-        k = knobs.num_questions
-        if not self.docs:
-            most = max((len(qs) for qs in self.eligible.values()), default=0)
-            raise ValueError(
-                f"{task}: no document has {k} questions within document_prompt_limit={knobs.document_prompt_limit} "
-                f"(at most {most}); use num_questions <= {most} or raise the limit"
-            )
-        fits = bisect.bisect_right(self.shortest, room)
-        if fits == 0:
-            raise TooShort(
-                f"the shortest prompt with one of its documents takes about {self.shortest[0] + MIN_PARTIAL} tokens"
-            )
-        doc = self.docs[rng.randrange(fits)] if k > 1 else self._one_question_doc(fits, rng)
-        questions = self.eligible[doc]
-        asked = sorted(rng.sample(questions, k))
-        if self.estimate(doc, asked) > room:
-            by_size = sorted(questions, key=lambda q: (self.estimate(doc, [q]), q))
-            asked = sorted(by_size[:k])
-        return doc, asked
-
-    def _one_question_doc(self, fits: int, rng: random.Random) -> int:
-        """With one question per prompt every question is equally likely (as in the paper), not every
-        document: a document is drawn with weight equal to its number of eligible questions."""
-        weights = [len(self.eligible[d]) for d in self.docs[:fits]]
-        return self.docs[:fits][rng.choices(range(fits), weights=weights)[0]]
