@@ -63,12 +63,21 @@ class PoolCosts:
         return sum(itertools.islice(self._headers, 1, count + 1))
 
     def prefix_words(self, index: int) -> tuple[list[int], list[int]]:
-        """(character end of each word, estimated tokens of the text up to it) of document `index`."""
+        """(character end of each word, estimated tokens of the text up to it) of document `index`.
+
+        With a tiktoken encoding the document is encoded once and each word end is located among the token
+        start offsets; otherwise every word (with its leading space) is counted on its own."""
         if index not in self._prefixes:
             text = self.pool.documents[index].text
-            words = list(_WORD.finditer(text))
-            costs = self.tokenizer.count_many([m.group() for m in words])
-            self._prefixes[index] = ([m.end() for m in words], list(itertools.accumulate(costs)))
+            ends = [m.end() for m in _WORD.finditer(text)]
+            encoding = self.tokenizer.fast_encoding
+            if encoding is not None and self.tokenizer.normalize is None:
+                _, starts = encoding.decode_with_offsets(encoding.encode(text, allowed_special="all"))
+                cumulative = [bisect.bisect_left(starts, end) for end in ends]
+            else:
+                pieces = [text[a:b] for a, b in zip([0, *ends], ends, strict=False)]
+                cumulative = list(itertools.accumulate(self.tokenizer.count_many(pieces)))
+            self._prefixes[index] = (ends, cumulative)
         return self._prefixes[index]
 
     def cut(self, index: int, number: int, tokens: int) -> tuple[str, int] | None:
