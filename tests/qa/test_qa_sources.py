@@ -124,6 +124,7 @@ def test_a_missing_dataset_is_one_line_exit_2_and_nothing_written(tmp_path, monk
         ("qa_squad", "rajpurkar/squad_v2", "has no pinned revision"),
         ("qa_squad", "rajpurkar/squad_v2@main", "has no pinned revision"),
         ("qa_squad", "./no/such/file.jsonl", "is not an existing file or folder"),
+        ("qa_toefl", "data/toeflqa.jsonl", "is not an existing file or folder"),
         ("qa_toefl", str(SQUAD_FILE), r"lacks column\(s\) \['questions', 'answer'\]"),
         ("qa_quality", str(TOEFL_FILE), "needs the tasksource/QuALITY"),
     ],

@@ -71,9 +71,10 @@ def parse_source(task: str, text: str) -> Source:
     if text and path.exists():
         return Source("path", str(path.resolve()))
     name, at, revision = text.partition("@")
+    looks_like_file = text.startswith((".", "/", "~")) or Path(name).suffix.lower() in _FILE_BUILDERS
     if _HUB_ID.match(name) and at and _COMMIT.match(revision):
         return Source("hub", name, revision)
-    if _HUB_ID.match(name) and not text.startswith((".", "/", "~")):
+    if _HUB_ID.match(name) and not looks_like_file:
         raise SourceError(
             f"{where}source {text!r} has no pinned revision: give the Hub dataset as owner/name@<full 40-character "
             "commit> so that the data can be rebuilt exactly"
