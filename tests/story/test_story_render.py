@@ -1,4 +1,5 @@
-"""Rendering facts and filler: every fact is stated literally and alone; filler states nothing askable."""
+"""Rendering facts and mentions: every fact is stated literally and alone; a mention names one person,
+place or item in a role that answers no question; neither says a time of day or a weather."""
 
 from __future__ import annotations
 
@@ -14,15 +15,13 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from faker.providers.person.en_US import Provider as FakerPerson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from longtasks.families.story.world import StoryRenderer, World, WorldConfig, filler_sentences, simulate_world
+from longtasks.families.story.world import StoryRenderer, World, WorldConfig, simulate_world
 from longtasks.families.story.world.entities import ADJECTIVES, ITEM_MATERIALS, ITEM_NOUNS, LOCATION_KINDS
-from longtasks.families.story.world.filler import _candidates
 from longtasks.resources import templates_dir
-from longtasks.tokenizer import load_tokenizer
+from tests.story.lexicon import TIME_WORDS, WEATHER_WORDS, words_of
 
 SETTINGS = settings(max_examples=30, deadline=None)
 BUY = re.compile(r"\b(buy|buying|bought|purchase|purchased|acquire|acquired)\b", re.IGNORECASE)
@@ -123,15 +122,18 @@ def test_rendering_is_deterministic_given_the_rng() -> None:
 
 _DIGEST_SCRIPT = """
 import hashlib, random
-from longtasks.families.story.world import StoryRenderer, WorldConfig, filler_sentences, simulate_world
+from longtasks.families.story.world import StoryRenderer, WorldConfig, simulate_world
+from longtasks.families.story.world.scenery import scenery_corpus
 world = simulate_world(50, 4, WorldConfig(empty_chapters=frozenset({2, 5, 9}), unique_locations=True))
 rng = random.Random(4)
 text = [repr(world)] + [repr(StoryRenderer().render_chapter(world, c, rng)) for c in world.chapters]
-print(hashlib.sha256("\\n".join(text + filler_sentences()).encode()).hexdigest())
+corpus = scenery_corpus()
+pools = [repr([corpus.pool(*key) for key in corpus.pool_keys()])]
+print(hashlib.sha256("\\n".join(text + corpus.texts + corpus.interludes + pools).encode()).hexdigest())
 """
 
 
-def test_world_render_and_filler_do_not_depend_on_hash_seed() -> None:
+def test_world_render_and_scenery_do_not_depend_on_hash_seed() -> None:
     """Set iteration order changes with PYTHONHASHSEED; nothing we generate may depend on it."""
     digests = set()
     for hash_seed in ("1", "2"):
@@ -168,6 +170,9 @@ def _story_copy(tmp_path: Path) -> Path:
         ("sale.j2", "{{ item }} was sold by {{ whom }}.", "must not start"),
         ("character.j2", "{{ Who }} met {{ character }}", "must end"),
         ("character.j2", "{{ Who }} met {{ character }} and {{ stranger }}.", "undefined"),
+        ("mention_place.j2", "{{ place }} lay far away.", "must not start"),
+        ("mention_item.j2", "{{ Who }} kept the {{ item }} and the {{ item }}.", "exactly once"),
+        ("mention_person.j2", "Nobody knew {other}.", "exactly once"),
     ],
 )
 def test_broken_templates_fail_loudly(tmp_path: Path, file: str, line: str, message: str) -> None:
@@ -185,47 +190,55 @@ def test_too_few_paraphrases_fail_loudly(tmp_path: Path) -> None:
         StoryRenderer(folder)
 
 
-# --- filler -------------------------------------------------------------------------------------
+# --- mentions ------------------------------------------------------------------------------------
 
-FORBIDDEN = re.compile(
-    r"\b(buy\w*|bought|sell\w*|sold|sale|purchase\w*|acquir\w*|meet\w*|met|chapter\w*|market|shop\w*|"
-    r"coins?|money|price|paid|pay\w*|trade\w*|merchant|he|she|him|her|his|they|first|second|one|two|three)\b",
-    re.IGNORECASE,
-)
+MEETING = re.compile(r"\b(met|meet|meeting|greeted|introduced|spoke with|talked with|conversation)\b", re.I)
+BEING_AT = re.compile(r"\b(arrived|reached|stayed|staying|stood at|was at|was now|came to|spent)\b", re.I)
 
 
-def test_filler_is_large_distinct_and_deterministic() -> None:
-    bank = filler_sentences()
-    assert len(bank) >= 3000
-    assert len(set(bank)) == len(bank)
-    assert filler_sentences() is bank  # cached
-    assert filler_sentences.__wrapped__() == bank  # rebuilt from scratch: same order
-    assert _candidates() == _candidates()
+@SETTINGS
+@given(seed=st.integers(0, 2**32))
+def test_mentions_name_their_value_in_a_role_that_answers_no_question(seed: int) -> None:
+    world = simulate_world(40, seed)
+    names = entities(world)
+    rng = random.Random(seed)
+    for chapter in world.chapters[:10]:
+        for kind, value in (("person", chapter.character), ("place", chapter.location)):
+            text = renderer().render_mention(world, kind, value, rng)
+            assert mentions(text, names) == {value}, text
+            assert not BUY.search(text) and not SELL.search(text), text
+            assert not MEETING.search(text) and not BEING_AT.search(text), text
+        item = world.purchase_order()[0][0]
+        text = renderer().render_mention(world, "item", item, rng)
+        assert mentions(text, names) == {item} and f"the {item}" in text.lower(), text
+        assert not BUY.search(text) and not SELL.search(text), text
+        assert not re.search(r"\b(got|gave|given|lost|left)\b", text), text  # ownership never changes
 
 
-def test_filler_states_no_askable_fact() -> None:
-    names = set(FakerPerson.first_names) | set(FakerPerson.last_names)
-    kinds = [re.compile(rf"\b{re.escape(kind)}\b") for kind in LOCATION_KINDS]
-    for sentence in filler_sentences():
-        assert sentence == sentence.strip() and sentence.endswith(".") and sentence[0].isupper(), sentence
-        assert not re.search(r"\d", sentence), sentence
-        assert not FORBIDDEN.search(sentence), sentence
-        words = re.findall(r"[A-Za-z']+", sentence)
-        assert words[0] not in names, sentence
-        assert all(w.islower() for w in words[1:]), sentence  # no proper names anywhere
-        assert not ITEM_NOUNS & {w.lower() for w in words}, sentence
-        assert not any(k.search(sentence) for k in kinds), sentence
+def test_mentions_never_repeat_an_earlier_sentence_when_told_so() -> None:
+    world = simulate_world(5, 0)
+    seen: set[str] = set()
+    said = [
+        renderer().render_mention(world, "place", world.chapters[0].location, random.Random(i), seen)
+        for i in range(8)
+    ]
+    assert len(set(said)) == len(said)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_filler_contains_no_entity_of_a_world(seed: int) -> None:
-    world = simulate_world(400, seed, WorldConfig(unique_locations=True))
-    text = "\n".join(filler_sentences())
-    names = entities(world) | {world.protagonist, world.protagonist.split(" ")[0]}
-    assert not mentions(text, names)
-
-
-def test_filler_covers_every_token_length_from_4_to_40() -> None:
-    counts = Counter(load_tokenizer().count_many(filler_sentences()))
-    thin = {n: counts[n] for n in range(4, 41) if counts[n] < 20}
-    assert not thin, f"token lengths with fewer than 20 filler sentences: {thin}"
+def test_facts_and_mentions_say_no_time_of_day_or_weather() -> None:
+    """The chapter's scenery sets the time of day and the weather, so no other sentence may."""
+    world = simulate_world(200, 3)
+    rng = random.Random(0)
+    told = [f.text for c in world.chapters for f in renderer().render_chapter(world, c, rng).facts]
+    told += [
+        renderer().render_mention(world, k, v, rng)
+        for k, v in (("person", "Tom Baker"), ("place", world.chapters[0].location), ("item", "tiny tin key"))
+        for _ in range(40)
+    ]
+    names = entities(world) | {world.protagonist, world.protagonist_first_name, "Tom Baker", "tiny tin key"}
+    names = sorted(names, key=len, reverse=True)
+    for text in told:
+        for name in names:  # people's and towns' names may hold such words ("Shane Moon")
+            text = text.replace(name, "")
+        found = words_of(text) & (set().union(*TIME_WORDS.values()) | set().union(*WEATHER_WORDS.values()))
+        assert not found, (text, found)

@@ -19,6 +19,7 @@ from longtasks.families.story.world import (
     simulate_world,
 )
 from longtasks.families.story.world.entities import ITEM_MATERIALS, ITEM_NOUNS, LOCATION_KINDS, item_pool_size
+from longtasks.families.story.world.simulator import MAX_PLANNED_SALES, kept_count
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -52,6 +53,7 @@ def test_random_worlds_keep_their_invariants(num_chapters: int, seed: int, confi
     bought = [item for item, _ in world.purchase_order()]
     assert len(bought) == len(set(bought)), "an item name was reused"
     assert all(0 <= len(c.purchases) <= 2 and len(c.sales) <= 1 for c in world.chapters)
+    assert not any(set(c.sales) & set(c.purchases) for c in world.chapters)
     # sales only of items bought in an EARLIER chapter and still owned, inventories match a replay
     inventories = replay(world)
     for chapter, expected in zip(world.chapters, inventories, strict=True):
@@ -70,6 +72,44 @@ def test_random_worlds_keep_their_invariants(num_chapters: int, seed: int, confi
         assert len({c.location for c in world.chapters}) == num_chapters
     else:
         assert all(a.location != b.location for a, b in zip(world.chapters, world.chapters[1:], strict=False))
+
+
+@SETTINGS
+@given(
+    num_chapters=st.integers(2, 150),
+    seed=st.integers(0, 2**63),
+    share=st.floats(0, 1),
+    cap=st.integers(0, 12),
+    weights=st.tuples(*[st.floats(0, 1) for _ in range(3)]).filter(lambda w: w[1] + w[2] > 0.01),
+)
+def test_planned_sales_keep_the_promised_items(num_chapters, seed, share, cap, weights) -> None:
+    """Planned sales: exactly `kept_count` items are owned at the end, every other item is sold in a
+    later chapter (at most two sales a chapter), and the last chapter buys nothing."""
+    config = WorldConfig(purchase_weights=weights, kept_share=share, max_kept=cap)
+    world = simulate_world(num_chapters, seed, config)
+    check_world(world, config)
+    bought = [item for item, _ in world.purchase_order()]
+    assert len(world.final_inventory()) == kept_count(len(bought), share, cap)
+    assert not world.chapters[-1].purchases
+    assert all(len(c.sales) <= MAX_PLANNED_SALES for c in world.chapters)
+    assert set(bought) - world.final_inventory() == {item for c in world.chapters for item in c.sales}
+    inventories = replay(world)
+    assert world.final_inventory() == inventories[-1]
+
+
+def test_planned_inventory_is_capped_and_spread_over_the_story() -> None:
+    """The final inventory of a long story stays at the cap, and its items were bought anywhere: their
+    purchase positions average near the middle of the story, not near its end."""
+    config = WorldConfig(kept_share=0.1, max_kept=10)
+    positions = []
+    for seed in range(20):
+        world = simulate_world(3000, seed, config)
+        order = world.purchase_order()
+        kept = world.final_inventory()
+        assert len(kept) == 10
+        positions += [rank / len(order) for rank, (item, _) in enumerate(order) if item in kept]
+    assert 0.4 < sum(positions) / len(positions) < 0.6
+    assert min(positions) < 0.1 and max(positions) > 0.9
 
 
 @SETTINGS
@@ -134,6 +174,9 @@ def test_a_million_token_story_simulates_fast_with_unique_names() -> None:
         ({"config": WorldConfig(purchase_weights=(1, 1))}, "purchase_weights=(1, 1)"),
         ({"config": WorldConfig(purchase_weights=(1, float("nan"), 1))}, "purchase_weights"),
         ({"config": WorldConfig(sale_probability=1.5)}, "sale_probability=1.5"),
+        ({"config": WorldConfig(kept_share=1.5)}, "kept_share=1.5"),
+        ({"config": WorldConfig(max_kept=-1)}, "max_kept=-1"),
+        ({"config": WorldConfig(kept_share=0.5, empty_chapters=frozenset({2}))}, "cannot be combined"),
         ({"config": WorldConfig(empty_chapters=3)}, "empty_chapters=3"),
         ({"config": WorldConfig(empty_chapters=frozenset({0, 3}))}, "[0]"),
         ({"config": WorldConfig(empty_chapters=frozenset({11}))}, "[11]"),
@@ -180,6 +223,14 @@ def test_check_world_catches_broken_histories() -> None:
     for message, chapters in broken.items():
         with pytest.raises(AssertionError, match=message):
             check_world(_rebuild(world, chapters))
+    two_sales = [
+        ok[0],
+        ("b", "Cy Dee", ("j k l", "m n o"), ()),
+        ("c", "Ed Fox", (), ("tiny tin key", "j k l")),
+    ]
+    check_world(_rebuild(world, two_sales), WorldConfig(kept_share=0.3))  # planned sales: up to two
+    with pytest.raises(AssertionError, match="allowed 0-1"):  # chance sales: one at most
+        check_world(_rebuild(world, two_sales), WorldConfig())
     # a history that disagrees with the chapters' own purchases
     lying = InventoryHistory.from_events([((), ()), ((), ())])
     chapters = tuple(Chapter(i + 1, loc, who, p, s, lying) for i, (loc, who, p, s) in enumerate(ok))

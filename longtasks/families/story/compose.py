@@ -16,9 +16,9 @@ from longtasks.families.story.filler import SceneryDraw
 from longtasks.families.story.world import FactSentence
 from longtasks.families.story.world.scenery import Scene
 
-MIN_SCENERY = 8
+MIN_SCENERY = 16
 """Below this many tokens of quota a chapter gets no more scenery (the interludes fill the rest)."""
-_MAX_MISSES = 3
+_LONG = 250  # a chapter with more scenery than this may say two things about the sky
 
 
 @dataclass(frozen=True)
@@ -45,69 +45,70 @@ def chapter_key(chapter: int) -> str:
 def compose_chapter(
     chapter: ChapterText, quota: int, draw: SceneryDraw, used: set[int], rng: random.Random
 ) -> tuple[Segment, ...]:
-    """The chapter's segments: its opening line first, then facts in order with scenery (at most `quota`
-    tokens of it, never a sentence in `used`, the chapter's corpus ids) and mentions in the gaps."""
+    """The chapter's segments: its opening line first, then the facts in order; between them scenery (at
+    most `quota` tokens of it, sharing no clause with `used`, the chapter's clause parts) and mentions.
+    A fact and the sentences after it form one segment: the fitter may add interludes between them."""
     facts = chapter.facts
-    gaps: list[list[Segment]] = [[] for _ in range(len(facts) + 1)]  # gap g comes before fact g
-    _scenery(chapter, quota, draw, gaps, used, rng)
-    for text, tokens in chapter.mentions:
-        gap = gaps[int(rng.random() * len(gaps))]
-        gap.insert(int(rng.random() * (len(gap) + 1)), Segment(text, tokens=tokens))
-    segments = []
-    if chapter.lead is not None:
-        text, tokens = chapter.lead
-        segments.append(Segment(text, chapter_key(chapter.number), tokens))
-    else:  # the first fact opens the chapter (no leading space there: let the fitter count it)
-        fact, _ = facts[0]
-        segments.append(Segment(fact.text, fact_key(chapter.number, 0)))
-        gaps[1] = gaps[0] + gaps[1]
+    gaps: list[list[tuple[str, int]]] = [[] for _ in range(len(facts) + 1)]  # gap g comes before fact g
+    if quota >= MIN_SCENERY:
+        _scenery(chapter, quota, draw, gaps, used, rng)
+    random = rng.random
+    for told in chapter.mentions:
+        gap = gaps[int(random() * len(gaps))]
+        gap.insert(int(random() * (len(gap) + 1)), told)
+    number = chapter.number
+    if chapter.lead is None:  # the first fact opens the chapter (no leading space: the fitter counts it)
+        segments = [Segment(facts[0][0].text, fact_key(number, 0))]
+        gaps[1][:0] = gaps[0]
         gaps[0] = []
-    for g, gap in enumerate(gaps):
-        segments += gap
-        if g < len(facts) and (g > 0 or chapter.lead is not None):
-            fact, cost = facts[g]
-            segments.append(Segment(fact.text, fact_key(chapter.number, g), cost))
+        first = 1
+    else:
+        text, tokens = chapter.lead
+        segments = [_joined(text, tokens, gaps[0], chapter_key(number))]
+        first = 0
+    for g in range(first, len(facts)):
+        fact, cost = facts[g]
+        segments.append(_joined(fact.text, cost, gaps[g + 1], fact_key(number, g)))
+    if first:  # the opening fact's own segment carries no costed text: the gap after it stands alone
+        gap = gaps[1]
+        if gap:
+            segments.insert(1, Segment(" ".join(t for t, _ in gap), None, sum(c for _, c in gap)))
     return tuple(segments)
+
+
+def _joined(text: str, tokens: int, after: list[tuple[str, int]], key: str) -> Segment:
+    """A keyed sentence and the sentences after it, as one segment (its depth is the sentence's)."""
+    if not after:
+        return Segment(text, key, tokens)
+    return Segment(text + " " + " ".join(t for t, _ in after), key, tokens + sum(c for _, c in after))
 
 
 def _scenery(
     chapter: ChapterText,
     quota: int,
     draw: SceneryDraw,
-    gaps: list[list[Segment]],
+    gaps: list[list[tuple[str, int]]],
     used: set[int],
     rng: random.Random,
 ) -> None:
-    """Fill the gaps with scenery in narrative order: the place after the arrival, talk after the
-    meeting, the sky toward the end; then more of the place and the protagonist anywhere."""
+    """Fill the gaps with scenery in narrative order: the place once the protagonist is there, talk
+    after the meeting, the sky at the end (and sometimes earlier), the protagonist now and then."""
     scene = chapter.scene
     t, w = scene.time, scene.weather
-    pools = {
-        "sky": ("sky:in" if scene.indoor else "sky", t, w, ""),
-        "place": (f"place:{scene.setting}", t, w, scene.kind),
-        "hero": (f"hero:{chapter.pronoun}", t, w, scene.setting),
-        "talk": ("talk", t, w, ""),
-    }
-    after_arrival, after_meeting, end = 1, min(2, len(gaps) - 1), len(gaps) - 1
-    plan = [(after_arrival, "place"), (after_meeting, "talk"), (end, "sky"), (after_arrival, "place")]
-    plan += [(end, "place"), (after_arrival, "hero")]
-    texts, counts = draw.corpus.texts, draw.counts
-    misses = 0
-    step = 0
-    while quota >= MIN_SCENERY and misses < _MAX_MISSES:
-        if step < len(plan):
-            gap, kind = plan[step]
-        else:
-            gap = int(rng.random() * len(gaps))
-            kind = "hero" if rng.random() < 0.15 else "place" if rng.random() < 0.8 else "sky"
-            if kind != "sky":  # the place is described once the protagonist is there
-                gap = max(gap, after_arrival)
-            elif gap >= after_meeting and kind == "place" and rng.random() < 0.1:
-                kind = "talk"
-        step += 1
-        found = draw.take(pools[kind], quota, used)
-        if found is None:
-            misses += 1
-            continue
-        gaps[gap].append(Segment(texts[found][1:], tokens=counts[found]))
-        quota -= counts[found]
+    random = rng.random
+    later = len(gaps) - 1  # gaps after the arrival (gap 0 comes before it)
+    take, counts, bare = draw.take, draw.counts, draw.bare
+    talk = take(("talk", t, w, ""), quota // 5, used)
+    sky = take(("sky:in" if scene.indoor else "sky", t, w, ""), quota // 4, used, 2 if quota > _LONG else 1)
+    hero = take((f"hero:{chapter.pronoun}", t, w, scene.setting), quota // 6, used) if random() < 0.7 else ()
+    spent = sum(counts[i] for i in talk) + sum(counts[i] for i in sky) + sum(counts[i] for i in hero)
+    place = take((f"place:{scene.setting}", t, w, scene.kind), quota - spent, used, 16)
+    for k, i in enumerate(place):
+        gaps[1 if k < 2 else 1 + int(random() * later)].append((bare[i], counts[i]))
+    if talk:
+        gaps[min(2, later)].insert(0, (bare[talk[0]], counts[talk[0]]))
+    for i in hero:
+        gaps[1 + int(random() * later)].append((bare[i], counts[i]))
+    first = 1 if scene.indoor else 0  # "Outside, ..." only once the protagonist is inside
+    for k, i in enumerate(sky):
+        gaps[later if k == 0 else first + int(random() * (later + 1 - first))].append((bare[i], counts[i]))

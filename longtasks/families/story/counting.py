@@ -8,6 +8,8 @@ short sentence (~15 µs a sentence). When no piece contains a special token's te
 
 from __future__ import annotations
 
+import re
+
 from longtasks.tokenizer import LengthTokenizer
 
 
@@ -16,8 +18,16 @@ def count_pieces(tokenizer: LengthTokenizer, pieces: list[str]) -> list[int]:
     encoding = tokenizer.fast_encoding
     if encoding is None or tokenizer.normalize is not None:
         return tokenizer.count_many(pieces)
-    joined = "\x00".join(pieces)
-    if any(special in joined for special in encoding.special_tokens_set):
+    if _specials(tokenizer).search("\x00".join(pieces)):
         return tokenizer.count_many(pieces)
     encode = encoding.encode_ordinary
     return [len(encode(piece)) for piece in pieces]
+
+
+def _specials(tokenizer: LengthTokenizer) -> re.Pattern[str]:
+    """A pattern matching any special token's text (once per tokenizer)."""
+    key = "story_special_tokens"
+    if key not in tokenizer.memo:
+        specials = sorted(tokenizer.fast_encoding.special_tokens_set, key=len, reverse=True)
+        tokenizer.memo[key] = re.compile("|".join(map(re.escape, specials)) or r"(?!)")
+    return tokenizer.memo[key]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from longtasks.families.story.counting import count_pieces
 from longtasks.families.story.world.scenery import SceneryCorpus, scenery_corpus
 from longtasks.filler_bank import FillerBank, FillerSource, SharedBank
 from longtasks.tokenizer import LengthTokenizer
@@ -33,22 +34,24 @@ def scenery_counts(tokenizer: LengthTokenizer) -> list[int]:
     """Tokens of every corpus sentence (with its leading space), counted once per tokenizer."""
     key = "story_scenery_counts"
     if key not in tokenizer.memo:
-        tokenizer.memo[key] = tokenizer.count_many(scenery_corpus().texts)
+        tokenizer.memo[key] = count_pieces(tokenizer, scenery_corpus().texts)
     return tokenizer.memo[key]
 
 
 def lead_counts(tokenizer: LengthTokenizer, ids: list[int]) -> list[int]:
-    """Tokens of corpus sentences that open a chapter (right after its heading: no leading space)."""
+    """Tokens of corpus sentences that open a chapter (right after its heading: no leading space),
+    counted on first use and kept on the tokenizer."""
     memo: dict[int, int] = tokenizer.memo.setdefault("story_lead_counts", {})
     missing = sorted({i for i in ids if i not in memo})
     if missing:
-        texts = scenery_corpus().texts
-        memo.update(zip(missing, tokenizer.count_many([texts[i][1:] for i in missing]), strict=True))
+        bare = scenery_corpus().bare
+        memo.update(zip(missing, count_pieces(tokenizer, [bare[i] for i in missing]), strict=True))
     return [memo[i] for i in ids]
 
 
-_SCAN = 48
+_SCAN = 64
 """Pool entries looked at per draw: enough to pass the sentences used up or clashing with the chapter."""
+_SHORTEST = 6  # no scenery sentence is shorter: stop looking below this budget
 
 
 class SceneryDraw:
@@ -56,41 +59,49 @@ class SceneryDraw:
 
     def __init__(self, tokenizer: LengthTokenizer, rng: random.Random) -> None:
         self.corpus: SceneryCorpus = scenery_corpus()
+        self.bare = self.corpus.bare
         self.counts = scenery_counts(tokenizer)
         self._rng = rng
         self._used: set[int] = set()
-        self._cursor: dict[tuple[str, ...], int] = {}
+        self._state: dict[tuple[str, ...], list] = {}  # key -> [ring, size, cursor]
 
-    def take(self, key: tuple[str, ...], limit: int, chapter: set[int]) -> int | None:
-        """A sentence id of pool `key` (see `SceneryCorpus.pool`) of at most `limit` tokens that shares no
-        clause with the chapter's sentences (`chapter`: the clause parts it holds, updated here), so a
-        chapter never says the same thing twice; None if the pool has none."""
-        pool = self.corpus.pool(*key)
-        size = len(pool)
+    def take(self, key: tuple[str, ...], budget: int, chapter: set[int], most: int = 1) -> list[int]:
+        """Up to `most` sentence ids of pool `key` (see `SceneryCorpus.pool`), at most `budget` tokens in
+        all, sharing no clause with each other or with the chapter (`chapter`: the clause parts it holds,
+        updated here), so a chapter never says the same thing twice. Sentences the sample has not used
+        come first; used ones only when the pool's next stretch has too few others."""
+        state = self._state.get(key)
+        if state is None:
+            doubled, size = self.corpus.ring(key, _SCAN)
+            state = self._state[key] = [doubled, size, int(self._rng.random() * size) if size else 0]
+        doubled, size, start = state
         if not size:
-            return None
-        start = self._cursor.get(key)
-        if start is None:
-            start = int(self._rng.random() * size)
+            return []
         counts, used, parts = self.counts, self._used, self.corpus.parts
-        fallback = -1  # a sentence the sample used already but this chapter lacks
-        for step in range(min(size, _SCAN)):
-            i = pool[(start + step) % size]
-            if counts[i] > limit or not parts[i].isdisjoint(chapter):
+        end = start + min(size, _SCAN)
+        taken: list[int] = []
+        j = start
+        while j < end:
+            i = doubled[j]
+            j += 1
+            if i in used or counts[i] > budget or not parts[i].isdisjoint(chapter):
                 continue
-            if i in used:
-                if fallback < 0:
-                    fallback = i
-                continue
-            self._cursor[key] = (start + step + 1) % size
-            break
-        else:
-            if fallback < 0:
-                return None
-            i = fallback
-        used.add(i)
-        chapter.update(parts[i])
-        return i
+            taken.append(i)
+            chapter.update(parts[i])
+            budget -= counts[i]
+            if len(taken) == most or budget < _SHORTEST:
+                break
+        state[2] = j % size
+        if not taken:  # rarely: reuse sentences the sample has used
+            for i in doubled[start:end]:
+                if i in used and counts[i] <= budget and parts[i].isdisjoint(chapter):
+                    taken.append(i)
+                    chapter.update(parts[i])
+                    budget -= counts[i]
+                    if len(taken) == most or budget < _SHORTEST:
+                        break
+        used.update(taken)
+        return taken
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,20 @@ from longtasks.families.story.world import World, WorldConfig
 
 @dataclass(frozen=True)
 class InventoryKnobs(StoryKnobs):
-    """sale_probability: chance that a chapter sells one owned item. High by default so the final
-    inventory stays a short list even in a 1M-token story, while the items in it were bought
-    anywhere in the story."""
+    """sale_probability: the share of purchases sold again before the end (each is sold in a random later
+    chapter); the rest, drawn uniformly from the whole story, is the final inventory, so its items lie
+    anywhere in the story and "the last few purchases" is no shortcut. max_owned: the most items the
+    final inventory holds (0 = no cap), so the answer stays short at any length."""
 
     sale_probability: float = 0.9
+    max_owned: int = 10
 
     def validate(self) -> None:
         super().validate()
         if not 0.0 <= self.sale_probability <= 1.0:
             raise ValueError(f"sale_probability={self.sale_probability} must be within [0, 1]")
+        if self.max_owned < 0:
+            raise ValueError(f"max_owned={self.max_owned} must be 0 (no cap) or positive")
 
 
 class StoryInventory(StoryTask[InventoryKnobs]):
@@ -29,10 +33,15 @@ class StoryInventory(StoryTask[InventoryKnobs]):
     description = "List every item the protagonist still owns at the end (bought and not sold afterwards)."
     answer_kind = "set"
     knobs_type = InventoryKnobs
-    gen_budget = 1024  # room for the final inventory, which grows with the story (measured: <= 90 tokens at 32k, <= 370 at 128k)
+    gen_budget = (
+        1024  # room for the final inventory: <= max_owned items (default 10, ~70 tokens) at any length
+    )
 
     def world_config(self, knobs: InventoryKnobs, num_chapters: int, rng: random.Random) -> WorldConfig:
-        return WorldConfig(sale_probability=knobs.sale_probability)
+        return WorldConfig(kept_share=1.0 - knobs.sale_probability, max_kept=knobs.max_owned)
+
+    def min_chapters(self, knobs: InventoryKnobs) -> int:
+        return 3  # the last chapter buys nothing
 
     def ask(self, world: World, knobs: InventoryKnobs, rng: random.Random) -> TaskQuestions:
         owned = world.final_inventory()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from longtasks.depth import parse_depth_mode, target_depths
@@ -14,15 +15,20 @@ from longtasks.families.story.world import World
 @dataclass(frozen=True)
 class MultihopKnobs(StoryKnobs):
     """hops: how many acquisitions back the answer lies (paper: 1). depth: where the asked-about item
-    (X) is acquired: 'uniform', 'stratified' or a depth in [0, 1]."""
+    (X) is acquired: 'uniform', 'stratified' or a depth in [0, 1]. min_gap: the fewest chapters between
+    the answer's purchase and X's (1: never in X's own chapter, so the answer is never the sentence
+    next to X's; 0: anywhere, as in the paper)."""
 
     hops: int = 1
     depth: str = "uniform"
+    min_gap: int = 1
 
     def validate(self) -> None:
         super().validate()
         if self.hops < 1:
             raise ValueError(f"hops={self.hops} must be at least 1")
+        if self.min_gap < 0:
+            raise ValueError(f"min_gap={self.min_gap} must be 0 or more (chapters)")
         parse_depth_mode(self.depth)
 
 
@@ -36,7 +42,7 @@ class StoryMultihop(StoryTask[MultihopKnobs]):
     gen_budget = 256  # room for one item name (<= 15 tokens) after a short explanation
 
     def min_chapters(self, knobs: MultihopKnobs) -> int:
-        return knobs.hops + 2
+        return knobs.hops + knobs.min_gap + 2
 
     def ask(self, world: World, knobs: MultihopKnobs, rng: random.Random) -> TaskQuestions:
         order = world.purchase_order()
@@ -44,9 +50,20 @@ class StoryMultihop(StoryTask[MultihopKnobs]):
             raise WorldTooSmall(
                 f"the story has only {len(order)} purchases, too few for hops={knobs.hops}; use a longer length"
             )
+        # X's positions in purchase order whose answer lies at least `min_gap` chapters back.
+        valid = [
+            i
+            for i in range(knobs.hops, len(order))
+            if order[i][1] - order[i - knobs.hops][1] >= knobs.min_gap
+        ]
+        if not valid:
+            raise WorldTooSmall(
+                f"no purchase has its {knobs.hops}-back purchase {knobs.min_gap}+ chapters earlier; "
+                "use a longer length or a smaller min_gap"
+            )
         depth = target_depths(knobs.depth, 1, rng)[0]
         # Purchases are spread evenly enough that rank order approximates depth.
-        position = knobs.hops + min(len(order) - knobs.hops - 1, int(depth * (len(order) - knobs.hops)))
+        position = valid[min(len(valid) - 1, bisect_left(valid, int(depth * len(order))))]
         item, item_chapter = order[position]
         answer, answer_chapter = order[position - knobs.hops]
         variant = "one" if knobs.hops == 1 else "many"

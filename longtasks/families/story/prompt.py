@@ -5,15 +5,34 @@ Wording lives in `templates/story/` (`prompt.j2`, `questions.yaml`).
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from longtasks.prompt import PromptFrame, answer_format, frame_from_template, render_snippet, yaml_templates
+import jinja2
+
+from longtasks.prompt import (
+    PromptFrame,
+    answer_format,
+    frame_from_template,
+    template_environment,
+    yaml_templates,
+)
 from longtasks.sample import AnswerKind
 
 
+@cache
+def _question(kind: str, variant: str) -> jinja2.Template:
+    return template_environment("story").from_string(yaml_templates("story", "questions.yaml")[kind][variant])
+
+
+@cache
+def _answer_format(kind: AnswerKind, example: str, count: int) -> str:
+    return answer_format(kind, example, count=count)
+
+
 def question_text(kind: str, variant: str, **values: Any) -> str:
-    """The wording of one question, from `templates/story/questions.yaml`."""
-    return render_snippet("story", yaml_templates("story", "questions.yaml")[kind][variant], **values)
+    """The wording of one question, from `templates/story/questions.yaml` (compiled once)."""
+    return _question(kind, variant).render(**values)
 
 
 def story_frame(protagonist: str, questions: list[str], kind: AnswerKind, example: str) -> PromptFrame:
@@ -23,5 +42,5 @@ def story_frame(protagonist: str, questions: list[str], kind: AnswerKind, exampl
         "prompt.j2",
         protagonist=protagonist,
         questions=questions,
-        answer_format=answer_format(kind, example, count=len(questions)),
+        answer_format=_answer_format(kind, example, len(questions)),
     )

@@ -51,7 +51,7 @@ class StoryKnobs(Knobs):
 
     chapter_tokens: int = 300
     num_chapters: int = 0
-    confusers: float = 2.0
+    confusers: float = 3.0
 
     def validate(self) -> None:
         if not 0.0 <= self.confusers <= 10.0:
@@ -142,12 +142,13 @@ class StoryTask(Task[SK]):
         world = simulate_world(scale, rng.getrandbits(63), self.world_config(knobs, scale, rng))
         asked = self.ask(world, knobs, rng)
         renderer = _renderer()
-        chapters = [renderer.render_chapter(world, chapter, rng) for chapter in world.chapters]
+        told: set[str] = set()
+        chapters = [renderer.render_chapter(world, chapter, rng, told) for chapter in world.chapters]
         scenes = _scenes(world, rng)
         mentions = choose_mentions(world, knobs.confusers, rng)
         frame = story_frame(world.protagonist, asked.questions, self.answer_kind, asked.example)
         draw = SceneryDraw(context.tokenizer, rng)
-        texts, used = _chapter_texts(world, chapters, scenes, mentions, draw, context.tokenizer, rng)
+        texts, used = _chapter_texts(world, chapters, scenes, mentions, draw, context.tokenizer, rng, told)
         texts, quotas = _scenery_quotas(texts, chapters, frame, context, rng)
         sections = tuple(
             Section(rendered.header, compose_chapter(text, quota, draw, chapter_used, rng), lead=True)
@@ -181,20 +182,22 @@ def _chapter_texts(
     draw: SceneryDraw,
     tokenizer: LengthTokenizer,
     rng: random.Random,
+    told: set[str],
 ) -> tuple[list[ChapterText], list[set[int]]]:
-    """Each chapter's opening line, facts and mention sentences with their token costs (one batch)."""
+    """Each chapter's opening line, facts and mention sentences with their token costs (one batch);
+    `told`: the sentences the story has told so far (a mention is never worded like an earlier one)."""
     renderer = _renderer()
-    said = [[renderer.render_mention(world, m.kind, m.value, rng) for m in ms] for ms in mentions]
+    said = [[renderer.render_mention(world, m.kind, m.value, rng, told) for m in ms] for ms in mentions]
     used: list[set[int]] = [set() for _ in chapters]
     leads = []
     for scene, chapter_used in zip(scenes, used, strict=True):
         kind = "sky" if scene.indoor or rng.random() < 0.5 else f"place:{scene.setting}"
-        key = (kind, scene.time, scene.weather, scene.kind if kind != "sky" else "", "single")
-        lead = draw.take(key, MAX_LEAD_TOKENS, chapter_used)
-        if lead is None:
-            lead = draw.take(("sky", scene.time, scene.weather, "", "single"), 10**6, chapter_used)
-        assert lead is not None, f"scenery.yaml has no opening line for {scene}"
-        leads.append(lead)
+        key = (kind, scene.time, scene.weather, scene.kind if kind != "sky" else "")
+        lead = draw.take(key, MAX_LEAD_TOKENS, chapter_used) or draw.take(
+            ("sky", scene.time, scene.weather, "", "single"), 10**6, chapter_used
+        )
+        assert lead, f"scenery.yaml has no opening line for {scene}"
+        leads.append(lead[0])
     pieces = [" " + f.text for c in chapters for f in c.facts] + [" " + t for ts in said for t in ts]
     costs = iter(count_pieces(tokenizer, pieces))
     fact_costs = [tuple((f, next(costs)) for f in c.facts) for c in chapters]

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from longtasks.families.story.world.simulator import World
 
-KINDS = ("person", "place", "item")
+KINDS = ("person", "place", "item", "item")
+"""Kinds drawn for a mention: items twice as often (three of the four tasks answer with items)."""
+_NO_ITEM = tuple(k for k in KINDS if k != "item")
 _ITEM_CANDIDATES = 4  # owned items looked at per item mention; the least mentioned one is named
 
 
@@ -30,7 +32,8 @@ def choose_mentions(world: World, rate: float, rng: random.Random) -> list[tuple
     """Mentions per chapter: on average `rate` a chapter, kinds at random among those possible.
 
     Items are picked among the ones owned, preferring the least mentioned so far, so that how often an
-    item is named says little about whether it is still owned at the end.
+    item is named says little about whether it is still owned at the end; a chapter that buys nothing
+    names at least one (when anything is owned), so that naming no item never marks such a chapter.
     """
     chapters = world.chapters
     n = len(chapters)
@@ -45,9 +48,12 @@ def choose_mentions(world: World, rate: float, rng: random.Random) -> list[tuple
         count = whole + (1 if rng.random() < fraction else 0)
         mentions: list[Mention] = []
         taken = {chapter.location, chapter.character}
-        for _ in range(count):
-            kinds = [k for k in KINDS if k != "item" or len(owned) > len(mentions)]
-            mention = _one(world, kinds[int(rng.random() * len(kinds))], index, owned, said, taken, rng)
+        must = "item" if rate > 0 and not chapter.purchases and owned else None
+        for _ in range(max(count, 1 if must else 0)):
+            kinds = KINDS if len(owned) > len(mentions) else _NO_ITEM
+            kind = must or kinds[int(rng.random() * len(kinds))]
+            must = None
+            mention = _one(world, kind, index, owned, said, taken, rng)
             if mention is not None and n > 1:
                 taken.add(mention.value)
                 mentions.append(mention)
@@ -64,13 +70,17 @@ def _one(
     world: World, kind: str, index: int, owned: list[str], said: dict[str, int], taken: set[str],
     rng: random.Random,
 ) -> Mention | None:  # fmt: skip
-    chapters = world.chapters
+    chapters, random = world.chapters, rng.random
     for _ in range(8):  # a few tries to find a value not already named in this chapter
         if kind == "item":
-            candidates = [owned[int(rng.random() * len(owned))] for _ in range(_ITEM_CANDIDATES)]
-            value = min(candidates, key=lambda item: said.get(item, 0))
+            value, fewest = "", 1 << 30
+            for _ in range(_ITEM_CANDIDATES):
+                candidate = owned[int(random() * len(owned))]
+                times = said.get(candidate, 0)
+                if times < fewest:
+                    value, fewest = candidate, times
         else:
-            other = chapters[int(rng.random() * len(chapters))]
+            other = chapters[int(random() * len(chapters))]
             value = other.character if kind == "person" else other.location
         if value not in taken:
             if kind == "item":

@@ -9,6 +9,7 @@ a sentence is then a plain string join. The wording still lives only in the temp
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,8 @@ def _compile_file(
             raise ValueError(f"{where}: must not start with {{{{ {value_slot} }}}} (it is lowercase)")
         if not pieces[-1].endswith((".", "!", "?")):
             raise ValueError(f"{where}: must end with '.', '!' or '?'")
+        if "{" in line or "}" in line:
+            raise ValueError(f"{where}: must not contain braces")
         compiled.append(pieces)
     if len(compiled) < _MIN_PARAPHRASES:
         raise ValueError(
@@ -116,6 +119,7 @@ class StoryRenderer:
             kind: _compile_file(env, file, slot, frozenset(), needs_hero=False)
             for kind, (file, slot) in _MENTION_FILES.items()
         }
+        self._last_told: tuple[tuple[str, str] | None, dict[str, _Told]] = (None, {})
         header = env.get_template("header.j2").render(number=f"{_MARK}number{_MARK}").strip()
         self._header = tuple(header.split(_MARK))
         if self._header[1::2] != ("number",):
@@ -125,15 +129,19 @@ class StoryRenderer:
         """How many paraphrases the templates offer for `kind` (see `_FACT_FILES`)."""
         return len(self._paraphrases[kind])
 
-    def render_chapter(self, world: World, chapter: Chapter, rng: random.Random) -> RenderedChapter:
-        """Fact sentences for `chapter`; the paraphrase and name-vs-pronoun choices come from `rng`."""
-        forms = _hero_forms(world)
+    def render_chapter(
+        self, world: World, chapter: Chapter, rng: random.Random, seen: set[str] | None = None
+    ) -> RenderedChapter:
+        """Fact sentences for `chapter`; the paraphrase and name-vs-pronoun choices come from `rng`.
+        `seen`: sentences the story has told already; a revisited place is then told in other words."""
+        told = self._told_for(world)
 
         def sentence(kind: str, values: dict[str, str]) -> str:
-            return _told(self._paraphrases[kind], values, forms, rng)
+            return told[kind].tell(values, rng)
 
+        arrival = _fresh(lambda: sentence("location", {"location": chapter.location}), seen)
         facts = [
-            FactSentence(sentence("location", {"location": chapter.location}), "location", chapter.location),
+            FactSentence(arrival, "location", chapter.location),
             FactSentence(
                 sentence("character", {"character": chapter.character}), "character", chapter.character
             ),
@@ -145,24 +153,49 @@ class StoryRenderer:
             )
         kinds = ("purchase_single",) if len(purchases) == 1 else ("purchase_first", "purchase_second")
         for kind, item in zip(kinds, purchases, strict=False):
-            text = sentence(kind, {"item": item, "a": indefinite_article(item)})
-            facts.append(FactSentence(text, "purchase", item))
+            facts.append(
+                FactSentence(sentence(kind, {"item": item, "a": indefinite_article(item)}), "purchase", item)
+            )
         for item in chapter.sales:
             facts.append(FactSentence(sentence("sale", {"item": item}), "sale", item))
         header = _fill(self._header, {"number": str(chapter.number)})
         return RenderedChapter(number=chapter.number, header=header, facts=tuple(facts))
 
-    def render_mention(self, world: World, kind: str, value: str, rng: random.Random) -> str:
+    def render_mention(
+        self, world: World, kind: str, value: str, rng: random.Random, seen: set[str] | None = None
+    ) -> str:
         """A sentence naming `value` (a person, place or item of the story, see `_MENTION_FILES`) in a
-        role that answers no question."""
-        slot = _MENTION_FILES[kind][1]
-        return _told(self._mentions[kind], {slot: value}, _hero_forms(world), rng)
+        role that answers no question; not one in `seen` (the story's sentences so far) if avoidable."""
+        values, told = {_MENTION_FILES[kind][1]: value}, self._told_for(world)["mention:" + kind]
+        return _fresh(lambda: told.tell(values, rng), seen)
+
+    def _told_for(self, world: World) -> dict[str, _Told]:
+        """Every paraphrase with this world's protagonist filled in (kept for the last world told)."""
+        key = (world.protagonist, world.pronoun)
+        if self._last_told[0] != key:
+            forms = _hero_forms(world)
+            tables = {**self._paraphrases, **{"mention:" + k: v for k, v in self._mentions.items()}}
+            self._last_told = (key, {kind: _Told(paraphrases, forms) for kind, paraphrases in tables.items()})
+        return self._last_told[1]
 
 
-_HeroForms = tuple[dict[str, str], dict[str, str], dict[str, str]]
+_RETELLS = 6  # tries to word a sentence differently from every earlier one
 
 
-def _hero_forms(world: World) -> _HeroForms:
+def _fresh(tell: Callable[[], str], seen: set[str] | None) -> str:
+    """A sentence from `tell` that is not in `seen` (after a few tries, whatever it gives), recorded."""
+    text = tell()
+    if seen is None:
+        return text
+    for _ in range(_RETELLS):
+        if text not in seen:
+            break
+        text = tell()
+    seen.add(text)
+    return text
+
+
+def _hero_forms(world: World) -> tuple[dict[str, str], ...]:
     """How a sentence may refer to the protagonist: by pronoun, first name or full name."""
     first, full, subject = world.protagonist_first_name, world.protagonist, world.pronoun
     obj, poss = ("her", "her") if subject == "she" else ("him", "his")
@@ -172,9 +205,25 @@ def _hero_forms(world: World) -> _HeroForms:
     return by_pronoun, by_first, by_full
 
 
-def _told(paraphrases: list[_Pieces], values: dict[str, str], forms: _HeroForms, rng: random.Random) -> str:
-    """One paraphrase, at random; half the sentences say "she"/"he", the rest mostly use the first
-    name, sometimes the full name."""
-    roll = rng.random()
-    hero = forms[0] if roll < 0.5 else forms[1] if roll < 0.85 else forms[2]
-    return _fill(rng.choice(paraphrases), {**hero, **values})
+class _Told:
+    """The paraphrases of one kind for one protagonist, as format strings with the protagonist filled in
+    (made on first use: a short story tells few of them)."""
+
+    def __init__(self, paraphrases: list[_Pieces], forms: tuple[dict[str, str], ...]) -> None:
+        self._paraphrases = paraphrases
+        self._forms = forms
+        self._made: dict[tuple[int, int], str] = {}
+
+    def tell(self, values: dict[str, str], rng: random.Random) -> str:
+        """One paraphrase, at random; half the sentences say "she"/"he", the rest mostly use the first
+        name, sometimes the full name."""
+        roll = rng.random()
+        key = (int(rng.random() * len(self._paraphrases)), 0 if roll < 0.5 else 1 if roll < 0.85 else 2)
+        made = self._made.get(key)
+        if made is None:
+            pieces, hero = self._paraphrases[key[0]], self._forms[key[1]]
+            parts = list(pieces)
+            for i in range(1, len(parts), 2):
+                parts[i] = hero.get(pieces[i]) or "{" + pieces[i] + "}"
+            made = self._made[key] = "".join(parts)
+        return made.format_map(values)

@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
+import yaml
+
 from longtasks.families.story.world.entities import LOCATION_KINDS
-from longtasks.prompt import render_snippet, yaml_templates
+from longtasks.prompt import render_snippet
+from longtasks.resources import templates_dir
 
 _SEED = 20_250_415  # fixed: the corpus is part of the generator's definition, not of a sample's seed
-_PAIRS_PER_SCENE = 60  # joined two-clause sentences made for each (setting, time, weather)
+_PAIRS_PER_SCENE = 150  # joined two-clause sentences made for each (setting, time, weather)
 _SKY_PAIRS_PER_SCENE = 200
-_INTERLUDE_PAIRS = 1500
+_INTERLUDE_PAIRS = 4000
 _TALK_PAIRS = 500
-_HERO_PAIRS_PER_SCENE = 40
-_JOINS = (", and ", "; ", ", while ", ", and ")
+_HERO_PAIRS_PER_SCENE = 120
+_JOINS = (", and ", "; ", ", and ", ", while ", "; ", ", and ")
+_PLAIN_JOINS = (", and ", "; ")
+_ONCE_PER_GROUP = frozenset({"sky", "talk"})  # for interludes and talk, where "while" reads oddly
 _STOPWORDS = frozenset(
     [
         "the",
@@ -116,7 +122,7 @@ class SceneryCorpus:
     """Sentences (each with a leading space, as they follow another sentence) and pools of their ids."""
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        data = data if data is not None else yaml_templates("story", "scenery.yaml")
+        data = data if data is not None else _load_yaml()
         self.times: tuple[str, ...] = tuple(data["times"])
         self.weathers: tuple[str, ...] = tuple(data["weathers"])
         self.setting_of: dict[str, str] = {}
@@ -140,36 +146,44 @@ class SceneryCorpus:
         self._ids: dict[str, int] = {}
         self._entries: dict[str, list[tuple[int, _Clause]]] = {}
         self._index: dict[str, list[tuple[int, int, frozenset[str] | None, int]]] = {}
+        self._masks: dict[tuple[frozenset[str], frozenset[str]], int] = {}
         rng = random.Random(_SEED)
         self.indoor_kinds = frozenset(
             self._known(data.get("indoor", ()), tuple(self.setting_of), "place kind")
         )
-        sky = self._clauses(data["sky"], None)
+        sky = self._clauses("sky", data["sky"], None)
         sky_pairs = self._pairs(sky, rng, _SKY_PAIRS_PER_SCENE, per_scene=True)
         self._add("sky", sky + sky_pairs)
         self._add("sky:in", [replace(c, text="outside, " + c.text) for c in sky + sky_pairs])
         for setting in data["settings"]:
-            clauses = self._clauses(data["places"][setting], set(data["settings"][setting]), "kinds")
+            clauses = self._clauses(setting, data["places"][setting], set(data["settings"][setting]), "kinds")
             self._add(
                 f"place:{setting}", clauses + self._pairs(clauses, rng, _PAIRS_PER_SCENE, per_scene=True)
             )
-        hero = self._clauses(data["hero"], set(data["settings"]), "settings")
+        hero = self._clauses("hero", data["hero"], set(data["settings"]), "settings")
         for pronoun in PRONOUNS:
             who, cap, whom, their = _HERO_FORMS[pronoun]
             forms = {"who": who, "Who": cap, "whom": whom, "their": their}
             told = [
-                replace(c, text=render_snippet("story", c.text, **forms), parts=(*c.parts, pronoun))
+                replace(c, text=render_snippet("story", c.text, **forms), parts=_spoken(c.parts))
                 for c in hero
             ]
             self._add(
                 f"hero:{pronoun}", told + self._pairs(told, rng, _HERO_PAIRS_PER_SCENE, True, other=sky)
             )
-        talk = self._clauses(data["talk"], None)
-        self._add("talk", talk + self._pairs(talk, rng, _TALK_PAIRS, False, other=talk))
-        self._interludes = self._clauses(data["interludes"], None)
-        pairs = self._pairs(self._interludes, rng, _INTERLUDE_PAIRS, per_scene=False)
+        talk = self._clauses("talk", data["talk"], None)
+        self._add("talk", talk + self._pairs(talk, rng, _TALK_PAIRS, False, other=talk, joins=_PLAIN_JOINS))
+        self._interludes = self._clauses("interludes", data["interludes"], None)
+        pairs = self._pairs(self._interludes, rng, _INTERLUDE_PAIRS, per_scene=False, joins=_PLAIN_JOINS)
         self.interludes = list(dict.fromkeys(_sentence(c.text) for c in self._interludes + pairs))
+        # One fixed shuffle per category, which every pool keeps: neighbours in a pool then rarely share a
+        # clause (drawing walks a pool in order).
+        for category, index in self._index.items():
+            random.Random(zlib.crc32(category.encode())).shuffle(index)
         self._pools: dict[tuple[str, ...], tuple[int, ...]] = {}
+        self._by_scene: dict[tuple[str, str, str], list[tuple[int, frozenset[str] | None, int]]] = {}
+        self._ring_cache: dict[tuple[str, ...], tuple[tuple[int, ...], int]] = {}
+        self.bare = [text[1:] for text in self.texts]  # without the leading space
 
     def _known(self, values: Iterable[str], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
         values = tuple(values)
@@ -179,11 +193,13 @@ class SceneryCorpus:
         return values
 
     def _clauses(
-        self, groups: list[dict[str, Any]], where_allowed: set[str] | None, where_key: str = ""
+        self, label: str, groups: list[dict[str, Any]], where_allowed: set[str] | None, where_key: str = ""
     ) -> list[_Clause]:
         clauses = []
         for number, group in enumerate(groups):
             when = frozenset(self._known(group.get("when", self.times), self.times, "time"))
+            if where_key == "kinds" and group.get("kinds"):  # never a time its place kinds do not allow
+                when &= frozenset(t for kind in group["kinds"] for t in self.kind_times.get(kind, self.times))
             weather = frozenset(self._known(group.get("weather", self.weathers), self.weathers, "weather"))
             where = group.get(where_key) if where_key else None
             if where is not None:
@@ -202,7 +218,11 @@ class SceneryCorpus:
             echoing = [t for t, _ in texts if echoes(t)]
             if echoing:
                 raise ValueError(f"scenery.yaml: {echoing[:3]} repeat a word; reword the group")
-            clauses += [_Clause(t.strip(), number, when, weather, where, parts) for t, parts in texts]
+            # The sky and the talk: one sentence of a group per chapter (not rain, then rain again).
+            whole = (f"#{label}:{number}",) if label in _ONCE_PER_GROUP else ()
+            clauses += [
+                _Clause(t.strip(), number, when, weather, where, (*parts, *whole)) for t, parts in texts
+            ]
         return clauses
 
     def _pairs(
@@ -212,6 +232,7 @@ class SceneryCorpus:
         count: int,
         per_scene: bool,
         other: list[_Clause] | None = None,
+        joins: tuple[str, ...] = _JOINS,
     ) -> list[_Clause]:
         """Two clauses of different groups that share a scene (and a place kind), joined into one
         sentence: `count` tries for every (time, weather), or `count` tries in all. With `other`, the
@@ -219,20 +240,20 @@ class SceneryCorpus:
         scenes = [(t, w) for t in self.times for w in self.weathers] if per_scene else [(None, None)]
         made: list[_Clause] = []
         for time, weather in scenes:
-            first = [c for c in clauses if time is None or (time in c.when and weather in c.weather)]
+            first = _by_group(c for c in clauses if time is None or (time in c.when and weather in c.weather))
             second = (
                 first
                 if other is None
-                else [c for c in other if time is None or (time in c.when and weather in c.weather)]
+                else _by_group(c for c in other if time is None or (time in c.when and weather in c.weather))
             )
             if not first or not second:
                 continue
-            for _ in range(count):
-                a, b = first[int(rng.random() * len(first))], second[int(rng.random() * len(second))]
+            for _ in range(count):  # a group uniformly, then one of its clauses: small groups get paired too
+                a, b = _pick(first, rng), _pick(second, rng)
                 where = _meet(a.where, b.where)
                 if a is b or (other is None and a.group == b.group) or where == frozenset():
                     continue
-                join = _JOINS[int(rng.random() * len(_JOINS))]
+                join = joins[int(rng.random() * len(joins))]
                 if _stems(a.text) & _stems(b.text) or (_stems(a.text) | _stems(b.text)) & _stems(join):
                     continue
                 text = a.text + join + b.text
@@ -253,12 +274,14 @@ class SceneryCorpus:
                 frozenset(self._part_ids.setdefault(p, len(self._part_ids)) for p in clause.parts)
             )
             entries.append((self._ids[text], clause))
-            mask = sum(
-                1 << (t * len(self.weathers) + w)
-                for t, time in enumerate(self.times)
-                for w, weather in enumerate(self.weathers)
-                if time in clause.when and weather in clause.weather
-            )
+            mask = self._masks.get((clause.when, clause.weather))
+            if mask is None:
+                mask = self._masks[(clause.when, clause.weather)] = sum(
+                    1 << (t * len(self.weathers) + w)
+                    for t, time in enumerate(self.times)
+                    for w, weather in enumerate(self.weathers)
+                    if time in clause.when and weather in clause.weather
+                )
             self._index.setdefault(category, []).append((self._ids[text], mask, clause.where, clause.group))
 
     def pool(
@@ -269,14 +292,42 @@ class SceneryCorpus:
         fit the time, weather and place kind (or setting, for hero lines); only one-clause sentences
         when `single` is set (short enough to open a chapter)."""
         key = (category, time, weather, where, single)
-        if key not in self._pools:
-            bit = 1 << (self.times.index(time) * len(self.weathers) + self.weathers.index(weather))
-            self._pools[key] = tuple(
+        pool = self._pools.get(key)
+        if pool is None:
+            scene = self._by_scene.get((category, time, weather))
+            if scene is None:
+                bit = 1 << (self.times.index(time) * len(self.weathers) + self.weathers.index(weather))
+                scene = self._by_scene[(category, time, weather)] = [
+                    (i, places, group) for i, mask, places, group in self._index[category] if mask & bit
+                ]
+            pool = self._pools[key] = tuple(
                 i
-                for i, mask, places, group in self._index[category]
-                if mask & bit and (places is None or where in places) and not (single and group < 0)
+                for i, places, group in scene
+                if (places is None or where in places) and not (single and group < 0)
             )
-        return self._pools[key]
+        return pool
+
+    def ring(self, key: tuple[str, ...], overlap: int) -> tuple[tuple[int, ...], int]:
+        """A pool followed by its first `overlap` ids again (a window may wrap around), and its size."""
+        ring = self._ring_cache.get(key)
+        if ring is None:
+            pool = self.pool(*key)
+            ring = self._ring_cache[key] = (pool + pool[:overlap], len(pool))
+        return ring
+
+    def pool_keys(self) -> list[tuple[str, ...]]:
+        """Every pool a story can draw from (for checks): sky, talk, the protagonist's lines per setting and
+        each place kind's scenery, for every time of day the kind allows and every weather."""
+        keys: list[tuple[str, ...]] = []
+        for t in self.times:
+            for w in self.weathers:
+                keys += [("sky", t, w), ("sky:in", t, w), ("talk", t, w), ("sky", t, w, "", "single")]
+                for setting in sorted(set(self.setting_of.values())):
+                    keys += [(f"hero:{pronoun}", t, w, setting) for pronoun in PRONOUNS]
+                for kind, setting in self.setting_of.items():
+                    if t in self.kind_times.get(kind, self.times):
+                        keys += [(f"place:{setting}", t, w, kind), (f"place:{setting}", t, w, kind, "single")]
+        return keys
 
     def draw_scene(self, kind: str, rng: random.Random, previous: Scene | None) -> Scene:
         """A scene for a chapter at a place of `kind`; the weather often carries over from the previous
@@ -288,6 +339,23 @@ class SceneryCorpus:
         else:
             weather = self.weathers[rng.randrange(len(self.weathers))]
         return Scene(kind, self.setting_of[kind], time, weather, kind in self.indoor_kinds)
+
+
+def _by_group(clauses: Iterable[_Clause]) -> list[list[_Clause]]:
+    groups: dict[int, list[_Clause]] = {}
+    for clause in clauses:
+        groups.setdefault(clause.group, []).append(clause)
+    return list(groups.values())
+
+
+def _pick(groups: list[list[_Clause]], rng: random.Random) -> _Clause:
+    group = groups[int(rng.random() * len(groups))]
+    return group[int(rng.random() * len(group))]
+
+
+def _spoken(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """A hero line's parts without the protagonist (who may be the subject of several sentences)."""
+    return tuple(p for p in parts if "{{" not in p or len(p) > 20)
 
 
 def _meet(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
@@ -329,6 +397,12 @@ def echoes(text: str) -> bool:
     sky"): compared by their first five letters."""
     stems = _stem_list(text)
     return len(stems) != len(set(stems))
+
+
+def _load_yaml() -> dict[str, Any]:
+    """templates/story/scenery.yaml, with libyaml's fast loader when it is installed."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load((templates_dir() / "story" / "scenery.yaml").read_text(encoding="utf-8"), Loader=loader)
 
 
 @cache
