@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
-AnswerKind = Literal["text", "list", "set", "int_set", "token_f1", "option_letters"]
+AnswerKind = Literal["text", "list", "set", "int_set", "token_f1", "choices"]
 """How a gold answer is compared: one string; an ordered list (one answer per question); a set of
 strings; a set of integers (e.g. chapter numbers); word-overlap F1 against acceptable answers (one list per
 question, SQuAD); the exact set of option letters (one string per question, multiple choice). Scorers

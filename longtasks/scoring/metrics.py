@@ -10,7 +10,7 @@ right shape was found). An unparseable or empty answer scores 0 on every metric;
   also "iou", "exact_set", "precision", "recall". Precision or recall with an empty denominator is
   0 (strict), except that an empty prediction for an empty gold set is a perfect answer.
 - token_f1: the seed paper's SQuAD word F1, best over the acceptable answers (`token_f1.py`).
-- option_letters: exact match of the set of option letters per question (`letters.py`).
+- choices: exact match of the set of option letters per question (`choices.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from longtasks.scoring import letters, token_f1
+from longtasks.scoring import choices, token_f1
 from longtasks.scoring.normalize import normalize_item, normalize_text
 from longtasks.scoring.parse import (
     chapter_numbers,
@@ -36,7 +36,7 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "set": ("score", "iou", "exact_set", "precision", "recall", "parsed"),
     "int_set": ("score", "iou", "exact_set", "precision", "recall", "parsed"),
     "token_f1": token_f1.METRIC_KEYS,
-    "option_letters": letters.METRIC_KEYS,
+    "choices": choices.METRIC_KEYS,
 }
 """The keys `score_prediction` returns for each kind (aggregation and zero rows use them)."""
 
@@ -72,8 +72,8 @@ def decode_gold(answer_kind: str, answer: Any) -> Any:
     items = list(answer)
     if kind == "token_f1":
         return token_f1.decode(items)
-    if kind == "option_letters":
-        return letters.decode(items)
+    if kind == "choices":
+        return choices.decode(items)
     if kind == "int_set":
         return [_to_int(value) for value in items]
     for item in items:
@@ -167,7 +167,7 @@ _SCORERS = {
     "set": _score_set,
     "int_set": _score_int_set,
     "token_f1": _score_token_f1,
-    "option_letters": letters.score,
+    "choices": choices.score,
 }
 
 

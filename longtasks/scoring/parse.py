@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any, get_args
 
 from longtasks.sample import AnswerKind
-from longtasks.scoring import letters, token_f1
+from longtasks.scoring import choices, token_f1
 from longtasks.scoring.normalize import normalize_item, normalize_text
 
 ANSWER_KINDS: tuple[str, ...] = get_args(AnswerKind)
@@ -200,8 +200,8 @@ def format_answer(answer_kind: str, answer: Any, *, tags: bool = True) -> str:
         body = _format_text(answer)
     elif kind == "token_f1":
         body = _format_checked(kind, token_f1.format_gold(answer))
-    elif kind == "option_letters":
-        body = letters.format_gold(answer)
+    elif kind == "choices":
+        body = choices.format_gold(answer)
     elif kind == "int_set":
         body = _format_ints(answer)
     else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from longtasks.scoring import format_answer, score_prediction
-from longtasks.scoring.letters import letter_set
+from longtasks.scoring.choices import letter_set
 from longtasks.scoring.metrics import METRIC_KEYS
 from longtasks.scoring.token_f1 import f1, normalize_f1
 
@@ -58,7 +58,7 @@ def test_several_questions_one_line_each_and_extra_lines_cost():
     assert score_prediction("token_f1", "<answer>Ines\nMerrow</answer>", [["Ines Merrow"]])["score"] == 1.0
 
 
-@pytest.mark.parametrize("kind", ["token_f1", "option_letters"])
+@pytest.mark.parametrize("kind", ["token_f1", "choices"])
 @pytest.mark.parametrize(
     "output",
     [
@@ -92,24 +92,24 @@ def test_anything_but_letters_is_unparsed(text):
 
 
 def test_multi_letter_answers_need_the_exact_set():
-    assert score_prediction("option_letters", "<answer>DB</answer>", ["BD"])["score"] == 1.0
-    assert score_prediction("option_letters", "<answer>B</answer>", ["BD"])["score"] == 0.0
-    assert score_prediction("option_letters", "<answer>BCD</answer>", ["BD"])["score"] == 0.0
+    assert score_prediction("choices", "<answer>DB</answer>", ["BD"])["score"] == 1.0
+    assert score_prediction("choices", "<answer>B</answer>", ["BD"])["score"] == 0.0
+    assert score_prediction("choices", "<answer>BCD</answer>", ["BD"])["score"] == 0.0
     # The paper's scorer read "Answer: B" as "AB" (every A-D capital kept); here it is B.
-    assert score_prediction("option_letters", "<answer>Answer: B</answer>", ["B"])["score"] == 1.0
+    assert score_prediction("choices", "<answer>Answer: B</answer>", ["B"])["score"] == 1.0
 
 
 def test_several_letter_questions():
     gold = ["B", "AC", "D"]
-    assert score_prediction("option_letters", "<answer>B\nAC\nD</answer>", gold)["exact"] == 1.0
-    result = score_prediction("option_letters", "<answer>B\nA\nthe third one</answer>", gold)
+    assert score_prediction("choices", "<answer>B\nAC\nD</answer>", gold)["exact"] == 1.0
+    result = score_prediction("choices", "<answer>B\nA\nthe third one</answer>", gold)
     assert result == {"score": pytest.approx(1 / 3), "exact": 0.0, "parsed": 1.0}
 
 
 @pytest.mark.parametrize(
     ("kind", "gold"),
     [("token_f1", [["Denver Broncos", "Broncos"]]), ("token_f1", [["1879"], ["Merrow"]]),
-     ("option_letters", ["BD"]), ("option_letters", ["A", "CD"])],
+     ("choices", ["BD"]), ("choices", ["A", "CD"])],
 )  # fmt: skip
 def test_formatted_gold_scores_one(kind, gold):
     output = f"Some reasoning first.\n{format_answer(kind, gold)}"
@@ -123,9 +123,9 @@ def test_formatted_gold_scores_one(kind, gold):
         ("token_f1", [[]], "needs at least one answer"),
         ("token_f1", [["the"]], "empty after normalisation"),
         ("token_f1", [["two\nlines"]], "spans several lines"),
-        ("option_letters", ["b"], "not a string of capital letters"),
-        ("option_letters", "BD", "not a string of capital letters|is empty"),
-        ("option_letters", [], "is empty"),
+        ("choices", ["b"], "not a string of capital letters"),
+        ("choices", "BD", "not a string of capital letters|is empty"),
+        ("choices", [], "is empty"),
     ],
 )
 def test_malformed_gold_is_an_error(kind, gold, message):

@@ -23,7 +23,7 @@ class QAQuality(QATask[QualityKnobs]):
     description = (
         "Answer a multiple-choice question about one numbered long article (QuALITY) among other articles."
     )
-    answer_kind = "option_letters"
+    answer_kind = "choices"
     hub_source = HUB_SOURCE
     knobs_type = QualityKnobs
     source_license = "cc-by-4.0"

@@ -143,7 +143,7 @@ class QATask(Task[K]):
         example = (
             self.example if count == 1 else "\n".join(f"answer to question {i + 1}" for i in range(count))
         )
-        if self.answer_kind == "option_letters" and count > 1:
+        if self.answer_kind == "choices" and count > 1:
             example = "\n".join(("B", "AC", "D")[i % 3] for i in range(count))
         return frame_from_template(
             "qa",

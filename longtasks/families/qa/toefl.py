@@ -24,7 +24,7 @@ class QAToefl(QATask[ToeflKnobs]):
         "needs the file (--knob qa_toefl.source=PATH_OR_URL); licence unstated upstream: not pushed without "
         "--allow-unlicensed-data."
     )
-    answer_kind = "option_letters"
+    answer_kind = "choices"
     knobs_type = ToeflKnobs
     source_license = "unknown"
     redistributable = False

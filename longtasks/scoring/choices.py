@@ -1,4 +1,4 @@
-"""Answer kind `option_letters`: multiple-choice answers (QuALITY, TOEFL-QA) scored by exact match of the
+"""Answer kind `choices`: multiple-choice answers (QuALITY, TOEFL-QA) scored by exact match of the
 set of option letters, as the seed paper does; some questions have several correct options ("BD").
 
 The gold answer has one string of letters per question. An answer is read strictly: letters written
@@ -46,7 +46,7 @@ def answer_sets(body: str, questions: int) -> list[frozenset[str] | None]:
 def decode(items: list[Any]) -> list[str]:
     """The gold answer as one sorted letter string per question; ValueError if malformed."""
     if not isinstance(items, list) or not items:
-        raise ValueError("gold answer for kind 'option_letters' is empty; it needs letters per question")
+        raise ValueError("gold answer for kind 'choices' is empty; it needs letters per question")
     for item in items:
         if (
             not isinstance(item, str)
@@ -55,9 +55,7 @@ def decode(items: list[Any]) -> list[str]:
             or not item.isupper()
             or not item.isalpha()
         ):
-            raise ValueError(
-                f"gold element {item!r} for kind 'option_letters' is not a string of capital letters"
-            )
+            raise ValueError(f"gold element {item!r} for kind 'choices' is not a string of capital letters")
     return ["".join(sorted(set(item))) for item in items]
 
 
