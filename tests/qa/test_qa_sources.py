@@ -5,6 +5,7 @@ whose licence is unstated is not pushed without an explicit flag."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from longtasks.families.qa import fetch
 from longtasks.families.qa import task as qa_task
 from longtasks.generate import generate_samples
 from longtasks.hub import push
+from longtasks.scoring import format_answer
 
 runner = CliRunner()
 
@@ -163,3 +165,36 @@ def test_list_names_the_toefl_licence_caveat():
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0
     assert "unstated" in " ".join(result.output.replace("│", " ").split())
+
+
+def test_generate_show_score_and_export(tmp_path):
+    out = tmp_path / "qa"
+    args = [
+        "generate",
+        *("qa_squad", "qa_quality", "qa_toefl"),
+        "--lengths",
+        "2k",
+        "-n",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert runner.invoke(app, [*args, "--no-progress"]).exit_code == 0
+    shown = runner.invoke(app, ["show", str(out), "--config", "qa_toefl-2k"])
+    assert (
+        shown.exit_code == 0 and "Question about document" in shown.output and "source_sha256" in shown.output
+    )
+    predictions = tmp_path / "predictions.jsonl"
+    lines = []
+    for path in sorted((out / "data").rglob("*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            answer = format_answer(row["answer_kind"], json.loads(row["answer"]))
+            lines.append(json.dumps({"id": row["id"], "prediction": f"Because.\n{answer}"}))
+    predictions.write_text("\n".join(lines) + "\n")
+    scored = runner.invoke(
+        app, ["score", str(predictions), "--data", str(out), "--out", str(tmp_path / "r.json")]
+    )
+    assert scored.exit_code == 0, scored.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["n"] == 6 and all(s["score"] == 1.0 for s in report["per_sample"])
+    assert runner.invoke(app, ["export", str(out)]).exit_code == 0
