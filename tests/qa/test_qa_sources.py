@@ -13,7 +13,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard
-from qa_helpers import PINNED_SQUAD, SQUAD_FILE, TOEFL_FILE
+from qa_helpers import PINNED_SQUAD, QUALITY_FILE, SQUAD_FILE, TOEFL_FILE
 from typer.testing import CliRunner
 
 from longtasks.cli import app
@@ -29,17 +29,19 @@ runner = CliRunner()
 def hub_cache(root: Path, repo_and_revision: str, split: str, files: list[Path]) -> None:
     """Put `files` into a `datasets` cache at `root` the way `load_dataset(repo, revision=...)` stores a Hub
     dataset: <owner>___<name>/<config>/<version>/<commit>/ (built with `datasets`' own json builder)."""
+    from datasets.naming import camelcase_to_snakecase
     from datasets.packaged_modules.json.json import Json
 
     repo, _, revision = repo_and_revision.partition("@")
     owner, name = repo.split("/")
-    staging = root.parent / "staging"
+    staging = root.parent / f"staging-{name}"
     builder = Json(
-        cache_dir=str(staging), dataset_name=name, config_name=name, hash=revision,
+        cache_dir=str(staging), dataset_name=name, config_name="default", hash=revision,
         data_files={split: [str(f) for f in files]},
     )  # fmt: skip
     builder.download_and_prepare()
-    shutil.move(str(staging / name), str(root / f"{owner}___{name}"))
+    snake = camelcase_to_snakecase(name)
+    shutil.move(str(staging / snake), str(root / f"{owner}___{snake}"))
 
 
 @pytest.fixture
@@ -74,6 +76,16 @@ def test_every_local_form_reads_the_same_content(tmp_path, tokenizer):
             r["meta"].split('"source"')[0] for r in results[0]
         ]
     assert len({r["meta"].split('"source_sha256": ')[1][:18] for rows in results for r in rows}) == 1
+
+
+def test_the_pinned_quality_copy_is_read_from_the_cache(tmp_path, monkeypatch, tokenizer):
+    from longtasks.families.qa.quality import HUB_SOURCE
+
+    hub_cache(tmp_path, HUB_SOURCE, "validation", [QUALITY_FILE])
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
+    monkeypatch.delenv("LONGTASKS_QA_SOURCE_QUALITY")
+    (sample,) = generate_samples("qa_quality", 4096, 1, tokenizer=tokenizer)
+    assert (sample.meta["source"], sample.meta["source_revision"]) == tuple(HUB_SOURCE.split("@"))
 
 
 def test_a_cached_hub_dataset_is_read_at_its_commit(squad_cached, tokenizer):
