@@ -13,7 +13,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard
-from qa_helpers import PINNED_SQUAD, QUALITY_FILE, SQUAD_FILE, TOEFL_FILE
+from qa_helpers import PINNED_SQUAD, QUALITY_FILE, SQUAD_FILE, TOEFL_FILE, read_jsonl
 from typer.testing import CliRunner
 
 from longtasks.cli import app
@@ -210,3 +210,13 @@ def test_generate_show_score_and_export(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["n"] == 6 and all(s["score"] == 1.0 for s in report["per_sample"])
     assert runner.invoke(app, ["export", str(out)]).exit_code == 0
+
+
+def test_a_quality_copy_with_zero_based_labels_is_refused(tmp_path, tokenizer):
+    rows = read_jsonl(QUALITY_FILE)
+    for row in rows:
+        row["gold_label"] -= 1
+    shifted = tmp_path / "quality.jsonl"
+    shifted.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="gold_label 0; QuALITY's labels count from 1"):
+        generate_samples("qa_quality", 4096, 1, tokenizer=tokenizer, knobs={"source": str(shifted)})

@@ -121,6 +121,11 @@ def quality_pairs(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, Question
     for row in rows:
         options = list(row["options"] or [])
         label = row["gold_label"]
+        if label == 0:
+            raise SchemaError(
+                "a QuALITY row has gold_label 0; QuALITY's labels count from 1 (1-4), so this copy numbers them "
+                "differently and its answers would be shifted: use the tasksource/QuALITY schema"
+            )
         if not options or not isinstance(label, int) or not 1 <= label <= min(len(options), len(LETTERS)):
             continue
         question = Question(
