@@ -32,6 +32,7 @@ from sparse_eval import get_method
 from sparse_eval.backends.pattern import attended_pairs, dense_mask
 from sparse_eval.backends.reference import reference_attention
 from sparse_eval.compression import CompressionReport
+from sparse_eval.fidelity.runner import MethodSpec
 
 HQ, HKV, D = 28, 4, 128
 PREFILL_METHODS = ("vertical_slash", "block_sparse", "flexprefill")
@@ -68,6 +69,7 @@ def check(results: dict[str, Any]) -> bool:
         ("vertical_slash", {"last_q_size": 128, "q_block_size": 64}),
         ("block_sparse", {}),
         ("block_sparse", {"q_block_size": 64, "block_size": 64}),
+        ("block_sparse", {"q_block_size": 128, "block_size": 64, "sink_blocks": 0, "local_blocks": 0}),
         ("flexprefill", {"min_budget": 256, "last_q_size": 256}),
         ("flexprefill", {"min_budget": 256, "last_q_size": 256, "tau": 0.0}),
         ("flexprefill", {"min_budget": 256, "last_q_size": 256, "tau": 1.0}),
@@ -134,15 +136,23 @@ def prefill_length(rows: list[dict[str, Any]], L: int, compressions: list[float]
     print(f"L={L}: dense SDPA {sdpa:.2f} ms, dense flex {flex_dense:.2f} ms", flush=True)
     rows.append({"L": L, "method": "dense_sdpa", "ms": sdpa})
     rows.append({"L": L, "method": "dense_flex", "ms": flex_dense})
-    for name in methods:
+    for name in methods:  # a registered name, or name:key=value,... (e.g. block_sparse:q_block_size=128)
+        spec = MethodSpec.parse(name)
         for c in compressions:
-            method = get_method(name, compression=c, backend="flex")
-            t0 = time.perf_counter()
-            _, achieved = run_prefill(method, q, k, v)  # compiles on first use of a shape
-            torch.cuda.synchronize()
-            first = time.perf_counter() - t0
-            total = bench_ms(partial(run_prefill, method, q, k, v), rep)
-            select = bench_ms(partial(method.select, q, k, scaling=D**-0.5, layer_idx=0), rep // 2)
+            method = spec.build(c, backend="flex")
+            try:
+                t0 = time.perf_counter()
+                _, achieved = run_prefill(method, q, k, v)  # compiles on first use of a shape
+                torch.cuda.synchronize()
+                first = time.perf_counter() - t0
+                total = bench_ms(partial(run_prefill, method, q, k, v), rep)
+                select = bench_ms(partial(method.select, q, k, scaling=D**-0.5, layer_idx=0), rep // 2)
+            except Exception as error:  # one configuration (e.g. out of memory) must not cost the others
+                message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                rows.append({"L": L, "method": name, "compression": c, "error": message})
+                print(f"  {name} c={c:g}: {message}", flush=True)
+                torch.cuda.empty_cache()
+                continue
             rows.append(
                 {
                     "L": L,

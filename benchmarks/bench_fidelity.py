@@ -43,6 +43,9 @@ from sparse_eval.fidelity.runner import (
 )
 from sparse_eval.fidelity.synthetic import structured_qkv
 
+MODEL_SPECS = ("vertical_slash", "block_sparse", "flexprefill", "quest", "snapkv", "ada_snapkv")
+"""Every method at its defaults; the named options are compared on attention only (a CPU budget)."""
+
 
 def parse_length(text: str) -> int:
     text = text.lower()
@@ -89,7 +92,10 @@ def run_model(args: argparse.Namespace, specs: list[MethodSpec], start: float) -
             case = Case("smollm2", ids.shape[-1], full[:: args.layer_stride])
             attention_fidelity(tallies, [case], specs, args.compressions)
             log(f"L={length}: attention fidelity on {len(case.layers)} layers", start)
-            model_fidelity(tallies, model, "smollm2", ids, answer, dense, specs, args.model_compressions)
+            model_specs = [MethodSpec.parse(text) for text in args.model_methods]
+            model_fidelity(
+                tallies, model, "smollm2", ids, answer, dense, model_specs, args.model_compressions
+            )
             log(f"L={length}: model runs done", start)
     return summarize(tallies)
 
@@ -109,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compressions", nargs="*", type=float, default=[1.0, 2.0, 5.0, 10.0, 20.0])
     parser.add_argument("--model-compressions", nargs="*", type=float, default=[2.0, 5.0, 10.0, 20.0])
     parser.add_argument("--methods", nargs="*", default=list(DEFAULT_SPECS), help="name[:key=value,...]")
+    parser.add_argument(
+        "--model-methods",
+        nargs="*",
+        default=list(MODEL_SPECS),
+        help="methods run through the model (--model); each prefill one costs a sparse prompt pass per c",
+    )
     parser.add_argument("--samples", type=int, default=1, help="story prompts per length (--model)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layer-stride", type=int, default=3, help="attention metrics on every n-th layer")

@@ -69,8 +69,8 @@ class MethodSpec:
     def label(self) -> str:
         return self.name + (":" + ",".join(f"{k}={v}" for k, v in self.kwargs) if self.kwargs else "")
 
-    def build(self, compression: float) -> SparseMethod:
-        return get_method(self.name, compression=compression, backend="reference", **dict(self.kwargs))
+    def build(self, compression: float, backend: str = "reference") -> SparseMethod:
+        return get_method(self.name, compression=compression, backend=backend, **dict(self.kwargs))
 
 
 @dataclass
