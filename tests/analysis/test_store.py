@@ -98,3 +98,14 @@ def test_table_round_trips_through_parquet_and_bad_tables_are_named(tmp_path):
     save_table(frame.drop(columns=["score"]), tmp_path / "bad.csv")
     with pytest.raises(ValueError, match="score"):
         load_table(tmp_path / "bad.csv")
+
+
+def test_achieved_compression_reads_sparse_hfs_summary_per_length():
+    from longtasks.analysis.store.table import COMPRESSION_REPORT_KEY, achieved_compression
+
+    summary = {"method": "quest", "phase": "decode", "requested": 10, "achieved": 9.0,
+               "achieved_by_length": {"2048": 8.5, "4096": 9.5}}  # fmt: skip
+    config = {COMPRESSION_REPORT_KEY: summary}
+    assert achieved_compression(config, "quest", 4096) == 9.5
+    assert achieved_compression(config, "quest", 1024) == 9.0  # not recorded at that length: the run's value
+    assert achieved_compression(config, "dense", 4096) == 1.0

@@ -41,7 +41,9 @@ NOT_METHOD_ARGS = frozenset({
     "subfolder", "logits_cache", "softmax_dtype", "mixed_precision_dtype", "think_end_token", "enable_thinking",
 })  # fmt: skip
 COMPRESSION_REPORT_KEY = "sparse_compression"
-"""Where a run's `config` carries sparse-hf's `CompressionReport.to_dict()` (written by `longtasks sweep`)."""
+"""Where a run's `config` carries what sparse-hf achieved: its summary (`requested`, `achieved`,
+`achieved_by_length`, written by sparse-hf's `get_model_info` into every lm-eval results file) or, in
+older sweep folders, a `CompressionReport.to_dict()` (per phase)."""
 
 
 def method_of(config: Mapping[str, Any], model_args: Mapping[str, Any]) -> tuple[str, float]:
@@ -53,13 +55,19 @@ def method_of(config: Mapping[str, Any], model_args: Mapping[str, Any]) -> tuple
     return DENSE, 1.0
 
 
-def achieved_compression(config: Mapping[str, Any], method: str) -> float:
-    """The compression the method really achieved, from the run's compression report (NaN if absent)."""
+def achieved_compression(config: Mapping[str, Any], method: str, length: int | None = None) -> float:
+    """The compression the method really achieved, at `length` when the run recorded it per length, else over
+    the whole run (NaN if the run recorded nothing)."""
     report = config.get(COMPRESSION_REPORT_KEY)
     if method == DENSE:
         return 1.0
     if not isinstance(report, Mapping):
         return math.nan
+    if "achieved" in report:  # sparse-hf's summary
+        by_length = report.get("achieved_by_length") or {}
+        value = by_length.get(str(length)) if length is not None else None
+        value = report.get("achieved") if value is None else value
+        return float(value) if isinstance(value, int | float) else math.nan
     phases = [key for key in ("prefill", "decode", "kv") if isinstance(report.get(key), Mapping)]
     wanted = REPORT_PHASES.get(method)
     phase = wanted if wanted in phases else (phases[0] if len(phases) == 1 else None)
@@ -92,7 +100,6 @@ def run_rows(run: Run, phases: Mapping[str, str] | None = None) -> Iterable[dict
         "method": method,
         "phase": method_phase(method, phases),
         "target_compression": target,
-        "achieved_compression": achieved_compression(config, method),
         "method_args": _method_args(model_args),
     }
     for task_name, path in run.samples.items():
@@ -110,6 +117,7 @@ def run_rows(run: Run, phases: Mapping[str, str] | None = None) -> Iterable[dict
                     **base,
                     "task": str(doc.get("task") or task_name),
                     "length": int(doc["length"]),
+                    "achieved_compression": achieved_compression(config, method, int(doc["length"])),
                     "sample_id": str(doc.get("id", sample.get("doc_id"))),
                     "doc_hash": str(sample.get("doc_hash", "")),
                     "chat": bool(doc.get("chat", False)),
