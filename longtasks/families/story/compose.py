@@ -49,66 +49,88 @@ def compose_chapter(
     most `quota` tokens of it, sharing no clause with `used`, the chapter's clause parts) and mentions.
     A fact and the sentences after it form one segment: the fitter may add interludes between them."""
     facts = chapter.facts
-    gaps: list[list[tuple[str, int]]] = [[] for _ in range(len(facts) + 1)]  # gap g comes before fact g
+    size = len(facts) + 1
+    texts: list[list[str]] = [[] for _ in range(size)]  # gap g comes before fact g
+    tokens = [0] * size
     if quota >= MIN_SCENERY:
-        _scenery(chapter, quota, draw, gaps, used, rng)
+        _scenery(chapter, quota, draw, texts, tokens, used, rng)
     random = rng.random
-    for told in chapter.mentions:
-        gap = gaps[int(random() * len(gaps))]
-        gap.insert(int(random() * (len(gap) + 1)), told)
+    for text, cost in chapter.mentions:
+        g = int(random() * size)
+        texts[g].insert(int(random() * (len(texts[g]) + 1)), text)
+        tokens[g] += cost
     number = chapter.number
     if chapter.lead is None:  # the first fact opens the chapter (no leading space: the fitter counts it)
         segments = [Segment(facts[0][0].text, fact_key(number, 0))]
-        gaps[1][:0] = gaps[0]
-        gaps[0] = []
+        if texts[0] or texts[1]:
+            segments.append(Segment(" ".join(texts[0] + texts[1]), None, tokens[0] + tokens[1]))
         first = 1
     else:
-        text, tokens = chapter.lead
-        segments = [_joined(text, tokens, gaps[0], chapter_key(number))]
+        lead, cost = chapter.lead
+        if texts[0]:
+            lead, cost = lead + " " + " ".join(texts[0]), cost + tokens[0]
+        segments = [Segment(lead, chapter_key(number), cost)]
         first = 0
     for g in range(first, len(facts)):
         fact, cost = facts[g]
-        segments.append(_joined(fact.text, cost, gaps[g + 1], fact_key(number, g)))
-    if first:  # the opening fact's own segment carries no costed text: the gap after it stands alone
-        gap = gaps[1]
-        if gap:
-            segments.insert(1, Segment(" ".join(t for t, _ in gap), None, sum(c for _, c in gap)))
+        after = texts[g + 1]
+        text = fact.text + " " + " ".join(after) if after else fact.text
+        segments.append(Segment(text, fact_key(number, g), cost + tokens[g + 1]))
     return tuple(segments)
 
 
-def _joined(text: str, tokens: int, after: list[tuple[str, int]], key: str) -> Segment:
-    """A keyed sentence and the sentences after it, as one segment (its depth is the sentence's)."""
-    if not after:
-        return Segment(text, key, tokens)
-    return Segment(text + " " + " ".join(t for t, _ in after), key, tokens + sum(c for _, c in after))
+_KEYS: dict[tuple[Scene, str], tuple[tuple[str, ...], ...]] = {}
+
+
+def _keys(scene: Scene, pronoun: str) -> tuple[tuple[str, ...], ...]:
+    """The pools a chapter of this scene draws from: talk, sky, the protagonist, the place."""
+    keys = _KEYS.get((scene, pronoun))
+    if keys is None:
+        t, w = scene.time, scene.weather
+        keys = _KEYS[(scene, pronoun)] = (
+            ("talk", t, w, ""),
+            ("sky:in" if scene.indoor else "sky", t, w, ""),
+            (f"hero:{pronoun}", t, w, scene.setting),
+            (f"place:{scene.setting}", t, w, scene.kind),
+        )
+    return keys
 
 
 def _scenery(
     chapter: ChapterText,
     quota: int,
     draw: SceneryDraw,
-    gaps: list[list[tuple[str, int]]],
+    texts: list[list[str]],
+    tokens: list[int],
     used: set[int],
     rng: random.Random,
 ) -> None:
     """Fill the gaps with scenery in narrative order: the place once the protagonist is there, talk
     after the meeting, the sky at the end (and sometimes earlier), the protagonist now and then."""
     scene = chapter.scene
-    t, w = scene.time, scene.weather
     random = rng.random
-    later = len(gaps) - 1  # gaps after the arrival (gap 0 comes before it)
+    later = len(texts) - 1  # gaps after the arrival (gap 0 comes before it)
     take, counts, bare = draw.take, draw.counts, draw.bare
-    talk = take(("talk", t, w, ""), quota // 5, used)
-    sky = take(("sky:in" if scene.indoor else "sky", t, w, ""), quota // 4, used, 2 if quota > _LONG else 1)
-    hero = take((f"hero:{chapter.pronoun}", t, w, scene.setting), quota // 6, used) if random() < 0.7 else ()
-    spent = sum(counts[i] for i in talk) + sum(counts[i] for i in sky) + sum(counts[i] for i in hero)
-    place = take((f"place:{scene.setting}", t, w, scene.kind), quota - spent, used, 16)
+    talk_key, sky_key, hero_key, place_key = _keys(scene, chapter.pronoun)
+    talk = take(talk_key, quota // 5, used)
+    sky = take(sky_key, quota // 4, used, 2 if quota > _LONG else 1)
+    hero = take(hero_key, quota // 6, used) if random() < 0.5 else ()
+    spent = sum([counts[i] for i in talk]) + sum([counts[i] for i in sky]) + sum([counts[i] for i in hero])
+    place = take(place_key, quota - spent, used, 16)
     for k, i in enumerate(place):
-        gaps[1 if k < 2 else 1 + int(random() * later)].append((bare[i], counts[i]))
+        g = 1 if k < 2 else 1 + int(random() * later)
+        texts[g].append(bare[i])
+        tokens[g] += counts[i]
     if talk:
-        gaps[min(2, later)].insert(0, (bare[talk[0]], counts[talk[0]]))
+        g = min(2, later)
+        texts[g].insert(0, bare[talk[0]])
+        tokens[g] += counts[talk[0]]
     for i in hero:
-        gaps[1 + int(random() * later)].append((bare[i], counts[i]))
+        g = 1 + int(random() * later)
+        texts[g].append(bare[i])
+        tokens[g] += counts[i]
     first = 1 if scene.indoor else 0  # "Outside, ..." only once the protagonist is inside
     for k, i in enumerate(sky):
-        gaps[later if k == 0 else first + int(random() * (later + 1 - first))].append((bare[i], counts[i]))
+        g = later if k == 0 else first + int(random() * (later + 1 - first))
+        texts[g].append(bare[i])
+        tokens[g] += counts[i]

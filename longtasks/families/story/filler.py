@@ -51,7 +51,7 @@ def lead_counts(tokenizer: LengthTokenizer, ids: list[int]) -> list[int]:
 
 _SCAN = 64
 """Pool entries looked at per draw: enough to pass the sentences used up or clashing with the chapter."""
-_SHORTEST = 6  # no scenery sentence is shorter: stop looking below this budget
+_SHORTEST = 12  # stop looking below this budget: few sentences are that short (interludes fill the rest)
 
 
 class SceneryDraw:
@@ -59,6 +59,7 @@ class SceneryDraw:
 
     def __init__(self, tokenizer: LengthTokenizer, rng: random.Random) -> None:
         self.corpus: SceneryCorpus = scenery_corpus()
+        self.corpus.prepare()
         self.bare = self.corpus.bare
         self.counts = scenery_counts(tokenizer)
         self._rng = rng

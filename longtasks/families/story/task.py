@@ -51,7 +51,7 @@ class StoryKnobs(Knobs):
 
     chapter_tokens: int = 300
     num_chapters: int = 0
-    confusers: float = 3.0
+    confusers: float = 2.5
 
     def validate(self) -> None:
         if not 0.0 <= self.confusers <= 10.0:
@@ -187,7 +187,12 @@ def _chapter_texts(
     """Each chapter's opening line, facts and mention sentences with their token costs (one batch);
     `told`: the sentences the story has told so far (a mention is never worded like an earlier one)."""
     renderer = _renderer()
-    said = [[renderer.render_mention(world, m.kind, m.value, rng, told) for m in ms] for ms in mentions]
+    flat = renderer.render_mentions(world, (m for ms in mentions for m in ms), rng, told)
+    said: list[list[str]] = []
+    at = 0
+    for ms in mentions:
+        said.append(flat[at : at + len(ms)])
+        at += len(ms)
     used: list[set[int]] = [set() for _ in chapters]
     leads = []
     for scene, chapter_used in zip(scenes, used, strict=True):

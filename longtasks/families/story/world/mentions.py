@@ -10,18 +10,18 @@ protagonist owns for the whole chapter (bought earlier, not sold in it). The wor
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import NamedTuple
 
-from longtasks.families.story.world.simulator import World
+from longtasks.families.story.world.simulator import Chapter, World
 
-KINDS = ("person", "place", "item", "item")
-"""Kinds drawn for a mention: items twice as often (three of the four tasks answer with items)."""
+KINDS = ("person", "place", "item", "item", "item")
+"""Kinds drawn for a mention: items three times as often (three of the four tasks answer with items)."""
 _NO_ITEM = tuple(k for k in KINDS if k != "item")
 _ITEM_CANDIDATES = 4  # owned items looked at per item mention; the least mentioned one is named
 
 
-@dataclass(frozen=True)
-class Mention:
+class Mention(NamedTuple):
     """A name of the story said in a chapter where it answers no question."""
 
     kind: str  # "person" | "place" | "item"
@@ -36,41 +36,50 @@ def choose_mentions(world: World, rate: float, rng: random.Random) -> list[tuple
     names at least one (when anything is owned), so that naming no item never marks such a chapter.
     """
     chapters = world.chapters
-    n = len(chapters)
+    if len(chapters) < 2 or rate <= 0:
+        return [() for _ in chapters]
     owned: list[str] = []
     slot: dict[str, int] = {}
     said: dict[str, int] = {}  # item -> times named so far (purchase, sale, mentions)
     out: list[tuple[Mention, ...]] = []
     whole, fraction = int(rate), rate - int(rate)
-    for index, chapter in enumerate(chapters):
+    random = rng.random
+    for chapter in chapters:
         for item in chapter.sales:
             _discard(owned, slot, item)
-        count = whole + (1 if rng.random() < fraction else 0)
+        count = whole + (random() < fraction)
+        if not chapter.purchases and owned and not count:
+            count = 1
         mentions: list[Mention] = []
         taken = {chapter.location, chapter.character}
-        must = "item" if rate > 0 and not chapter.purchases and owned else None
-        for _ in range(max(count, 1 if must else 0)):
-            kinds = KINDS if len(owned) > len(mentions) else _NO_ITEM
-            kind = must or kinds[int(rng.random() * len(kinds))]
-            must = None
-            mention = _one(world, kind, index, owned, said, taken, rng)
-            if mention is not None and n > 1:
+        for k in range(count):
+            if k == 0 and not chapter.purchases and owned:
+                kind = "item"
+            else:
+                kinds = KINDS if len(owned) > len(mentions) else _NO_ITEM
+                kind = kinds[int(random() * len(kinds))]
+            mention = _one(chapters, kind, owned, said, taken, random)
+            if mention is not None:
                 taken.add(mention.value)
                 mentions.append(mention)
         out.append(tuple(mentions))
-        for item in (*chapter.purchases, *chapter.sales):
-            said[item] = said.get(item, 0) + 1
         for item in chapter.purchases:
+            said[item] = said.get(item, 0) + 1
             slot[item] = len(owned)
             owned.append(item)
+        for item in chapter.sales:
+            said[item] = said.get(item, 0) + 1
     return out
 
 
 def _one(
-    world: World, kind: str, index: int, owned: list[str], said: dict[str, int], taken: set[str],
-    rng: random.Random,
-) -> Mention | None:  # fmt: skip
-    chapters, random = world.chapters, rng.random
+    chapters: tuple[Chapter, ...],
+    kind: str,
+    owned: list[str],
+    said: dict[str, int],
+    taken: set[str],
+    random: Callable[[], float],
+) -> Mention | None:
     for _ in range(8):  # a few tries to find a value not already named in this chapter
         if kind == "item":
             value, fewest = "", 1 << 30
@@ -84,7 +93,7 @@ def _one(
             value = other.character if kind == "person" else other.location
         if value not in taken:
             if kind == "item":
-                said[value] = said.get(value, 0) + 1
+                said[value] = fewest + 1
             return Mention(kind, value)
     return None
 

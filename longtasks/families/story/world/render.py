@@ -9,9 +9,10 @@ a sentence is then a plain string join. The wording still lives only in the temp
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import jinja2
 
@@ -40,8 +41,7 @@ _LOWERCASE_VALUES = frozenset({"location", "item", "place"})  # would need capit
 _MIN_PARAPHRASES = 8
 
 
-@dataclass(frozen=True)
-class FactSentence:
+class FactSentence(NamedTuple):
     """One sentence stating one askable fact; `value` occurs in `text` literally."""
 
     text: str
@@ -168,6 +168,28 @@ class StoryRenderer:
         role that answers no question; not one in `seen` (the story's sentences so far) if avoidable."""
         values, told = {_MENTION_FILES[kind][1]: value}, self._told_for(world)["mention:" + kind]
         return _fresh(lambda: told.tell(values, rng), seen)
+
+    def render_mentions(
+        self,
+        world: World,
+        mentions: Iterable[tuple[str, str]],
+        rng: random.Random,
+        seen: set[str] | None = None,
+    ) -> list[str]:
+        """`render_mention` for many (kind, value) pairs at once."""
+        told = self._told_for(world)
+        out = []
+        for kind, value in mentions:
+            values, table = {_MENTION_FILES[kind][1]: value}, told["mention:" + kind]
+            text = table.tell(values, rng)
+            if seen is not None:
+                for _ in range(_RETELLS):
+                    if text not in seen:
+                        break
+                    text = table.tell(values, rng)
+                seen.add(text)
+            out.append(text)
+        return out
 
     def _told_for(self, world: World) -> dict[str, _Told]:
         """Every paraphrase with this world's protagonist filled in (kept for the last world told)."""

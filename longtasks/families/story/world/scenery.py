@@ -182,6 +182,7 @@ class SceneryCorpus:
             random.Random(zlib.crc32(category.encode())).shuffle(index)
         self._pools: dict[tuple[str, ...], tuple[int, ...]] = {}
         self._by_scene: dict[tuple[str, str, str], list[tuple[int, frozenset[str] | None, int]]] = {}
+        self._prepared = False
         self._ring_cache: dict[tuple[str, ...], tuple[tuple[int, ...], int]] = {}
         self.bare = [text[1:] for text in self.texts]  # without the leading space
 
@@ -314,6 +315,13 @@ class SceneryCorpus:
             pool = self.pool(*key)
             ring = self._ring_cache[key] = (pool + pool[:overlap], len(pool))
         return ring
+
+    def prepare(self) -> None:
+        """Build every pool now (~0.1 s, once per process), so that samples cost the same whenever made."""
+        if not self._prepared:
+            for key in self.pool_keys():
+                self.pool(*key)
+            self._prepared = True
 
     def pool_keys(self) -> list[tuple[str, ...]]:
         """Every pool a story can draw from (for checks): sky, talk, the protagonist's lines per setting and
