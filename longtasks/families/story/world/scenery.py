@@ -13,9 +13,9 @@ import random
 import re
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -31,7 +31,10 @@ _TALK_PAIRS = 500
 _HERO_PAIRS_PER_SCENE = 120
 _JOINS = (", and ", "; ", ", and ", ", while ", "; ", ", and ")
 _PLAIN_JOINS = (", and ", "; ")
-_ONCE_PER_GROUP = frozenset({"sky", "talk"})  # for interludes and talk, where "while" reads oddly
+_ONCE_PER_GROUP = frozenset({"sky", "talk"})
+_INDOOR_SETTINGS = frozenset(
+    {"hall", "works"}
+)  # settings whose protagonist lines never pair with the sky  # for interludes and talk, where "while" reads oddly
 _STOPWORDS = frozenset(
     [
         "the",
@@ -98,8 +101,7 @@ class Scene:
     indoor: bool = False  # the sky is then seen "outside"
 
 
-@dataclass(frozen=True)
-class _Clause:
+class _Clause(NamedTuple):
     text: str
     group: int
     when: frozenset[str]
@@ -154,7 +156,7 @@ class SceneryCorpus:
         sky = self._clauses("sky", data["sky"], None)
         sky_pairs = self._pairs(sky, rng, _SKY_PAIRS_PER_SCENE, per_scene=True)
         self._add("sky", sky + sky_pairs)
-        self._add("sky:in", [replace(c, text="outside, " + c.text) for c in sky + sky_pairs])
+        self._add("sky:in", [c._replace(text="outside, " + c.text) for c in sky + sky_pairs])
         for setting in data["settings"]:
             clauses = self._clauses(setting, data["places"][setting], set(data["settings"][setting]), "kinds")
             self._add(
@@ -165,12 +167,13 @@ class SceneryCorpus:
             who, cap, whom, their = _HERO_FORMS[pronoun]
             forms = {"who": who, "Who": cap, "whom": whom, "their": their}
             told = [
-                replace(c, text=render_snippet("story", c.text, **forms), parts=_spoken(c.parts))
+                c._replace(text=render_snippet("story", c.text, **forms), parts=_spoken(c.parts))
                 for c in hero
             ]
-            self._add(
-                f"hero:{pronoun}", told + self._pairs(told, rng, _HERO_PAIRS_PER_SCENE, True, other=sky)
-            )
+            paired = self._pairs(told, rng, _HERO_PAIRS_PER_SCENE, True, other=sky)
+            outdoors = frozenset(data["settings"]) - _INDOOR_SETTINGS  # inside, the sky is not at hand
+            paired = [c._replace(where=(c.where or outdoors) & outdoors) for c in paired]
+            self._add(f"hero:{pronoun}", told + [c for c in paired if c.where])
         talk = self._clauses("talk", data["talk"], None)
         self._add("talk", talk + self._pairs(talk, rng, _TALK_PAIRS, False, other=talk, joins=_PLAIN_JOINS))
         self._interludes = self._clauses("interludes", data["interludes"], None)
@@ -219,8 +222,9 @@ class SceneryCorpus:
             echoing = [t for t, _ in texts if echoes(t)]
             if echoing:
                 raise ValueError(f"scenery.yaml: {echoing[:3]} repeat a word; reword the group")
-            # The sky and the talk: one sentence of a group per chapter (not rain, then rain again).
-            whole = (f"#{label}:{number}",) if label in _ONCE_PER_GROUP else ()
+            # The sky, the talk and groups marked `once`: one sentence of the group per chapter (not rain,
+            # then rain again; not a farm dog, then an old sheepdog).
+            whole = (f"#{label}:{number}",) if label in _ONCE_PER_GROUP or group.get("once") else ()
             clauses += [
                 _Clause(t.strip(), number, when, weather, where, (*parts, *whole)) for t, parts in texts
             ]
@@ -250,7 +254,10 @@ class SceneryCorpus:
             if not first or not second:
                 continue
             for _ in range(count):  # a group uniformly, then one of its clauses: small groups get paired too
-                a, b = _pick(first, rng), _pick(second, rng)
+                group = first[int(rng.random() * len(first))]
+                a = group[int(rng.random() * len(group))]
+                group = second[int(rng.random() * len(second))]
+                b = group[int(rng.random() * len(group))]
                 where = _meet(a.where, b.where)
                 if a is b or (other is None and a.group == b.group) or where == frozenset():
                     continue
@@ -334,7 +341,7 @@ class SceneryCorpus:
                     keys += [(f"hero:{pronoun}", t, w, setting) for pronoun in PRONOUNS]
                 for kind, setting in self.setting_of.items():
                     if t in self.kind_times.get(kind, self.times):
-                        keys += [(f"place:{setting}", t, w, kind), (f"place:{setting}", t, w, kind, "single")]
+                        keys.append((f"place:{setting}", t, w, kind))
         return keys
 
     def draw_scene(self, kind: str, rng: random.Random, previous: Scene | None) -> Scene:
@@ -354,11 +361,6 @@ def _by_group(clauses: Iterable[_Clause]) -> list[list[_Clause]]:
     for clause in clauses:
         groups.setdefault(clause.group, []).append(clause)
     return list(groups.values())
-
-
-def _pick(groups: list[list[_Clause]], rng: random.Random) -> _Clause:
-    group = groups[int(rng.random() * len(groups))]
-    return group[int(rng.random() * len(group))]
 
 
 def _spoken(parts: tuple[str, ...]) -> tuple[str, ...]:
