@@ -28,6 +28,7 @@ _PAIRS_PER_SCENE = 150  # joined two-clause sentences made for each (setting, ti
 _SKY_PAIRS_PER_SCENE = 200
 _INTERLUDE_PAIRS = 4000
 _TALK_PAIRS = 500
+_INTERLUDE_WORDS = 13
 _HERO_PAIRS_PER_SCENE = 120
 _JOINS = (", and ", "; ", ", and ", ", while ", "; ", ", and ")
 _PLAIN_JOINS = (", and ", "; ")
@@ -178,7 +179,13 @@ class SceneryCorpus:
         self._add("talk", talk + self._pairs(talk, rng, _TALK_PAIRS, False, other=talk, joins=_PLAIN_JOINS))
         self._interludes = self._clauses("interludes", data["interludes"], None)
         pairs = self._pairs(self._interludes, rng, _INTERLUDE_PAIRS, per_scene=False, joins=_PLAIN_JOINS)
-        self.interludes = list(dict.fromkeys(_sentence(c.text) for c in self._interludes + pairs))
+        # Short ones only: they come between any two sentences, and the many short lengths let every
+        # length be drawn often without repeating a sentence.
+        self.interludes = list(
+            dict.fromkeys(
+                _sentence(c.text) for c in self._interludes + pairs if len(c.text.split()) <= _INTERLUDE_WORDS
+            )
+        )
         # One fixed shuffle per category, which every pool keeps: neighbours in a pool then rarely share a
         # clause (drawing walks a pool in order).
         for category, index in self._index.items():
