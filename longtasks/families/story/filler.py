@@ -26,7 +26,7 @@ def interlude_sentences() -> list[str]:
     return [text[1:] for text in scenery_corpus().interludes]
 
 
-SCENERY = SharedBank("story_interludes", interlude_sentences)
+SCENERY = SharedBank("story_interludes", interlude_sentences, finish_parts=5)
 """The story's filler bank: interludes, which state nothing a question can ask and fit any scene."""
 
 
@@ -120,18 +120,31 @@ _FinishTable = list[dict[int, tuple[int, ...]]]
 
 def _finish_table(tokenizer: LengthTokenizer, bank: FillerBank) -> _FinishTable:
     """For k = 0..finish_parts and every small total: the first counts of a way to make the total from
-    at most k sentences (what `FillerBank.split` recomputes for every section, looked up instead)."""
+    at most k sentences (what `FillerBank.split` recomputes for every section, looked up instead). Each
+    count appears in proportion to how many sentences have it (`_weighted`)."""
     key = "story_interlude_finish"
     if key not in tokenizer.memo:
         top = 3 * bank.counts[-1] + bank.counts[-1]
+        weight = _weights(bank)
         table: _FinishTable = [{0: ()}]
         for parts in range(1, bank.finish_parts + 1):
             reach = bank.reachable(parts - 1)
             table.append(
-                {t: opts for t in range(top + 1) if (opts := tuple(c for c in bank.counts if t - c in reach))}
+                {
+                    t: opts
+                    for t in range(top + 1)
+                    if (opts := tuple(c for c in bank.counts if t - c in reach for _ in range(weight[c])))
+                }
             )
         tokenizer.memo[key] = table
     return tokenizer.memo[key]
+
+
+def _weights(bank: FillerBank) -> dict[int, int]:
+    """How often each count is drawn: in proportion to its sentences, so that a length with few
+    sentences is not drawn as often as one with many (which would make its few sentences come back)."""
+    fewest = min(len(v) for v in bank.by_count.values())
+    return {c: max(1, round(len(bank.by_count[c]) / fewest)) for c in bank.counts}
 
 
 class InterludeSource:
@@ -141,6 +154,7 @@ class InterludeSource:
         self._bank = bank
         self._table = table
         self._next: dict[int, int] = {}
+        self._weighted = tuple(c for c, w in _weights(bank).items() for _ in range(w))
 
     @property
     def min_count(self) -> int:
@@ -165,8 +179,9 @@ class InterludeSource:
         out: list[int] = []
         remaining = total
         large = 3 * counts[-1]
+        weighted = self._weighted
         while remaining > large:
-            c = counts[int(rng.random() * len(counts))]
+            c = weighted[int(rng.random() * len(weighted))]
             out.append(c)
             remaining -= c
         for left in range(parts, 0, -1):

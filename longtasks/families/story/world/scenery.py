@@ -26,7 +26,7 @@ from longtasks.resources import templates_dir
 _SEED = 20_250_415  # fixed: the corpus is part of the generator's definition, not of a sample's seed
 _PAIRS_PER_SCENE = 150  # joined two-clause sentences made for each (setting, time, weather)
 _SKY_PAIRS_PER_SCENE = 200
-_INTERLUDE_PAIRS = 4000
+_INTERLUDE_PAIRS = 12000
 _TALK_PAIRS = 500
 _INTERLUDE_WORDS = 13
 _HERO_PAIRS_PER_SCENE = 120
