@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -121,8 +122,15 @@ class LengthTokenizer:
             return backend.encode(text, add_special_tokens=False).ids
         return self.hf.encode(text, add_special_tokens=False)
 
+    def _special_pattern(self) -> re.Pattern[str] | None:
+        """A regex matching any special token's text (cached), or None when there are none."""
+        if "special_pattern" not in self.memo:
+            tokens = sorted(self.fast_encoding.special_tokens_set, key=len, reverse=True)
+            self.memo["special_pattern"] = re.compile("|".join(map(re.escape, tokens))) if tokens else None
+        return self.memo["special_pattern"]
+
     def count(self, text: str) -> int:
-        return len(self.encode(text))
+        return self.count_many([text])[0]
 
     def count_many(self, texts: list[str]) -> list[int]:
         """Token counts of many short texts in one (parallel, Rust-side) call."""
@@ -130,11 +138,14 @@ class LengthTokenizer:
             return []
         if self.fast_encoding is not None:
             # A plain loop: tiktoken's batch API submits one thread-pool task per text, which costs more
-            # than encoding the short sentences this is used for.
-            encode, normalize = self.fast_encoding.encode, self.normalize
-            if normalize is not None:
-                return [len(encode(normalize(text), allowed_special="all")) for text in texts]
-            return [len(encode(text, allowed_special="all")) for text in texts]
+            # than encoding the short sentences this is used for. `encode_ordinary` is ~3x faster than
+            # `encode(allowed_special="all")` and equal on every text that holds no special token's text.
+            normalize = self.normalize or (lambda text: text)
+            ordinary, special = self.fast_encoding.encode_ordinary, self._special_pattern()
+            return [
+                len(ordinary(text) if special is None or not special.search(text) else self.encode(text))
+                for text in map(normalize, texts)
+            ]
         backend = getattr(self.hf, "backend_tokenizer", None)
         if backend is not None:
             return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]

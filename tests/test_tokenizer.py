@@ -75,3 +75,16 @@ def test_a_local_tokenizer_is_recorded_with_a_content_hash(tokenizer, tmp_path):
     config = tmp_path / "tokenizer_config.json"
     config.write_text(config.read_text().replace("}", ', "note": "changed"}', 1))
     assert local_revision(tmp_path) != first
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(
+        st.one_of(st.text(max_size=40), st.sampled_from(["<|im_start|>", "<|im_end|>", "<|endoftext|>"]))
+    )
+)
+def test_counts_equal_the_hf_tokenizer_with_and_without_special_tokens(tokenizer, parts):
+    """Counting takes tiktoken's fast ordinary path unless the text holds a special token's text."""
+    text = "".join(parts)
+    expected = len(tokenizer.hf.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+    assert tokenizer.count(text) == tokenizer.count_many([text, "x"])[0] == expected
