@@ -34,7 +34,7 @@ class StoryInventory(StoryTask[InventoryKnobs]):
     answer_kind = "set"
     knobs_type = InventoryKnobs
     gen_budget = (
-        1024  # room for the final inventory: <= max_owned items (default 10, ~70 tokens) at any length
+        256  # room for <= max_owned items (default 10: <= 62 tokens measured up to 1M) + a short explanation
     )
 
     def world_config(self, knobs: InventoryKnobs, num_chapters: int, rng: random.Random) -> WorldConfig:
