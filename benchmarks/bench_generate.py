@@ -49,7 +49,9 @@ def measure(src: Path, task: str, length: int, runs: int, tokenizer: str | None,
     knobs = LARGE_KNOBS.get(task) if length > 131072 else None
     env = {**os.environ, "PYTHONPATH": str(src), "TOKENIZERS_PARALLELISM": "false"}
     args = json.dumps([task, length, runs, tokenizer, chat, knobs])
-    done = subprocess.run([sys.executable, "-c", CHILD, args], env=env, capture_output=True, text=True)
+    # -P: without it `python -c` puts the working directory first on sys.path, and a run from a checkout's
+    # root would import that checkout instead of `src`.
+    done = subprocess.run([sys.executable, "-P", "-c", CHILD, args], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{task} @ {length} in {src} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -69,10 +71,11 @@ def main() -> None:
     parser.add_argument("--tokenizer", default=None, help="a tokenizer name or folder (default: qwen2.5)")
     parser.add_argument("--chat", action="store_true", help="count the chat template too")
     parser.add_argument("--baseline-src", type=Path, default=None, help="another checkout to time alongside")
+    parser.add_argument("--src", type=Path, default=ROOT, help="the checkout measured as 'ours' (default: this one)")
     parser.add_argument("--out", default="bench_generate.json")
     args = parser.parse_args()
 
-    sources = {"ours": ROOT} | ({"baseline": args.baseline_src.resolve()} if args.baseline_src else {})
+    sources = {"ours": args.src.resolve()} | ({"baseline": args.baseline_src.resolve()} if args.baseline_src else {})
     results = []
     for task in args.tasks.split(","):
         for length in parse_lengths(args.lengths):
@@ -94,6 +97,7 @@ def main() -> None:
         "python": platform.python_version(),
         "tokenizer": args.tokenizer or "qwen2.5",
         "chat": args.chat,
+        "src": str(args.src),
         "baseline_src": str(args.baseline_src) if args.baseline_src else None,
         "large_knobs": LARGE_KNOBS,
     }
