@@ -49,7 +49,7 @@ def build_sample_with_draft(
 ) -> BuiltSample:
     """Build and fit; a new draw when the task asks for one, a smaller scale when the content does not fit."""
     scale = task.initial_scale(knobs, length)
-    context = BuildContext(length, tokenizer, chat)
+    context = BuildContext(length, tokenizer, chat, index)
     last_error: ValueError | None = None
     for attempt in range(MAX_ATTEMPTS):
         rng = random.Random(sample_seed(task.name, length, seed, index) + 7919 * attempt + scale)

@@ -36,7 +36,8 @@ class Redraw(ValueError):
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a build may need beyond its knobs: the target length and how tokens are counted.
+    """What a build may need beyond its knobs: the target length, how tokens are counted, and the sample's
+    index (a list of depths is cycled across samples, one per sample).
 
     Most families ignore it (the core fits their drafts); a family that sizes its own context (a
     numbered word list) uses it to count.
@@ -45,6 +46,7 @@ class BuildContext:
     length: int
     tokenizer: LengthTokenizer
     chat: bool
+    index: int = 0
 
 
 class Task(ABC, Generic[K]):

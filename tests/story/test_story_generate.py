@@ -117,34 +117,44 @@ def test_depth_control_places_evidence(tokenizer):
     assert bins == {0, 1, 2, 3, 4}
 
 
+def test_multihop_cycles_a_depth_list_across_samples(tokenizer):
+    """One question per sample: a list of depths is used one per sample in turn (it used only the first)."""
+    samples = generate_samples(
+        "story_multihop", 16000, 6, seed=2, tokenizer=tokenizer, knobs={"depth": "0.1,0.5,0.9"}
+    )
+    asked_depths = [sample.evidence_depths[1] for sample in samples]  # [answer, X]: X's purchase
+    for depth, target in zip(asked_depths, [0.1, 0.5, 0.9] * 2, strict=True):
+        assert abs(depth - target) < 0.15, (asked_depths, target)
+
+
 # Hashes of story rows of this generator (issue 15: scenes, confusers, spread and capped inventories), over
 # the fields a story row is made of. A change here must be deliberate; print the new ones with
 # `python -c "from tests.story.test_story_generate import print_pins; print_pins()"`.
 PINNED_HASHES: dict[str, str] = {
-    "story_retrieval-1500-s11-0": "052806afc7c68bcb7e62",
-    "story_retrieval-1500-s11-1": "912b2513d07a718ee465",
-    "story_retrieval-1500-s11-2": "517a388677e3b363b59f",
-    "story_retrieval-6000-s11-0-chat": "b6634a08ea945f74dd8e",
-    "story_retrieval-6000-s11-1-chat": "e500ba09a86224f6f9b9",
-    "story_retrieval-6000-s11-2-chat": "9bca2a69a31ea5278892",
-    "story_multihop-1500-s11-0": "42e2f23c908bb0ad47c9",
-    "story_multihop-1500-s11-1": "ca6bfafd1f0550f982ca",
-    "story_multihop-1500-s11-2": "1ab99bfdf9dc96c09a1d",
-    "story_multihop-6000-s11-0-chat": "0d181ab81a945b790025",
-    "story_multihop-6000-s11-1-chat": "01e87f7fb42733b3e1d7",
-    "story_multihop-6000-s11-2-chat": "a8f85effe9ae69d01b1c",
-    "story_filtering-1500-s11-0": "3d260252e8d72a53c96e",
-    "story_filtering-1500-s11-1": "5043b22a6991f702fc1a",
-    "story_filtering-1500-s11-2": "29321dd9ee28ee2c79c5",
-    "story_filtering-6000-s11-0-chat": "5d0e42e60b10a7894131",
-    "story_filtering-6000-s11-1-chat": "1b1a3b87f52b366cc34d",
-    "story_filtering-6000-s11-2-chat": "7539abaa4fbb5e98298d",
-    "story_inventory-1500-s11-0": "8d75960690a04c2db803",
-    "story_inventory-1500-s11-1": "7f892669592fdf0af23e",
-    "story_inventory-1500-s11-2": "ce4a4e4e87604ad76bd9",
-    "story_inventory-6000-s11-0-chat": "95b002cc2401aee978a0",
-    "story_inventory-6000-s11-1-chat": "fbf67651d97c89ddbe4b",
-    "story_inventory-6000-s11-2-chat": "0e2cc490e2b43f615c6f",
+    "story_retrieval-1500-s11-0": "b202247da4d69d7ba653",
+    "story_retrieval-1500-s11-1": "d70f1d26f948ef6982d9",
+    "story_retrieval-1500-s11-2": "1745a6086fec400a660a",
+    "story_retrieval-6000-s11-0-chat": "c5f0632e4061a0103e12",
+    "story_retrieval-6000-s11-1-chat": "de85868bac35a472041e",
+    "story_retrieval-6000-s11-2-chat": "ce42b7e69c54c51f386e",
+    "story_multihop-1500-s11-0": "4a7bec3453f8727ce2b4",
+    "story_multihop-1500-s11-1": "d9a85094ce729f68468a",
+    "story_multihop-1500-s11-2": "c9627704e8bd6f3ffb44",
+    "story_multihop-6000-s11-0-chat": "e298c7e08389b5bc1c9c",
+    "story_multihop-6000-s11-1-chat": "00b2f8d9007f59af03ef",
+    "story_multihop-6000-s11-2-chat": "bd470febe4b1eaea76f7",
+    "story_filtering-1500-s11-0": "a573a75eebefd1803971",
+    "story_filtering-1500-s11-1": "fb0353564aa566233b7e",
+    "story_filtering-1500-s11-2": "ee1c0b84b864397039e1",
+    "story_filtering-6000-s11-0-chat": "0ec9fcbf8bdf1e3cc7ce",
+    "story_filtering-6000-s11-1-chat": "6c4ed857c2f5c903b14d",
+    "story_filtering-6000-s11-2-chat": "d68e29b01b2cf773e679",
+    "story_inventory-1500-s11-0": "441745d5f4a2417c1966",
+    "story_inventory-1500-s11-1": "06a2f6f51816b8e2ddcf",
+    "story_inventory-1500-s11-2": "37f6fcec102df07d1e7b",
+    "story_inventory-6000-s11-0-chat": "5c318b6e8db043e1320f",
+    "story_inventory-6000-s11-1-chat": "19443148f95c62574cc5",
+    "story_inventory-6000-s11-2-chat": "2ff163f61dcc429560d3",
 }
 
 

@@ -38,7 +38,12 @@ class StoryFiltering(StoryTask[FilteringKnobs]):
         empty = frozenset(rng.sample(range(1, num_chapters + 1), knobs.num_empty))
         return WorldConfig(empty_chapters=empty)
 
-    def ask(self, world: World, knobs: FilteringKnobs, rng: random.Random) -> TaskQuestions:
+    def ask(self, world: World, knobs: FilteringKnobs, rng: random.Random, index: int) -> TaskQuestions:
         empty = sorted(c.number for c in world.chapters if not c.purchases)
         question = question_text("filtering", "one", protagonist=world.protagonist)
-        return TaskQuestions([question], empty, [Evidence(c) for c in empty], "4, 9, 15")
+        return TaskQuestions(
+            [question],
+            empty,
+            [Evidence(c) for c in empty],
+            "first chapter number, second chapter number, ...",
+        )

@@ -43,11 +43,11 @@ class StoryInventory(StoryTask[InventoryKnobs]):
     def min_chapters(self, knobs: InventoryKnobs) -> int:
         return 3  # the last chapter buys nothing
 
-    def ask(self, world: World, knobs: InventoryKnobs, rng: random.Random) -> TaskQuestions:
+    def ask(self, world: World, knobs: InventoryKnobs, rng: random.Random, index: int) -> TaskQuestions:
         owned = world.final_inventory()
         # In purchase order (never set order, which depends on the interpreter's string hashing).
         kept = [(item, chapter) for item, chapter in world.purchase_order() if item in owned]
         answer = [item for item, _ in kept]
         evidence = [Evidence(chapter, "purchase", item) for item, chapter in kept]
         question = question_text("inventory", "one", protagonist=world.protagonist)
-        return TaskQuestions([question], answer, evidence, "first item, second item")
+        return TaskQuestions([question], answer, evidence, "first item, second item, ...")

@@ -15,7 +15,7 @@ from longtasks.families.story.world import World
 @dataclass(frozen=True)
 class MultihopKnobs(StoryKnobs):
     """hops: how many acquisitions back the answer lies (paper: 1). depth: where the asked-about item
-    (X) is acquired: 'uniform', 'stratified' or a depth in [0, 1]. min_gap: the fewest chapters between
+    (X) is acquired: 'uniform', 'stratified' or comma-separated depths in [0, 1], one per sample in turn. min_gap: the fewest chapters between
     the answer's purchase and X's (1: never in X's own chapter, so the answer is never the sentence
     next to X's; 0: anywhere, as in the paper)."""
 
@@ -44,7 +44,7 @@ class StoryMultihop(StoryTask[MultihopKnobs]):
     def min_chapters(self, knobs: MultihopKnobs) -> int:
         return knobs.hops + knobs.min_gap + 2
 
-    def ask(self, world: World, knobs: MultihopKnobs, rng: random.Random) -> TaskQuestions:
+    def ask(self, world: World, knobs: MultihopKnobs, rng: random.Random, index: int) -> TaskQuestions:
         order = world.purchase_order()
         if len(order) <= knobs.hops:
             raise WorldTooSmall(
@@ -61,7 +61,11 @@ class StoryMultihop(StoryTask[MultihopKnobs]):
                 f"no purchase has its {knobs.hops}-back purchase {knobs.min_gap}+ chapters earlier; "
                 "use a longer length or a smaller min_gap"
             )
-        depth = target_depths(knobs.depth, 1, rng)[0]
+        given = parse_depth_mode(knobs.depth)
+        # A list of depths is cycled across samples (one question per sample), like retrieval's per question.
+        depth = (
+            given[index % len(given)] if isinstance(given, list) else target_depths(knobs.depth, 1, rng)[0]
+        )
         # Purchases are spread evenly enough that rank order approximates depth.
         position = valid[min(len(valid) - 1, bisect_left(valid, int(depth * len(order))))]
         item, item_chapter = order[position]
@@ -71,4 +75,4 @@ class StoryMultihop(StoryTask[MultihopKnobs]):
             "multihop", variant, item=item, hops=knobs.hops, protagonist=world.protagonist
         )
         evidence = [Evidence(answer_chapter, "purchase", answer), Evidence(item_chapter, "purchase", item)]
-        return TaskQuestions([question], answer, evidence, "item name")
+        return TaskQuestions([question], answer, evidence, "name of item")

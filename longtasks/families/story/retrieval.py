@@ -48,7 +48,7 @@ class StoryRetrieval(StoryTask[RetrievalKnobs]):
         # Enough distinct (chapter, kind) pairs for every question.
         return max(2, -(-knobs.num_questions // len(knobs.kind_list())) + 1)
 
-    def ask(self, world: World, knobs: RetrievalKnobs, rng: random.Random) -> TaskQuestions:
+    def ask(self, world: World, knobs: RetrievalKnobs, rng: random.Random, index: int) -> TaskQuestions:
         n = len(world.chapters)
         kinds = knobs.kind_list()
         used: set[tuple[int, str]] = set()
@@ -65,7 +65,7 @@ class StoryRetrieval(StoryTask[RetrievalKnobs]):
             )
             answers.append(value)
             evidence.append(Evidence(chapter_number, kind, value))
-        example = "\n".join(f"answer {i + 1}" for i in range(min(3, len(questions))))
+        example = "\n".join(f"answer to question {i + 1}" for i in range(min(3, len(questions))))
         if len(questions) > 3:
             example += "\n..."
         return TaskQuestions(questions, answers, evidence, example)

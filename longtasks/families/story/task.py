@@ -124,7 +124,7 @@ class StoryTask(Task[SK]):
         return WorldConfig()
 
     @abstractmethod
-    def ask(self, world: World, knobs: SK, rng: random.Random) -> TaskQuestions:
+    def ask(self, world: World, knobs: SK, rng: random.Random, index: int) -> TaskQuestions:
         """Questions, gold answer (from the world state, never from the text) and evidence."""
 
     def initial_scale(self, knobs: SK, length: int) -> int:
@@ -140,7 +140,7 @@ class StoryTask(Task[SK]):
 
     def build(self, knobs: SK, scale: int, rng: random.Random, context: BuildContext) -> Draft:
         world = simulate_world(scale, rng.getrandbits(63), self.world_config(knobs, scale, rng))
-        asked = self.ask(world, knobs, rng)
+        asked = self.ask(world, knobs, rng, context.index)
         renderer = _renderer()
         told: set[str] = set()
         chapters = [renderer.render_chapter(world, chapter, rng, told) for chapter in world.chapters]
