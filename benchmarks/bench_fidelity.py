@@ -10,7 +10,8 @@ the relative output error vs dense, mean over heads (and layers), plus the worst
 are scored on the prompt rows, Quest and the KV methods on the decode rows. With `--model smollm2`, q/k/v
 are captured from SmolLM2-135M-Instruct on story-retrieval prompts (4 questions, chat template) with the
 gold answer teacher-forced after the prompt, and the model is run under each method to give the
-next-token KL(dense || method) and the argmax agreement with dense over the answer tokens. `--synthetic`
+next-token KL(dense || method) and the argmax agreement with dense over the answer tokens; `oracle_snapkv`
+rows keep SnapKV's budget but rank positions by the answer's own attention (sparse_eval/fidelity/oracle.py). `--synthetic`
 uses `sparse_eval.fidelity.synthetic` (sinks, a RoPE local band, salient columns, far needle pairs).
 A table is printed; rows go to JSON in `--out` (default: $OUT, else ./bench_out).
 """
@@ -75,6 +76,7 @@ def run_synthetic(args: argparse.Namespace, specs: list[MethodSpec], start: floa
 
 
 def run_model(args: argparse.Namespace, specs: list[MethodSpec], start: float) -> list[dict]:
+    from sparse_eval.fidelity.oracle import oracle_fidelity
     from sparse_eval.fidelity.prompts import story_prompts
     from sparse_eval.fidelity.reference_model import find_gguf, load_smollm2
 
@@ -96,6 +98,8 @@ def run_model(args: argparse.Namespace, specs: list[MethodSpec], start: float) -
             model_fidelity(
                 tallies, model, "smollm2", ids, answer, dense, model_specs, args.model_compressions
             )
+            if not args.no_oracle:
+                oracle_fidelity(tallies, model, "smollm2", ids, answer, dense, full, args.model_compressions)
             log(f"L={length}: model runs done", start)
     return summarize(tallies)
 
@@ -113,13 +117,18 @@ def main(argv: list[str] | None = None) -> int:
         "--lengths", nargs="*", type=parse_length, default=[], help="prompt lengths, e.g. 1k 2k"
     )
     parser.add_argument("--compressions", nargs="*", type=float, default=[1.0, 2.0, 5.0, 10.0, 20.0])
-    parser.add_argument("--model-compressions", nargs="*", type=float, default=[2.0, 5.0, 10.0, 20.0])
+    parser.add_argument("--model-compressions", nargs="*", type=float, default=[5.0, 10.0, 20.0])
     parser.add_argument("--methods", nargs="*", default=list(DEFAULT_SPECS), help="name[:key=value,...]")
     parser.add_argument(
         "--model-methods",
         nargs="*",
         default=list(MODEL_SPECS),
         help="methods run through the model (--model); each prefill one costs a sparse prompt pass per c",
+    )
+    parser.add_argument(
+        "--no-oracle",
+        action="store_true",
+        help="skip the oracle KV rows (SnapKV's rule ranked by the answer's own attention)",
     )
     parser.add_argument("--samples", type=int, default=1, help="story prompts per length (--model)")
     parser.add_argument("--seed", type=int, default=0)

@@ -29,6 +29,7 @@ from sparse_eval.registry import get_method
 
 DEFAULT_SPECS = (
     "vertical_slash",
+    "vertical_slash:q_block_size=64",
     "block_sparse",
     "block_sparse:q_block_size=128,block_size=64",
     "block_sparse:q_block_size=128,block_size=64,sink_blocks=0,local_blocks=0",

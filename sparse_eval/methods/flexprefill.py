@@ -61,6 +61,13 @@ class FlexPrefill(PatternPrefillMethod):
     With an explicit `gamma` (the seed used 0.65, the paper 0.9-0.95) the method is purely adaptive and
     `compression` must stay 1: the achieved compression is only reported.
 
+    Source: this is the FlexPrefill paper's block rule. The seed paper evaluated a different adaptation:
+    token-level verticals and slashes executed by MInference's kernel, per-head counts
+    max(min_budget, tokens covering alpha), tau = 0 and 4 / 64 forced columns / diagonals; that variant is not
+    implemented here (vertical_slash is its nearest relative). At equal compression the block rule is much
+    less precise (sparse_eval/README.md: synthetic 128k, c = 5, output error 0.61 vs vertical_slash's 0.11).
+    The 2 x `min_budget` tokens set a floor: at most ~1.3x at 1k and ~2.9x at 2k tokens (warned).
+
     Attributes:
         compression: target dense / attended (query, key) pairs (used when gamma is None).
         gamma: cumulative attention coverage in (0, 1]; None = solved from `compression`.

@@ -68,7 +68,11 @@ class VerticalSlash(PatternPrefillMethod):
       3. Verticals execute exactly (gathered columns). A column costs the rows at or after it that no
          selected tile covers; columns are taken by descending score while the rest of the budget lasts.
     Budget = dense causal pairs / `compression` per head, so the achieved compression is within one tile of
-    the target; `compression=1` selects everything and reproduces dense attention.
+    the target; `compression=1` selects everything and reproduces dense attention. The forced sinks and local
+    diagonals (three tile-diagonals of 128-row tiles) cost a fixed share at short lengths: at most ~4.1x at
+    1k and ~8x at 2k tokens, whatever the request (warned; `q_block_size=64` halves that floor).
+    Differences from the seed (sparse_eval/README.md): a pair budget split by `vertical_share` instead of equal
+    vertical / slash counts, and slashes executed as 128 x 64 tile-diagonals instead of MInference's 64 x 64.
 
     Attributes:
         compression: target dense / attended (query, key) pairs.

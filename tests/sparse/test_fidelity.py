@@ -137,3 +137,24 @@ def test_bench_fidelity_synthetic_mode_runs(tmp_path):
     # flexprefill's 512-token minimum budgets cannot reach 4x at 1k: the table marks the shortfall
     flex = next(r for r in rows if r["method"] == "flexprefill" and r["compression"] == 4)
     assert flex["achieved"] < 0.8 * 4 and "achieved below 0.8 x the requested c" in done.stdout
+
+
+def test_oracle_keeps_the_positions_the_answer_attends(build_tiny_lm, token_ids):
+    from sparse_eval.compression import LayerStats
+    from sparse_eval.fidelity.oracle import OracleSnapKV, answer_attention
+
+    model = build_tiny_lm("llama")
+    prompt, answer = token_ids(120, 3), token_ids(5, 4)
+    _, full = dense_prefill(model, prompt, answer)
+    scores = answer_attention(full, 120)
+    assert set(scores) == {0, 1} and scores[0].shape == (1, 2, 120)
+    assert float(scores[0].sum(-1).max()) <= 1.0 + 1e-5  # a share of each answer row's mass
+    planted = torch.zeros(1, 2, 120)
+    planted[..., [10, 50, 90]] = 1.0
+    method = OracleSnapKV(compression=40, scores={0: planted}, sink=0, local=0, pool_kernel=1)
+    layer = full[0]
+    kept = method.select_kv(
+        layer.query[..., :120, :], layer.key[..., :120, :], layer.value[..., :120, :],
+        layer_idx=0, scaling=layer.scaling, stats=LayerStats(0, "kv"),
+    )  # fmt: skip
+    assert kept[0].tolist() == [[10, 50, 90], [10, 50, 90]]
