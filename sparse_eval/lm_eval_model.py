@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,7 +40,7 @@ from sparse_eval.base import SparseMethod
 from sparse_eval.compression import PHASES, CompressionReport, CompressionShortfallWarning
 from sparse_eval.generation import generate
 from sparse_eval.patch import apply
-from sparse_eval.registry import get_method, method_class
+from sparse_eval.registry import get_method, list_methods, method_class
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
@@ -78,6 +78,45 @@ def method_from_args(method: str, compression: Any, backend: str, args: dict[str
     return get_method(method, compression=_coerce("compression", compression, 1.0), backend=backend, **chosen)
 
 
+def _method_fields(cls: type[SparseMethod]) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls) if f.init}
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if str(batch_size) != "1":
+        raise ValueError(
+            f"sparse-hf runs one sequence at a time: use batch_size=1 (got {batch_size!r}); the attention "
+            "interface receives no padding mask, so padded batches cannot be handled faithfully"
+        )
+
+
+def sparse_args(model_args: dict[str, Any]) -> SparseMethod:
+    """The method `--model_args` ask for, with its fields taken out of `model_args`; a ValueError naming the
+    bad value and what is valid for an unknown method, a bad compression, backend or field value, a field of
+    another method (which HFLM would hand to the model's constructor) and a batch size other than 1."""
+    name = str(model_args.pop("method", "dense"))
+    if name not in list_methods():
+        raise ValueError(
+            f"unknown sparse method {name!r} in --model_args; available: {', '.join(list_methods())}"
+        )
+    compression = model_args.pop("compression", 1.0)
+    backend = str(model_args.pop("sparse_backend", "auto"))
+    try:
+        method = method_from_args(name, compression, backend, model_args)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"sparse-hf method={name}: {error}") from None
+    own = _method_fields(type(method))
+    other_fields = set().union(*(_method_fields(method_class(m)) for m in list_methods())) - {"backend"}
+    foreign = sorted(key for key in model_args if key in other_fields)  # HFLM's own `backend` is not one
+    if foreign:
+        raise ValueError(
+            f"sparse-hf method={name} has no argument(s) {', '.join(foreign)} (they belong to other methods); "
+            f"{name}'s arguments: {', '.join(sorted(own - {'backend'})) or 'none'}, plus sparse_backend"
+        )
+    _check_batch_size(model_args.get("batch_size", 1))
+    return method
+
+
 log = logging.getLogger(__name__)
 
 
@@ -107,16 +146,16 @@ class SparseHFLM(HFLM):
         sparse_backend: str = "auto",
         **kwargs: Any,
     ) -> None:
-        self.sparse_method = method_from_args(method, compression, sparse_backend, kwargs)
-        batch_size = kwargs.get("batch_size", 1)
-        if str(batch_size) != "1":
-            raise ValueError(
-                f"sparse-hf runs one sequence at a time: use batch_size=1 (got {batch_size!r}); the attention "
-                "interface receives no padding mask, so padded batches cannot be handled faithfully"
-            )
+        kwargs.update(method=method, compression=compression, sparse_backend=sparse_backend)
+        self.sparse_method = sparse_args(kwargs)
         super().__init__(pretrained, **kwargs)
         self.report = self._new_report()
         self.reports_by_length: dict[int, CompressionReport] = {}
+
+    @classmethod
+    def check_model_args(cls, model_args: Mapping[str, Any]) -> None:
+        """Validate the sparse arguments before any data is generated (`longtasks eval` calls this)."""
+        sparse_args(dict(model_args))
 
     def _new_report(self) -> CompressionReport:
         return CompressionReport(

@@ -392,6 +392,45 @@ def test_prepare_run_rejects_contradictions():
         prepared(["--tasks", "story_multihop", "--system_instruction", "Be brief."], lengths=(1024,))
 
 
+@pytest.mark.parametrize(
+    ("model_args", "message"),
+    [
+        ("method=snapkvv", "unknown sparse method 'snapkvv' in --model_args; available: .*ada_snapkv"),
+        ("method=snapkv,compression=0.5", "compression"),
+        ("method=quest,window=256", "no argument.s. window .they belong to other methods.*page_size"),
+        ("method=snapkv,window=abc", "window='abc' is not a valid int"),
+        ("method=snapkv,sparse_backend=cuda", "backend must be one of"),
+        ("method=snapkv,batch_size=4", "batch_size=1"),
+    ],
+)
+def test_sparse_hf_arguments_are_refused_before_any_data_is_generated(model_args, message):
+    """The model is never built and no sample generated: prepare_run refuses with one line naming the value."""
+    argv = [
+        "--model",
+        "sparse-hf",
+        "--model_args",
+        f"pretrained=nowhere,{model_args}",
+        "--tasks",
+        "story_multihop",
+    ]
+    with pytest.raises(EvalUsageError, match=f"--model sparse-hf: .*{message}"):
+        prepared(argv, lengths=(1024,))
+
+
+def test_longtasks_eval_shows_our_info_lines_through_lm_evals_handler():
+    """The model's max_length and sparse-hf's achieved compression are INFO lines of our own loggers."""
+    import logging
+
+    from longtasks.lm_eval_tasks.launch import share_lm_eval_logging
+
+    share_lm_eval_logging()
+    source = logging.getLogger("lm_eval")
+    for name in ("longtasks.lm_eval_tasks.launch", "sparse_eval.lm_eval_model"):
+        logger = logging.getLogger(name)
+        assert logger.getEffectiveLevel() == source.getEffectiveLevel()
+        assert set(source.handlers) <= set(logging.getLogger(name.split(".")[0]).handlers)
+
+
 def test_prepare_run_leaves_other_tasks_alone():
     args = prepared(["--tasks", "hellaswag", "--model_args", "pretrained=gpt2"])
     assert args.model_args == {"pretrained": "gpt2"} and not args.metadata

@@ -105,18 +105,34 @@ def check_metadata_max_length(task: str, metadata: Mapping[str, Any], required: 
     )  # fmt: skip
 
 
-def _accepted_params(model: str) -> set[str]:
+def _model_class(model: str) -> type:
     import lm_eval.models  # noqa: F401  (fills lm-eval's model table even if a plugin registered first)
     from lm_eval.api.registry import get_model
 
     try:
-        model_class = get_model(model)
+        return get_model(model)
     except ValueError as error:
         raise LengthGuardError(
             f"{error} (model types from sparse_eval, such as sparse-hf, need `pip install longtasks[sparse]`)"
         ) from error
     except ImportError as error:
         raise LengthGuardError(f"model type {model!r} cannot be loaded: {error}") from error
+
+
+def check_model_type_args(model: str, model_args: Mapping[str, Any]) -> None:
+    """Let a model type that can (`check_model_args`, e.g. sparse-hf) refuse bad arguments now, before any
+    data is generated, instead of when lm-eval builds the model."""
+    check = getattr(_model_class(model), "check_model_args", None)
+    if callable(check):
+        try:
+            check(model_args)
+        except (ValueError, TypeError, KeyError) as error:
+            message = error.args[0] if error.args else repr(error)
+            raise LengthGuardError(f"--model {model}: {message}") from None
+
+
+def _accepted_params(model: str) -> set[str]:
+    model_class = _model_class(model)
     params: set[str] = set()
     for klass in inspect.getmro(model_class):
         init = klass.__dict__.get("__init__")

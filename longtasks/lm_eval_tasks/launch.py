@@ -20,6 +20,7 @@ from typing import Any
 from longtasks.lm_eval_tasks import tasks_dir
 from longtasks.lm_eval_tasks.guard import (
     LengthGuardError,
+    check_model_type_args,
     generation_budget,
     guard_model_args,
     requested_tasks,
@@ -205,6 +206,10 @@ def prepare_run(args: argparse.Namespace, settings: TaskSettings) -> argparse.Na
 
     model = getattr(args, "model", None) or "hf"
     model_args = dict(getattr(args, "model_args", None) or {})
+    try:
+        check_model_type_args(model, model_args)  # before the tokenizer loads and any data is generated
+    except LengthGuardError as error:
+        raise EvalUsageError(str(error)) from error
     meta_view = {**model_args, **metadata}
     lengths = _lengths_for_guard(tasks, meta_view)
     budget = generation_budget(tasks, getattr(args, "gen_kwargs", None))
@@ -229,11 +234,27 @@ def prepare_run(args: argparse.Namespace, settings: TaskSettings) -> argparse.Na
     return args
 
 
+OUR_LOGGERS = ("longtasks", "sparse_eval")
+"""Loggers whose INFO lines (model max_length, achieved compression) `longtasks eval` shows like lm-eval's."""
+
+
+def share_lm_eval_logging() -> None:
+    """Give our loggers lm-eval's handler and level (lm-eval configures only its own `lm_eval` logger)."""
+    source = logging.getLogger("lm_eval")
+    for name in OUR_LOGGERS:
+        target = logging.getLogger(name)
+        target.setLevel(source.level)
+        for handler in source.handlers:
+            if handler not in target.handlers:
+                target.addHandler(handler)
+
+
 def start() -> None:
-    """What lm-eval's own entry point does first, plus our model plugins."""
+    """What lm-eval's own entry point does first, plus our model plugins and log lines."""
     from lm_eval.utils import setup_logging
 
     setup_logging()
+    share_lm_eval_logging()
     import_model_plugins()
 
 

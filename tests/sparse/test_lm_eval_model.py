@@ -149,7 +149,7 @@ def test_model_args_configure_the_method(model_dir):
 
 
 def test_bad_model_args_are_explained(model_dir):
-    with pytest.raises(KeyError, match="unknown sparse method 'nope'"):
+    with pytest.raises(ValueError, match="unknown sparse method 'nope'"):
         make_lm(model_dir, method="nope")
     with pytest.raises(ValueError, match="batch_size=1"):
         make_lm(model_dir, method="snapkv", batch_size=4)
@@ -157,6 +157,8 @@ def test_bad_model_args_are_explained(model_dir):
         SparseHFLM(str(model_dir), method="snapkv", window="abc", device="cpu")
     with pytest.raises(ValueError, match="compression"):
         make_lm(model_dir, method="snapkv", compression=0.5)
+    with pytest.raises(ValueError, match=r"method=quest has no argument\(s\) window"):
+        make_lm(model_dir, method="quest", window=64)  # HFLM would hand it to the model's constructor
 
 
 def test_long_context_is_an_error_not_a_truncation(model_dir, task_manager):
