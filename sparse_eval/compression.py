@@ -74,6 +74,14 @@ class LayerStats:
             self.sparse = self.sparse + s.to(self.sparse.device)
         self.calls += 1
 
+    def merge(self, other: LayerStats) -> None:
+        """Add another slot's counts (and its number of calls): a batch row's stats into the session's."""
+        if other.dense is None or other.sparse is None:
+            return
+        calls = self.calls + other.calls
+        self.add(other.dense, other.sparse)
+        self.calls = calls
+
     def per_head(self) -> list[float]:
         """Achieved compression of each head (dense / sparse)."""
         if self.dense is None or self.sparse is None:
@@ -152,6 +160,11 @@ class CompressionReport:
             for (p, idx), stats in sorted(self.layers.items(), key=lambda kv: kv[0][1])
             if p == phase and stats.calls
         }
+
+    def merge(self, other: CompressionReport) -> None:
+        """Add everything `other` recorded into this report (per phase, layer and head)."""
+        for (phase, layer_idx), stats in other.layers.items():
+            self.layer(layer_idx, phase).merge(stats)
 
     def reset(self) -> None:
         """Forget everything recorded (e.g. between documents of an evaluation)."""

@@ -42,9 +42,10 @@ def _check_indices(layer_idx: int, indices: torch.Tensor, keys: torch.Tensor) ->
 def compress_cache(cache: DynamicCache, pending: Mapping[int, torch.Tensor], method: Any = None) -> None:
     """Keep only `pending[layer_idx]` positions (B, Hkv, keep; -1 = padding) in each listed layer, in place.
 
-    `method` (the session's method) is told about every rewritten layer through its optional
-    `on_kv_compressed(layer_idx, padded_len)` hook, which switches its decode step to the compressed
-    layout. Sliding-window layers are refused: they drop tokens on their own, and their bookkeeping
+    `method` (the session, or at batch size 1 the session's method) is told about every rewritten layer
+    through its optional `on_kv_compressed(layer_idx, padded_len)` hook, which switches its decode step to
+    the compressed layout; in a declared batch (`SparseSession.batch`) only the session knows each row's
+    own layout, so pass the session there. Sliding-window layers are refused: they drop tokens on their own, and their bookkeeping
     (`cumulative_length`) would no longer match what they hold."""
     if not isinstance(cache, DynamicCache):
         raise TypeError(f"compress_cache needs a transformers DynamicCache, got {type(cache).__name__}")

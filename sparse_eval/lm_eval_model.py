@@ -12,7 +12,13 @@ everything else goes to `HFLM`.
   compression after prefill, decoding at the original positions). Sampling is refused.
 - loglikelihood / loglikelihood_rolling: one forward pass per request. Prefill methods run under the method;
   decode and KV methods change only generation, so their loglikelihoods are dense.
-- Batch size 1 only: the attention interface gets no padding mask, so batched padded inputs would be wrong.
+- `batch_size=N`: generation runs N left-padded prompts per batch through `sparse_eval.generate`, and
+  loglikelihood scores N right-padded requests per forward pass; either way the padding is declared to the
+  session (`SparseSession.batch`), each row's attention runs on its unpadded slice with its own copy of the
+  method, everything else runs batched, and results equal batch size 1 (greedy). HFLM does not hand the
+  lengths of its right-padded loglikelihood rows to `_model_call`, so they are read where HFLM pads them
+  (its `pad_and_concat`); a batch whose lengths cannot be known is refused. `batch_size=auto` is refused:
+  lm-eval's detection times the dense model at max_length, which says nothing about a sparse method.
 - Contexts longer than `max_length - max_gen_toks` (generation) or `max_length` (loglikelihood) raise instead
   of being silently left-truncated; generation kwargs that greedy decoding cannot honour raise too.
 
@@ -32,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import lm_eval.models.huggingface as _hf
 import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
@@ -83,17 +90,23 @@ def _method_fields(cls: type[SparseMethod]) -> set[str]:
 
 
 def _check_batch_size(batch_size: Any) -> None:
-    if str(batch_size) != "1":
+    text = str(batch_size).strip()
+    if text.startswith("auto"):
         raise ValueError(
-            f"sparse-hf runs one sequence at a time: use batch_size=1 (got {batch_size!r}); the attention "
-            "interface receives no padding mask, so padded batches cannot be handled faithfully"
+            f"sparse-hf needs a fixed batch_size, e.g. batch_size=8 (got {batch_size!r}): lm-eval's automatic "
+            "detection runs the dense model at max_length, which does not measure a sparse method"
+        )
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(
+            f"sparse-hf batch_size must be a positive integer, e.g. batch_size=8 (got {batch_size!r})"
         )
 
 
 def sparse_args(model_args: dict[str, Any]) -> SparseMethod:
     """The method `--model_args` ask for, with its fields taken out of `model_args`; a ValueError naming the
     bad value and what is valid for an unknown method, a bad compression, backend or field value, a field of
-    another method (which HFLM would hand to the model's constructor) and a batch size other than 1."""
+    another method (which HFLM would hand to the model's constructor) and a batch size that is not a positive
+    integer (`auto` included)."""
     name = str(model_args.pop("method", "dense"))
     if name not in list_methods():
         raise ValueError(
@@ -229,7 +242,8 @@ class SparseHFLM(HFLM):
 
     def _loglikelihood_tokens(self, requests: list, *args: Any, **kwargs: Any) -> list:
         """HFLM's scoring, but a context + continuation that does not fit max_length is an error: HFLM
-        would cut its start without a word."""
+        would cut its start without a word. The lengths of the rows HFLM right-pads into a batch are
+        recorded for `_model_call` (prefill methods attend each row's real tokens only)."""
         for _, context_enc, continuation_enc in requests:
             if len(context_enc) + len(continuation_enc) - 1 > self.max_length:
                 raise ValueError(
@@ -237,21 +251,57 @@ class SparseHFLM(HFLM):
                     f"max_length {self.max_length}; raise max_length in --model_args instead of scoring a "
                     "truncated context"
                 )
-        return super()._loglikelihood_tokens(requests, *args, **kwargs)
+        original = getattr(_hf, "pad_and_concat", None)
+        if original is None or self.sparse_method.phase != "prefill":
+            return super()._loglikelihood_tokens(requests, *args, **kwargs)
+
+        def recording(max_length: int, tensors: list, padding_side: str = "right") -> torch.Tensor:
+            if padding_side == "right":
+                self._row_lengths = [int(t.shape[-1]) for t in tensors]
+            return original(max_length, tensors, padding_side=padding_side)
+
+        _hf.pad_and_concat = recording
+        try:
+            return super()._loglikelihood_tokens(requests, *args, **kwargs)
+        finally:
+            _hf.pad_and_concat = original
+            self._row_lengths = None
 
     def _model_call(
         self, inps: torch.Tensor, attn_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Loglikelihood forward: under the method for prefill methods, dense otherwise."""
+        """Loglikelihood forward: under the method for prefill methods (a batch row by row on each row's
+        real tokens, see the module docstring), dense otherwise."""
         if self.sparse_method.phase != "prefill":
             return super()._model_call(inps, attn_mask, labels)
+        lengths = self._batch_lengths(inps)
         with (
             _quiet_shortfall(),
             apply(self.model, self.sparse_method, backend=self.sparse_method.backend) as session,
         ):
-            logits = super()._model_call(inps, attn_mask, labels)
-        self._merge(session.report, inps.shape[-1])
+            if lengths is None:
+                logits = super()._model_call(inps, attn_mask, labels)
+                reports = [(session.report, inps.shape[-1])]
+            else:
+                real = torch.arange(inps.shape[-1])[None, :] < torch.tensor(lengths)[:, None]
+                with session.batch(real) as rows:
+                    logits = super()._model_call(inps, attn_mask, labels)
+                reports = list(zip(rows.reports, lengths, strict=True))
+        for report, length in reports:
+            self._merge(report, length)
         return logits
+
+    def _batch_lengths(self, inps: torch.Tensor) -> list[int] | None:
+        """Real lengths of the right-padded rows of a loglikelihood batch (None for a single row)."""
+        lengths, self._row_lengths = getattr(self, "_row_lengths", None), None
+        if inps.shape[0] == 1:
+            return None
+        if lengths is None or len(lengths) != inps.shape[0] or max(lengths) != inps.shape[-1]:
+            raise RuntimeError(
+                f"sparse-hf cannot tell the padding of this batch of {inps.shape[0]} rows (HFLM did not pad it "
+                "through lm_eval.models.huggingface.pad_and_concat); run with batch_size=1"
+            )
+        return lengths
 
     def _eos_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id, self.eot_token_id}
@@ -262,8 +312,9 @@ class SparseHFLM(HFLM):
     def _model_generate(
         self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any
     ) -> torch.Tensor:
-        """Greedy generation of each row through `sparse_eval.generation`; returns context + continuation ids
-        (rows padded with the pad token), the layout HFLM.generate_until expects."""
+        """Greedy generation of the batch's rows (left padding removed, then re-padded as one batch) through
+        `sparse_eval.generate`; returns context + continuation ids (rows padded with the pad token), the
+        layout HFLM.generate_until expects."""
         attention_mask = generation_kwargs.pop("attention_mask", None)
         do_sample = generation_kwargs.pop("do_sample", None)
         temperature = generation_kwargs.pop("temperature", 0.0)
@@ -286,19 +337,23 @@ class SparseHFLM(HFLM):
         if max_new < 1:
             raise ValueError(f"no room to generate: max_length {max_length} <= context {context.shape[1]}")
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._eos_ids()[0]
+        prompts = [
+            context[i] if attention_mask is None else context[i][attention_mask[i].bool()]
+            for i in range(context.shape[0])
+        ]
+        with _quiet_shortfall():
+            results = generate(
+                self.model,
+                prompts,
+                self.sparse_method,
+                max_new_tokens=max_new,
+                eos_token_id=self._eos_ids(),
+                stop=stop,
+                tokenizer=self.tokenizer,
+            )
+        assert isinstance(results, list)
         rows = []
-        for i in range(context.shape[0]):
-            prompt = context[i] if attention_mask is None else context[i][attention_mask[i].bool()]
-            with _quiet_shortfall():
-                result = generate(
-                    self.model,
-                    prompt,
-                    self.sparse_method,
-                    max_new_tokens=max_new,
-                    eos_token_id=self._eos_ids(),
-                    stop=stop,
-                    tokenizer=self.tokenizer,
-                )
+        for i, (prompt, result) in enumerate(zip(prompts, results, strict=True)):
             self._merge(result.report, prompt.shape[-1])
             rows.append(context[i].tolist() + result.tokens)
         width = max(len(r) for r in rows)

@@ -400,7 +400,7 @@ def test_prepare_run_rejects_contradictions():
         ("method=quest,window=256", "no argument.s. window .they belong to other methods.*page_size"),
         ("method=snapkv,window=abc", "window='abc' is not a valid int"),
         ("method=snapkv,sparse_backend=cuda", "backend must be one of"),
-        ("method=snapkv,batch_size=4", "batch_size=1"),
+        ("method=snapkv,batch_size=auto", "needs a fixed batch_size, e.g. batch_size=8 .got 'auto'."),
     ],
 )
 def test_sparse_hf_arguments_are_refused_before_any_data_is_generated(model_args, message):

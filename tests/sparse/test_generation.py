@@ -224,8 +224,14 @@ def test_stops_on_eos_and_stop_strings():
 
 def test_bad_generation_input_is_explained():
     model = tiny_model("llama")
-    with pytest.raises(ValueError, match="one sequence at a time"):
-        generate(model, torch.zeros(2, 5, dtype=torch.long), "dense")
+    with pytest.raises(ValueError, match=r"shape \(L,\) or \(1, L\)"):
+        generate(model, torch.zeros(2, 2, 5, dtype=torch.long), "dense")
+    with pytest.raises(
+        ValueError, match=r"attention_mask \(2, 4\) must have the shape of input_ids \(2, 5\)"
+    ):
+        generate(model, torch.zeros(2, 5, dtype=torch.long), "dense", attention_mask=torch.ones(2, 4))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        generate(model, [prompt(5), prompt(3)], "dense", batch_size=0)
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(model, prompt(5), "dense", max_new_tokens=0)
     with pytest.raises(ValueError, match="need a tokenizer"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from sparse_eval.generation import generate
 from sparse_eval.lm_eval_model import SparseHFLM
 
 TASK = "sparse_hf_smoke"
+BATCH_TASK = "sparse_hf_batch"
 MAX_GEN = 6
 
 
@@ -42,6 +44,11 @@ def task_dir(tmp_path_factory):
         for _ in range(2)
     ]
     (root / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    batch_docs = [  # prompts of different lengths, so batches are left-padded
+        {"prompt": " ".join(rng.choice(words) for _ in range(n)) + "\nAnswer:", "answer": rng.choice(words)}
+        for n in (20, 150, 60, 110, 35)
+    ]
+    (root / "batch_docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in batch_docs))
     (root / f"{TASK}.yaml").write_text(
         f"""task: {TASK}
 dataset_path: json
@@ -61,6 +68,13 @@ metric_list:
   - metric: exact_match
 """
     )
+    task = (
+        (root / f"{TASK}.yaml")
+        .read_text()
+        .replace(TASK, BATCH_TASK)
+        .replace("docs.jsonl", "batch_docs.jsonl")
+    )
+    (root / f"{BATCH_TASK}.yaml").write_text(task)
     return root, docs
 
 
@@ -151,8 +165,11 @@ def test_model_args_configure_the_method(model_dir):
 def test_bad_model_args_are_explained(model_dir):
     with pytest.raises(ValueError, match="unknown sparse method 'nope'"):
         make_lm(model_dir, method="nope")
-    with pytest.raises(ValueError, match="batch_size=1"):
-        make_lm(model_dir, method="snapkv", batch_size=4)
+    with pytest.raises(ValueError, match=r"needs a fixed batch_size, e.g. batch_size=8 \(got 'auto'\)"):
+        make_lm(model_dir, method="snapkv", batch_size="auto")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        make_lm(model_dir, method="snapkv", batch_size=0)
+    assert make_lm(model_dir, method="snapkv", batch_size=4).batch_size == 4
     with pytest.raises(ValueError, match="window='abc' is not a valid int"):
         SparseHFLM(str(model_dir), method="snapkv", window="abc", device="cpu")
     with pytest.raises(ValueError, match="compression"):
@@ -189,3 +206,61 @@ def test_loglikelihood_runs_prefill_methods_sparsely(model_dir):
     assert not torch.allclose(sparse, dense, atol=1e-3)
     assert lm.report.phases() == ["prefill"]
     assert lm.report.achieved_compression("prefill") > 2
+
+
+@pytest.mark.parametrize(
+    ("method", "args"),
+    [
+        ("ada_snapkv", {"compression": 3, "window": 16, "sink": 2, "local": 4}),
+        ("quest", {"compression": 4, "page_size": 8}),
+        (
+            "vertical_slash",
+            {"compression": 3, "last_q_size": 16, "n_local": 8, "q_block_size": 16, "block_size": 16},
+        ),
+    ],
+)
+def test_batch_size_4_generates_what_batch_size_1_does(model_dir, task_manager, method, args):
+    """Five prompts of 20-150 words: batch_size=4 (left-padded batches of 4 and 1) gives the same
+    generations and the same achieved compression, overall and per prompt length, as batch_size=1."""
+    runs = []
+    for batch_size in (1, 4):
+        lm = make_lm(model_dir, method=method, batch_size=batch_size, **args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CompressionShortfallWarning)
+            results = simple_evaluate(
+                model=lm, tasks=[BATCH_TASK], task_manager=task_manager, log_samples=True
+            )
+        samples = sorted(results["samples"][BATCH_TASK], key=lambda sample: sample["doc_id"])
+        runs.append(
+            ([sample["resps"] for sample in samples], results["config"]["sparse_compression"], lm.report)
+        )
+    (resps_1, summary_1, report_1), (resps_4, summary_4, report_4) = runs
+    assert resps_4 == resps_1
+    assert summary_4 == summary_1
+    assert len(summary_1["achieved_by_length"]) == 5
+    assert report_4.to_dict() == report_1.to_dict()
+
+
+def test_batched_loglikelihood_of_a_prefill_method_equals_batch_1(model_dir):
+    """Loglikelihood requests of different lengths, right-padded by HFLM into batches of 4: each row's
+    prefill runs on its real tokens only, so scores and reports equal batch_size=1."""
+    rng = random.Random(1)
+    requests = [
+        (("", ""), [rng.randrange(1000) for _ in range(n)], [rng.randrange(1000) for _ in range(3)])
+        for n in (90, 40, 130, 65, 20)
+    ]
+    scored = []
+    for batch_size in (1, 4):
+        lm = make_lm(model_dir, method="block_sparse", compression=3, batch_size=batch_size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CompressionShortfallWarning)
+            scored.append((lm._loglikelihood_tokens(list(requests)), lm.report, lm.reports_by_length))
+    (single, report_1, by_length_1), (batched, report_4, by_length_4) = scored
+    for (logprob_1, greedy_1), (logprob_4, greedy_4) in zip(single, batched, strict=True):
+        assert logprob_4 == pytest.approx(logprob_1, abs=1e-4)
+        assert greedy_4 == greedy_1
+    assert report_4.to_dict() == report_1.to_dict()
+    assert {n: r.to_dict() for n, r in by_length_4.items()} == {
+        n: r.to_dict() for n, r in by_length_1.items()
+    }
+    assert report_1.achieved_compression("prefill") > 1.2
