@@ -405,6 +405,7 @@ def test_prepare_run_rejects_contradictions():
 )
 def test_sparse_hf_arguments_are_refused_before_any_data_is_generated(model_args, message):
     """The model is never built and no sample generated: prepare_run refuses with one line naming the value."""
+    import_model_plugins()  # as `longtasks eval` does before parsing (registers sparse-hf)
     argv = [
         "--model",
         "sparse-hf",
@@ -415,6 +416,17 @@ def test_sparse_hf_arguments_are_refused_before_any_data_is_generated(model_args
     ]
     with pytest.raises(EvalUsageError, match=f"--model sparse-hf: .*{message}"):
         prepared(argv, lengths=(1024,))
+
+
+def test_sparse_hf_refuses_batch_size_auto_given_as_lm_eval_option():
+    """`--batch_size auto` (lm-eval's own option, not a model argument) is refused as early as batch_size=auto."""
+    import_model_plugins()
+    argv = ["--model", "sparse-hf", "--model_args", "pretrained=nowhere,method=snapkv", "--tasks", "story_multihop",
+            "--metadata", "tokenizer=qwen2.5", "--batch_size", "auto"]  # fmt: skip
+    with pytest.raises(EvalUsageError, match=r"--model sparse-hf: .*needs a fixed batch_size.*got 'auto'"):
+        prepared(argv, lengths=(1024,))
+    argv[-1] = "4"
+    assert prepared(argv, lengths=(1024,)).batch_size == "4"
 
 
 def test_longtasks_eval_shows_our_info_lines_through_lm_evals_handler():

@@ -206,8 +206,11 @@ def prepare_run(args: argparse.Namespace, settings: TaskSettings) -> argparse.Na
 
     model = getattr(args, "model", None) or "hf"
     model_args = dict(getattr(args, "model_args", None) or {})
+    checked_args = dict(model_args)
+    if getattr(args, "batch_size", None) is not None:  # lm-eval hands --batch_size to the model too
+        checked_args.setdefault("batch_size", args.batch_size)
     try:
-        check_model_type_args(model, model_args)  # before the tokenizer loads and any data is generated
+        check_model_type_args(model, checked_args)  # before the tokenizer loads and any data is generated
     except LengthGuardError as error:
         raise EvalUsageError(str(error)) from error
     meta_view = {**model_args, **metadata}
