@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 
 from sparse_eval.backends.dense import dense_attention
-from sparse_eval.compression import LayerStats, causal_pairs, check_compression
+from sparse_eval.compression import LayerStats, causal_pairs, check_compression, head_counts
 
 BACKENDS = ("auto", "reference", "flex")
 METHOD_PHASES = ("prefill", "decode", "kv", "dense")
@@ -69,7 +69,7 @@ class SparseMethod:
         """Causal self-attention over the prompt. q (B, Hq, L, D); k/v (B, Hkv, L, D), not repeated for GQA.
         Returns (B, Hq, L, D). Records attended pairs per query head in `stats`. Default: dense."""
         n = causal_pairs(query.shape[-2])
-        stats.add(torch.full((query.shape[1],), float(n)), float(n))
+        stats.add(head_counts(query.shape[1], n), float(n))
         return dense_attention(query, key, value, scaling)
 
     def decode(
@@ -85,7 +85,7 @@ class SparseMethod:
         """One new token attending the whole cache. q (B, Hq, 1, D); k/v (B, Hkv, Lk, D) include the cache.
         Records attended keys per query head in `stats`. Default: dense."""
         n = key.shape[-2]
-        stats.add(torch.full((query.shape[1],), float(n)), float(n))
+        stats.add(head_counts(query.shape[1], n), float(n))
         return dense_attention(query, key, value, scaling)
 
     def select_kv(

@@ -45,6 +45,13 @@ def causal_pairs(q_len: int, k_len: int | None = None) -> int:
     return q_len * offset + q_len * (q_len + 1) // 2
 
 
+def head_counts(heads: int, value: float) -> torch.Tensor:
+    """(heads,) float64 counts `value` on the host, for `LayerStats.add`. Counts built from Python numbers stay
+    on the CPU whatever the layer's device (they never meet its q/k/v, also when the layers of a model sit on
+    different GPUs) and cost no kernel launch per decode step; float64 keeps pair counts of long prompts exact."""
+    return torch.full((heads,), float(value), dtype=torch.float64, device="cpu")
+
+
 def pair_budget(seq_len: int, compression: float) -> int:
     """Attended pairs a fixed-budget prefill method may use per head: dense causal pairs / compression."""
     return math.ceil(causal_pairs(seq_len) / check_compression(compression))
@@ -53,8 +60,9 @@ def pair_budget(seq_len: int, compression: float) -> int:
 @dataclass
 class LayerStats:
     """Dense and sparse counts for one layer and one phase, per head (query heads for attention phases, KV
-    heads for KV compression). Counts are accumulated as float64 tensors on the compute device, so recording
-    costs no host synchronisation; they are read back only when a report is asked for."""
+    heads for KV compression). Counts are accumulated as float64 tensors where the first counts came from (the
+    layer's device for counts a method computed, the CPU for counts from Python numbers, see `head_counts`),
+    so recording costs no host synchronisation; they are read back only when a report is asked for."""
 
     layer_idx: int
     phase: str
@@ -64,7 +72,8 @@ class LayerStats:
 
     def add(self, dense: torch.Tensor | float, sparse: torch.Tensor | float) -> None:
         """Add per-head counts (shape (H,) or scalars broadcast to the heads already recorded)."""
-        d = torch.as_tensor(dense, dtype=torch.float64).reshape(-1)
+        where = dense.device if isinstance(dense, torch.Tensor) else "cpu"  # a Python number: a host count
+        d = torch.as_tensor(dense, dtype=torch.float64, device=where).reshape(-1)
         s = torch.as_tensor(sparse, dtype=torch.float64, device=d.device).reshape(-1)
         d, s = torch.broadcast_tensors(d, s)
         if self.dense is None or self.sparse is None:

@@ -53,7 +53,7 @@ class GenerationResult:
 
 
 def _prompt_ids(input_ids: torch.Tensor | Sequence[int], device: torch.device) -> torch.Tensor:
-    ids = torch.as_tensor(input_ids, dtype=torch.long)
+    ids = torch.as_tensor(input_ids, dtype=torch.long, device=device)
     if ids.dim() == 1:
         ids = ids[None]
     if ids.dim() != 2 or ids.shape[0] != 1:
@@ -256,7 +256,7 @@ def _batch_prompts(
             return None
         if attention_mask is None:
             return list(input_ids)
-        mask = torch.as_tensor(attention_mask).bool().to(input_ids.device)
+        mask = torch.as_tensor(attention_mask, device=input_ids.device).bool()
         if mask.shape != input_ids.shape:
             raise ValueError(
                 f"attention_mask {tuple(mask.shape)} must have the shape of input_ids {tuple(input_ids.shape)}"

@@ -36,7 +36,13 @@ import torch
 
 from sparse_eval.backends.dense import dense_attention
 from sparse_eval.base import BACKENDS, SparseMethod
-from sparse_eval.compression import PHASES, CompressionReport, CompressionShortfallWarning, causal_pairs
+from sparse_eval.compression import (
+    PHASES,
+    CompressionReport,
+    CompressionShortfallWarning,
+    causal_pairs,
+    head_counts,
+)
 from sparse_eval.registry import get_method
 
 SUPPORTED = (
@@ -147,7 +153,7 @@ class SparseSession:
             )
         else:  # a chunk of new tokens after a cache: dense, causal with the offset of the cached keys
             n = float(causal_pairs(q_len, k_len))
-            self.report.layer(layer_idx, "prefill").add(torch.full((query.shape[1],), n), n)
+            self.report.layer(layer_idx, "prefill").add(head_counts(query.shape[1], n), n)
             out = dense_attention(query, key, value, scale)
         return out.transpose(1, 2).contiguous(), None
 
@@ -178,7 +184,7 @@ class RowBatch:
 
     @classmethod
     def from_mask(cls, mask: torch.Tensor, method: SparseMethod) -> RowBatch:
-        mask = torch.as_tensor(mask)
+        mask = torch.as_tensor(mask, device=mask.device if isinstance(mask, torch.Tensor) else "cpu")
         if mask.dim() != 2 or mask.shape[0] < 1 or mask.shape[1] < 1:
             raise ValueError(f"batch mask must have shape (batch, length), got {tuple(mask.shape)}")
         real = mask.detach().to("cpu", torch.bool)
@@ -248,7 +254,7 @@ class RowBatch:
                 out[b : b + 1] = method.decode(q, k, v, layer_idx=layer_idx, scaling=scaling, stats=stats)
             else:  # a chunk of new tokens after a cache: dense, as at batch size 1
                 n = float(causal_pairs(q_len, k.shape[-2]))
-                report.layer(layer_idx, "prefill").add(torch.full((q_heads,), n), n)
+                report.layer(layer_idx, "prefill").add(head_counts(q_heads, n), n)
                 out[b : b + 1] = dense_attention(q, k, v, scaling)
         return out, self._combine(layer_idx, kept, key) if kept else None
 

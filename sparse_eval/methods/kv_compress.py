@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from sparse_eval.base import SparseMethod
-from sparse_eval.compression import LayerStats
+from sparse_eval.compression import LayerStats, head_counts
 
 
 @dataclass
@@ -46,7 +46,7 @@ class KVCompressionMethod(SparseMethod):
         self._layouts.pop(layer_idx, None)
         self._selected[layer_idx] = (kept, prompt_len)
         batch, heads = kept.shape
-        stats.add(torch.full((heads,), float(batch * prompt_len)), kept.sum(dim=0).double().cpu())
+        stats.add(head_counts(heads, batch * prompt_len), kept.sum(dim=0).double().cpu())
 
     def on_kv_compressed(self, layer_idx: int, padded_len: int) -> None:
         """Called by `kv_cache.compress_cache` once this layer's cache holds the selected tokens."""
@@ -95,6 +95,6 @@ class KVCompressionMethod(SparseMethod):
             query, key, value, attn_mask=mask, scale=scaling, enable_gqa=group > 1
         )
         attended = (layout.kept_per_head + batch * generated).repeat_interleave(group)
-        dense = torch.full((q_heads,), float(batch * (layout.prompt_len + generated)), dtype=torch.float64)
+        dense = head_counts(q_heads, batch * (layout.prompt_len + generated))
         stats.add(dense, attended)
         return out

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from sparse_eval.base import SparseMethod
-from sparse_eval.compression import LayerStats
+from sparse_eval.compression import LayerStats, head_counts
 from sparse_eval.registry import register_method
 
 
@@ -234,5 +234,5 @@ class Quest(SparseMethod):
             share_pages=self.share_pages,
         )
         heads = query.shape[1]
-        stats.add(torch.full((heads,), float(kv_len)), torch.full((heads,), float(attended)))
+        stats.add(head_counts(heads, kv_len), head_counts(heads, attended))
         return out
