@@ -21,12 +21,20 @@ everything else goes to `HFLM`.
   lm-eval's detection times the dense model at max_length, which says nothing about a sparse method.
 - Contexts longer than `max_length - max_gen_toks` (generation) or `max_length` (loglikelihood) raise instead
   of being silently left-truncated; generation kwargs that greedy decoding cannot honour raise too.
+- Data parallel (`accelerate launch ... longtasks eval --model sparse-hf ...`): one whole model per process,
+  each process runs its share of the requests. HFLM splits the requests only when it sees more than one GPU;
+  sparse-hf splits them whenever accelerate started several processes (CPU processes, or several processes
+  on one GPU, included), so no process evaluates everything and writes results as rank 0. lm-eval pads every
+  process's request list to the longest one with copies of its last request (and HFLM pads rolling
+  loglikelihood windows the same way); those copies are not run again (their results are copied) and are
+  never counted in the compression report, and the reports of all processes are gathered after every
+  request type, so `config.sparse_compression` covers every request, not rank 0's share.
 
 `lm.report` accumulates the achieved compression over all requests (per phase, layer and head) and
 `lm.reports_by_length` per prompt length; `lm.report.to_dict()` is JSON-ready. The requested and achieved
-compression (overall and per prompt length) are added to lm-eval's results under
-`config.sparse_compression`, and a shortfall far below the request is warned about once, at the end,
-instead of once per request.
+compression (overall and per prompt length, with the number of requests measured at each length) are added
+to lm-eval's results under `config.sparse_compression`, and a shortfall far below the request is warned about
+once, at the end, instead of once per request.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -147,6 +155,36 @@ GREEDY_NEUTRAL = {"num_beams": 1, "repetition_penalty": 1.0, "use_cache": True, 
 """Generation kwargs whose value here changes nothing in greedy decoding."""
 
 
+def split_padding(requests: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """(the requests without lm-eval's data-parallel padding, the index into them of every original entry).
+
+    lm-eval pads a process's request list by appending its last request again, `repeats` times per copy: an
+    Instance listed more often than its `repeats` is such a copy and maps to one of its earlier entries."""
+    real: list[Any] = []
+    where: list[int] = []
+    seen: dict[int, list[int]] = {}
+    listed: dict[int, int] = {}
+    for request in requests:
+        positions = seen.setdefault(id(request), [])
+        repeats = max(1, int(getattr(request, "repeats", None) or 1))
+        if len(positions) < repeats:
+            positions.append(len(real))
+            real.append(request)
+        n = listed.get(id(request), 0)
+        listed[id(request)] = n + 1
+        where.append(positions[n % repeats])
+    return real, where
+
+
+def portable_report(report: CompressionReport) -> CompressionReport:
+    """A copy of `report` with its counts on the CPU, to send to other processes."""
+    copy = CompressionReport(method=report.method, target_compression=report.target_compression)
+    for (phase, layer_idx), stats in report.layers.items():
+        if stats.dense is not None and stats.sparse is not None:
+            copy.layer(layer_idx, phase).add(stats.dense.detach().cpu(), stats.sparse.detach().cpu())
+    return copy
+
+
 @register_model("sparse-hf")
 class SparseHFLM(HFLM):
     """HFLM whose attention runs a `sparse_eval` method (see the module docstring)."""
@@ -162,8 +200,21 @@ class SparseHFLM(HFLM):
         kwargs.update(method=method, compression=compression, sparse_backend=sparse_backend)
         self.sparse_method = sparse_args(kwargs)
         super().__init__(pretrained, **kwargs)
+        self._use_accelerate_ranks()
         self.report = self._new_report()
         self.reports_by_length: dict[int, CompressionReport] = {}
+        self.requests_by_length: dict[int, int] = {}
+        self._pending: list[tuple[CompressionReport, int]] | None = None
+
+    def _use_accelerate_ranks(self) -> None:
+        """Take rank and world size from accelerate when it started several processes. HFLM does so only when
+        it counts more than one GPU; otherwise (CPU processes, several processes on one GPU) every process
+        would run all requests and each would write the results as rank 0."""
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is None or accelerator.num_processes <= 1 or self._world_size > 1:
+            return
+        self._rank = accelerator.process_index
+        self._world_size = accelerator.num_processes
 
     @classmethod
     def check_model_args(cls, model_args: Mapping[str, Any]) -> None:
@@ -176,11 +227,55 @@ class SparseHFLM(HFLM):
         )
 
     def _merge(self, report: CompressionReport, length: int) -> None:
+        if self._pending is not None:  # data parallel: merged once every process's reports are gathered
+            self._pending.append((report, int(length)))
+            return
         by_length = self.reports_by_length.setdefault(int(length), self._new_report())
+        self.requests_by_length[int(length)] = self.requests_by_length.get(int(length), 0) + 1
         for (phase, layer_idx), stats in report.layers.items():
             if stats.dense is not None and stats.sparse is not None:
                 for target in (self.report, by_length):
                     target.layer(layer_idx, phase).add(stats.dense, stats.sparse)
+
+    def generate_until(self, requests: list, disable_tqdm: bool = False) -> list:
+        return self._run_share(super().generate_until, requests, disable_tqdm)
+
+    def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list:
+        return self._run_share(super().loglikelihood, requests, disable_tqdm)
+
+    def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list:
+        return self._run_share(super().loglikelihood_rolling, requests, disable_tqdm, rolling=True)
+
+    def _run_share(
+        self, run: Callable[..., list], requests: list, disable_tqdm: bool, rolling: bool = False
+    ) -> list:
+        """Run this process's share of the requests (see the module docstring, data parallel): lm-eval's padding
+        copies are answered from the original request, and the compression reports of all processes are
+        gathered into every process's `report` once the share is done."""
+        if self.world_size <= 1:
+            return run(requests, disable_tqdm=disable_tqdm)
+        real, where = split_padding(requests)
+        self._pending = []
+        world_size = self._world_size
+        try:
+            if rolling:  # HFLM would pad the rolling windows to equal counts across processes: not needed
+                self._world_size = 1  # here (no collective runs inside a forward pass), and counted twice
+            results = run(real, disable_tqdm=disable_tqdm)
+        finally:
+            self._world_size = world_size
+            pending, self._pending = self._pending, None
+        for report, length in self._gather_reports(pending):
+            self._merge(report, length)
+        return [results[i] for i in where]
+
+    def _gather_reports(
+        self, pending: list[tuple[CompressionReport, int]]
+    ) -> list[tuple[CompressionReport, int]]:
+        """Every process's (report, prompt length) pairs, in rank order, on every process."""
+        local = [(portable_report(report), length) for report, length in pending]
+        gathered: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(gathered, local)
+        return [item for part in gathered for item in part]
 
     def compression_summary(self) -> dict[str, Any]:
         """Requested vs achieved compression of the method's phase, overall and per prompt length."""
@@ -196,6 +291,7 @@ class SparseHFLM(HFLM):
             "requested": self.sparse_method.compression,
             "achieved": achieved(self.report),
             "achieved_by_length": {str(n): achieved(r) for n, r in sorted(self.reports_by_length.items())},
+            "requests_by_length": {str(n): count for n, count in sorted(self.requests_by_length.items())},
         }
 
     def get_model_info(self) -> dict:
@@ -283,7 +379,8 @@ class SparseHFLM(HFLM):
                 logits = super()._model_call(inps, attn_mask, labels)
                 reports = [(session.report, inps.shape[-1])]
             else:
-                real = torch.arange(inps.shape[-1])[None, :] < torch.tensor(lengths)[:, None]
+                columns = torch.arange(inps.shape[-1], device="cpu")[None, :]  # a host-side layout
+                real = columns < torch.tensor(lengths, device="cpu")[:, None]
                 with session.batch(real) as rows:
                     logits = super()._model_call(inps, attn_mask, labels)
                 reports = list(zip(rows.reports, lengths, strict=True))
