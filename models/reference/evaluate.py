@@ -3,9 +3,16 @@
 Why not lm-eval here: the GPU image has neither lm-eval nor datasets, and the device minutes are few. Dense
 runs batched through `model.generate` (every prompt of one task × length has exactly the same token count,
 so nothing is padded); sparse runs go one prompt at a time through `sparse_eval.generate` on the reference
-backend (the same selections as flex, without compile time). Work runs in the given order until
-`--budget-s`; every finished prediction is written at once, so a run stopped early keeps what it did.
-Scoring happens on the CPU afterwards (`models/reference/collect.py`: `longtasks score` per method and c).
+backend (the same selections as flex, without compile time), `--batch-size` prompts of one cell at a time
+(`sparse_eval.generate` on a list: padding never selected, tokens equal to batch-1 runs). Scoring happens on
+the CPU afterwards (`models/reference/collect.py`: `longtasks score` per method and c).
+
+The sparse work is cut into units (length, c, method, task, a chunk of `--batch-size` rows) in priority order:
+every length, then c in `--sparse-c` order, then method, task and chunk. Parallel workers either split them
+statically (`--shard I/N`) or, with `--queue DIR`, claim the next free unit (a file created exclusively in
+DIR), so the finished cells form a prefix of that order and a run stopped by `--budget-s` (no new unit is
+started after it) leaves at most one unit per worker unfinished. Units whose rows are all in a `--done` JSONL
+(an earlier call's predictions) are skipped. Every finished prediction is written at once.
 
     python models/reference/evaluate.py eval_rows.parquet --gguf G --tokenizer T --adapter A --out preds.jsonl
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -83,15 +91,18 @@ def main() -> None:
     p.add_argument("--dense-lengths", default="4096,2048,8192")
     p.add_argument("--dense-n", type=int, default=24)
     p.add_argument("--sparse-tasks", default="story_retrieval,ruler_niah")
-    p.add_argument("--sparse-length", type=int, default=4096)
+    p.add_argument("--sparse-length", default="4096", help="one or more lengths, comma-separated, in order")
     p.add_argument(
         "--sparse-methods", default="vertical_slash,block_sparse,flexprefill,quest,snapkv,ada_snapkv"
     )
     p.add_argument("--sparse-c", default="20,5,10,2", help="in this order (a stopped run keeps the first)")
-    p.add_argument("--sparse-n", type=int, default=8, help="0: no sparse runs")
+    p.add_argument("--sparse-n", type=int, default=8, help="rows per sparse cell (0: no sparse runs)")
+    p.add_argument("--batch-size", type=int, default=1, help="rows of one cell generated together")
     p.add_argument(
-        "--shard", default="0/1", help="I/N: run every N-th sparse job from the I-th (parallel workers)"
+        "--shard", default="0/1", help="I/N: run every N-th sparse unit from the I-th (parallel workers)"
     )
+    p.add_argument("--queue", type=Path, help="claim units from this folder instead of --shard")
+    p.add_argument("--done", type=Path, nargs="*", default=[], help="JSONL predictions to skip")
     p.add_argument("--backend", default="reference", help="sparse_eval backend")
     p.add_argument("--budget-s", type=float, default=300)
     args = p.parse_args()
@@ -135,32 +146,55 @@ def main() -> None:
                 ):
                     write(row, "dense", 1.0, text, n, None)
                 print(f"dense {task} {length}: {len(chosen)} in {time.time() - t:.1f}s", flush=True)
-        work = [
-            (c, method, task, row)
-            for c in map(float, args.sparse_c.split(","))
-            for method in args.sparse_methods.split(",")
-            for task in args.sparse_tasks.split(",")
-            for row in by_config[(task, args.sparse_length)][: args.sparse_n]
-        ]
-        index, count = map(int, args.shard.split("/"))
-        work = work[index::count]
+        done_keys = set()
+        for path in args.done:
+            if path.is_file():
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    r = json.loads(line)
+                    done_keys.add((r["method"], float(r["compression"]), r["id"]))
+        units = []
+        for length in [int(x) for x in args.sparse_length.split(",") if x]:
+            for c in map(float, args.sparse_c.split(",")):
+                for method in args.sparse_methods.split(","):
+                    for task in args.sparse_tasks.split(","):
+                        chosen = by_config[(task, length)][: args.sparse_n]
+                        for i in range(0, len(chosen), args.batch_size):
+                            chunk = chosen[i : i + args.batch_size]
+                            if all((method, c, r["id"]) in done_keys for r in chunk):
+                                continue
+                            units.append((f"{length}-{c:g}-{method}-{task}-{i}", c, method, task, chunk))
+        if args.queue is None:
+            index, count = map(int, args.shard.split("/"))
+            units = units[index::count]
+        else:
+            args.queue.mkdir(parents=True, exist_ok=True)
         done = 0
-        for c, method, task, row in work:
+        for key, c, method, task, chunk in units:
             if time.time() - start > args.budget_s:
                 break
-            result = sparse_eval.generate(
+            if args.queue is not None:
+                try:
+                    os.close(os.open(args.queue / key, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                except FileExistsError:
+                    continue  # another worker has it
+            t = time.time()
+            prompts = [prompt_ids(row, tokenizer) for row in chunk]
+            results = sparse_eval.generate(
                 model,
-                prompt_ids(row, tokenizer),
+                prompts if len(prompts) > 1 else prompts[0],  # one prompt: the batch-1 path
                 method,
                 compression=c,
                 backend=args.backend,
                 max_new_tokens=budget[task],
                 eos_token_id=tokenizer.eos_token_id,
             )
-            text = tokenizer.decode(result.tokens, skip_special_tokens=True)
-            write(row, method, c, text, len(result.tokens), compact(result.report.to_dict()))
+            results = results if isinstance(results, list) else [results]
+            for row, result in zip(chunk, results, strict=True):
+                text = tokenizer.decode(result.tokens, skip_special_tokens=True)
+                write(row, method, c, text, len(result.tokens), compact(result.report.to_dict()))
             done += 1
-        print(f"sparse shard {args.shard}: {done} of {len(work)} in {time.time() - start:.1f}s", flush=True)
+            print(f"unit {key}: {len(chunk)} rows in {time.time() - t:.1f}s", flush=True)
+        print(f"sparse: {done} units of {len(units)} in {time.time() - start:.1f}s", flush=True)
     print(f"total {time.time() - start:.1f}s", flush=True)
 
 

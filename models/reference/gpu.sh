@@ -1,49 +1,60 @@
 #!/usr/bin/env bash
 # The reference model's GPU runs, as made on the lent H200 (see models/reference/README.md).
 #
-# The GGUF (98 MB) is larger than one transfer to that machine, so it travels in two parts (../shared/DESIGN.md,
-# "The machines"): `gpu.sh receive` keeps part 1 in /tmp, `gpu.sh train` (the next call, at once) joins it
-# with part 2, trains and runs the dense evaluation; `gpu.sh sparse` (the call after) runs the sparse grid in
-# parallel workers (it needs no carry: what it reads stays in /tmp). Inputs: .refgpu/a/part.00; .refgpu/b/{part.01,gguf.sha256,whl/,tok/,train_rows.parquet,
-# eval_rows.parquet} (made by prepare.py, see the README). Everything kept goes under $OUT.
+# One warm machine, four calls in a row (it goes back after ~30 s idle, with its /tmp):
+#   gpu.sh receive  carry .refgpu/a = {part.00, train.0.parquet, train.1.parquet}: kept in /tmp; then the
+#                   batch-1 vs batched sparse timing on a random model of the same shape (bench_batch.py)
+#   gpu.sh train    carry .refgpu/b = {part.01, gguf.sha256, whl/, tok.tar.xz, train.2.parquet, eval_rows.parquet}:
+#                   joins and checks the GGUF (98 MB, larger than one transfer: ../shared/DESIGN.md, "The
+#                   machines"), trains the adapter (TRAIN_S seconds), keeps everything for the next calls in /tmp
+#   gpu.sh eval     no carry: WORKERS processes on the one GPU; worker 0 first runs the dense evaluation
+#                   (2k/4k/8k, 24 a cell), then all claim sparse units from one queue until SPARSE_S
+#   gpu.sh eval     again (CALL=2 ...): the units not finished before go on; finished ones are skipped
+# Everything kept goes under $OUT.
 set -euo pipefail
-export PYTHONUNBUFFERED=1 PYTHONPATH="/tmp/site:$PWD" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export PYTHONUNBUFFERED=1 PYTHONPATH="/tmp/site:$PWD" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1
 GGUF=/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf
-B=.refgpu/b
-case "${1:?receive, train or sparse}" in
+case "${1:?receive, train or eval}" in
 receive)
-    cp .refgpu/a/part.00 /tmp/part.00
+    mkdir -p /tmp/train && cp .refgpu/a/part.00 /tmp/part.00 && cp .refgpu/a/train.*.parquet /tmp/train/
     nvidia-smi --query-gpu=name,memory.total --format=csv
     python3 -c "import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)"
+    python3 models/reference/bench_batch.py --length 4096 --batch 4 --new 32 2>&1 | tee "$OUT/bench.log"
     ;;
 train)
+    B=.refgpu/b
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $B/whl/*.whl
     mkdir -p /tmp/smol && cat /tmp/part.00 $B/part.01 >$GGUF
     echo "$(cat $B/gguf.sha256)  $GGUF" | sha256sum -c
-    python3 models/reference/train.py $B/train_rows.parquet --gguf $GGUF --tokenizer $B/tok --out "$OUT/adapter" \
-        --rank 8 --alpha 16 --lr 8e-4 --warmup 20 --batch-tokens 32768 --budget-s "${TRAIN_S:-320}" \
-        --max-epochs 3 2>&1 | tee "$OUT/train.log"
-    rm -rf /tmp/adapter /tmp/tok && cp -r "$OUT/adapter" /tmp/adapter && cp -r $B/tok $B/eval_rows.parquet /tmp/
-    python3 models/reference/evaluate.py $B/eval_rows.parquet --gguf $GGUF --tokenizer $B/tok --adapter /tmp/adapter \
-        --out "$OUT/dense.jsonl" --dense-lengths 4096,2048,8192 --dense-n 24 --sparse-n 0 \
-        --budget-s "${EVAL_S:-170}" 2>&1 | tee "$OUT/dense.log"
+    rm -rf /tmp/tok && tar -xJf $B/tok.tar.xz -C /tmp && cp $B/eval_rows.parquet /tmp/ && cp $B/train.*.parquet /tmp/train/
+    python3 models/reference/train.py /tmp/train/*.parquet --gguf $GGUF --tokenizer /tmp/tok --out "$OUT/adapter" \
+        --rank 16 --alpha 32 --lr 6e-4 --warmup 30 --batch-tokens 32768 --budget-s "${TRAIN_S:-500}" \
+        --max-epochs 4 2>&1 | tee "$OUT/train.log"
+    rm -rf /tmp/adapter && cp -r "$OUT/adapter" /tmp/adapter
     ;;
-sparse)
-    if [ ! -f /tmp/adapter/adapter_config.json ]; then  # a fresh machine: part 1 came by `receive`, the rest in .refgpu/c
-        C=.refgpu/c
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $C/whl/*.whl
-        mkdir -p /tmp/smol && cat /tmp/part.00 $C/part.01 >$GGUF
-        echo "$(cat $C/gguf.sha256)  $GGUF" | sha256sum -c
-        cp -r $C/adapter /tmp/adapter && cp -r $C/tok $C/eval_rows.parquet /tmp/
-    fi
-    workers=${WORKERS:-12}
+eval)
+    call=${CALL:-1} workers=${WORKERS:-16}
+    done_files=$(ls /tmp/sparse.*.jsonl 2>/dev/null || true)
+    common=(/tmp/eval_rows.parquet --gguf $GGUF --tokenizer /tmp/tok --adapter /tmp/adapter
+        --sparse-length "${SPARSE_L:-4096}" --sparse-n "${SPARSE_N:-12}" --batch-size "${BATCH:-4}"
+        --sparse-c "${SPARSE_C:-20,10,5,2}" --queue /tmp/queue.$call --budget-s "${SPARSE_S:-450}")
     for i in $(seq 0 $((workers - 1))); do
-        python3 models/reference/evaluate.py /tmp/eval_rows.parquet --gguf $GGUF --tokenizer /tmp/tok \
-            --adapter /tmp/adapter --out /tmp/sparse.$i.jsonl --dense-lengths "" --sparse-n "${SPARSE_N:-8}" \
-            --sparse-length 4096 --shard "$i/$workers" --budget-s "${SPARSE_S:-240}" >/tmp/sparse.$i.log 2>&1 &
+        dense=(--dense-lengths "")
+        if [ "$i" = 0 ] && [ ! -f /tmp/dense.jsonl ]; then dense=(--dense-lengths 4096,2048,8192 --dense-n 24); fi
+        out=/tmp/sparse.$call.$i.jsonl
+        [ "${dense[1]}" != "" ] && out=/tmp/dense.jsonl.part
+        python3 models/reference/evaluate.py "${common[@]}" "${dense[@]}" --out $out \
+            --done $done_files >/tmp/eval.$call.$i.log 2>&1 &
     done
     wait || true
-    cat /tmp/sparse.*.jsonl >"$OUT/sparse.jsonl"
-    tail -n 3 /tmp/sparse.*.log | tee "$OUT/sparse.log"
+    if [ -f /tmp/dense.jsonl.part ]; then
+        grep '"method": "dense"' /tmp/dense.jsonl.part >/tmp/dense.jsonl
+        grep -v '"method": "dense"' /tmp/dense.jsonl.part >/tmp/sparse.$call.dense-worker.jsonl || true
+        rm /tmp/dense.jsonl.part
+    fi
+    cp /tmp/dense.jsonl "$OUT/dense.jsonl" || true
+    cat /tmp/sparse.*.jsonl >"$OUT/sparse.jsonl" || true
+    grep -h "^dense\|^sparse:\|^total\|Error" /tmp/eval.$call.*.log | tee "$OUT/eval.log" || true
+    grep -h "^unit" /tmp/eval.$call.*.log >"$OUT/units.log" || true
     ;;
 esac

@@ -6,7 +6,7 @@ always finishes its schedule. Batches hold one prompt length each (every generat
 exactly that many tokens, so nothing is padded but the answers) and about `--batch-tokens` tokens. The loss is
 the cross-entropy of the answer tokens only (`<answer>…</answer><|im_end|>`); the LM head runs on those alone.
 
-    python models/reference/train.py rows.parquet --gguf SmolLM2.gguf --tokenizer TOKDIR --out adapter/
+    python models/reference/train.py rows.parquet [more.parquet ...] --gguf SmolLM2.gguf --tokenizer TOKDIR --out adapter/
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def batch_loss(model, samples: list, batch: list[int], eos: int, device: str) ->
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("rows", type=Path)
+    p.add_argument("rows", type=Path, nargs="+", help="prepare.py parquet(s), read together")
     p.add_argument("--gguf", type=Path, required=True)
     p.add_argument("--tokenizer", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -113,7 +113,7 @@ def main() -> None:
 
     t0 = time.time()
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    samples = encode(pq.read_table(args.rows).to_pylist(), tokenizer)
+    samples = encode([row for path in args.rows for row in pq.read_table(path).to_pylist()], tokenizer)
     t_data = time.time() - t0
     base = load_base_model(args.gguf, dtype="bfloat16").to(device)
     lora = LoraConfig(
@@ -176,7 +176,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out, save_embedding_layers=False)
     summary = {
-        "hyperparameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "hyperparameters": {
+            k: ([str(x) for x in v] if isinstance(v, list) else str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+        },
         "rows": len(samples),
         "steps": step,
         "epoch_batches": len(epoch_batches),

@@ -1,0 +1,92 @@
+"""Seconds per prompt of `sparse_eval.generate` at batch 1 vs one batch, on the reference model's shape (GPU).
+
+Why: the sparse grid's device time is set by this, and the batched path (rows' attention one by one,
+projections and MLPs together) had not been timed on the GPU. The weights are random (the GGUF is not on
+the machine yet when this runs); timing depends on the shape, the method and the number of new tokens
+(fixed here: eos is never hit), not on the weights.
+
+    python models/reference/bench_batch.py --length 4096 --batch 4 --new 32 --methods vertical_slash,quest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+import sparse_eval
+
+SHAPE = dict(
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    vocab_size=49152,
+    max_position_embeddings=8192,
+    rope_theta=100000.0,
+    tie_word_embeddings=True,
+)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--length", type=int, default=4096)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--new", type=int, default=32)
+    p.add_argument("--c", type=float, default=5)
+    p.add_argument("--methods", default="vertical_slash,block_sparse,flexprefill,quest,snapkv,ada_snapkv")
+    p.add_argument("--device", default="cuda")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**SHAPE, attn_implementation="sdpa")).to(args.device, torch.bfloat16)
+    model.eval()
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    prompts = [torch.randint(0, SHAPE["vocab_size"], (args.length,)).tolist() for _ in range(args.batch)]
+
+    def run(method: str, batch: bool) -> float:
+        sync()
+        t = time.time()
+        if batch:
+            sparse_eval.generate(
+                model,
+                prompts,
+                method,
+                compression=args.c,
+                backend="reference",
+                max_new_tokens=args.new,
+                eos_token_id=-1,
+            )
+        else:
+            for prompt in prompts:
+                sparse_eval.generate(
+                    model,
+                    prompt,
+                    method,
+                    compression=args.c,
+                    backend="reference",
+                    max_new_tokens=args.new,
+                    eos_token_id=-1,
+                )
+        sync()
+        return (time.time() - t) / len(prompts)
+
+    run("vertical_slash", False)  # warm-up
+    out = {}
+    for method in args.methods.split(","):
+        one, many = run(method, False), run(method, True)
+        out[method] = {
+            "batch1_s_per_prompt": round(one, 3),
+            f"batch{args.batch}_s_per_prompt": round(many, 3),
+        }
+        print(
+            f"{method:15s} batch 1: {one:.2f} s/prompt   batch {args.batch}: {many:.2f} s/prompt", flush=True
+        )
+    print(json.dumps({"args": vars(args), "results": out}))
+
+
+if __name__ == "__main__":
+    main()
