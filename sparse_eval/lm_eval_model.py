@@ -24,11 +24,12 @@ everything else goes to `HFLM`.
 - Data parallel (`accelerate launch ... longtasks eval --model sparse-hf ...`): one whole model per process,
   each process runs its share of the requests. HFLM splits the requests only when it sees more than one GPU;
   sparse-hf splits them whenever accelerate started several processes (CPU processes, or several processes
-  on one GPU, included), so no process evaluates everything and writes results as rank 0. lm-eval pads every
-  process's request list to the longest one with copies of its last request (and HFLM pads rolling
-  loglikelihood windows the same way); those copies are not run again (their results are copied) and are
-  never counted in the compression report, and the reports of all processes are gathered after every
-  request type, so `config.sparse_compression` covers every request, not rank 0's share.
+  on one GPU, included); otherwise every process would evaluate every document (only the one with LOCAL_RANK
+  0 writes results, so the others' work would be wasted). lm-eval pads every process's request list to the
+  longest one with copies of its last request (and HFLM pads rolling loglikelihood windows the same way);
+  those copies are not run again (their results are copied) and are never counted in the compression
+  report, and the reports of all processes are gathered after every request type, so
+  `config.sparse_compression` covers every request, not rank 0's share.
 
 `lm.report` accumulates the achieved compression over all requests (per phase, layer and head) and
 `lm.reports_by_length` per prompt length; `lm.report.to_dict()` is JSON-ready. The requested and achieved
@@ -209,7 +210,8 @@ class SparseHFLM(HFLM):
     def _use_accelerate_ranks(self) -> None:
         """Take rank and world size from accelerate when it started several processes. HFLM does so only when
         it counts more than one GPU; otherwise (CPU processes, several processes on one GPU) every process
-        would run all requests and each would write the results as rank 0."""
+        would run all requests (checked with `hf` in two CPU processes: both evaluated all three documents,
+        only LOCAL_RANK 0 wrote results)."""
         accelerator = getattr(self, "accelerator", None)
         if accelerator is None or accelerator.num_processes <= 1 or self._world_size > 1:
             return
