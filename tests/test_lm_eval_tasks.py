@@ -390,6 +390,11 @@ def test_prepare_run_rejects_contradictions():
         prepared(["--tasks", "story_multihop", "--metadata", "chat=true"], lengths=(1024,))
     with pytest.raises(EvalUsageError, match="system_instruction"):
         prepared(["--tasks", "story_multihop", "--system_instruction", "Be brief."], lengths=(1024,))
+    with pytest.raises(
+        EvalUsageError, match="--cache_requests true reloads requests cached under a key that"
+    ):
+        prepared(["--tasks", "story_multihop", "--cache_requests", "true"], lengths=(1024,))
+    prepared(["--tasks", "story_multihop", "--cache_requests", "refresh"], lengths=(1024,))
 
 
 @pytest.mark.parametrize(

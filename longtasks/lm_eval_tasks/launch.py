@@ -177,6 +177,13 @@ def prepare_run(args: argparse.Namespace, settings: TaskSettings) -> argparse.Na
         raise EvalUsageError(
             "--system_instruction adds tokens to every prompt, so prompts would exceed their exact length; drop it"
         )
+    cache = getattr(args, "cache_requests", None) or {}
+    if cache.get("cache_requests") and not cache.get("rewrite_requests_cache"):
+        raise EvalUsageError(
+            "--cache_requests true reloads requests cached under a key that ignores longtasks' lengths, "
+            "num_samples, seed and knobs, so a changed setting would silently evaluate the old prompts; drop it "
+            "(samples are regenerated deterministically) or use --cache_requests refresh"
+        )
     ours_meta: dict[str, Any] = {"chat": bool(chat_flag)}
     if settings.lengths is not None:
         ours_meta["max_seq_lengths"] = list(settings.lengths)
