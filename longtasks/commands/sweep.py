@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from longtasks.commands.errors import fail
 
 console = Console(stderr=True)
 
@@ -111,6 +114,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from longtasks.lengths import parse_lengths
 
+        world_size = os.environ.get("WORLD_SIZE", "1")
+        if world_size.isdigit() and int(world_size) > 1:
+            fail(
+                f"longtasks sweep runs in one process (WORLD_SIZE={world_size}): under accelerate launch every "
+                "process would write the same sweep folder; run one sweep per GPU on different models "
+                "(CUDA_VISIBLE_DEVICES=1 longtasks sweep --models B ... --out sweep-b/) and analyse the tables together"
+            )
         try:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

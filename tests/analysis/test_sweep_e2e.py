@@ -67,3 +67,14 @@ def test_sweep_then_analyze(saved_tiny_qwen2, tmp_path):
     plots = {analysis / p for p in manifest["plots"]}
     assert {p.stem for p in plots} == PLOTS and {p.suffix for p in plots} == {".png", ".svg"}
     assert all(p.stat().st_size > 2000 for p in plots)
+
+
+def test_sweep_refuses_to_run_in_several_processes(tmp_path, monkeypatch):
+    """Under `accelerate launch` every process would clean and write the same sweep folder."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "sweep"
+    args = ["sweep", "--models", "m", "--lengths", "1k", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "longtasks sweep runs in one process (WORLD_SIZE=2)" in " ".join(result.output.split())
+    assert not out.exists()
