@@ -126,7 +126,7 @@ def build_filler_bank(
     tokenizer: LengthTokenizer, sentences: Sequence[str], sep: str = " ", finish_parts: int = 3
 ) -> FillerBank:
     texts = [sep + s for s in sentences]
-    counts = tokenizer.count_many(texts)
+    counts = tokenizer.count_many(texts, keep=True)  # kept: long prompts are counted from them
     grouped: dict[int, list[str]] = {}
     for text, count in zip(texts, counts, strict=True):
         grouped.setdefault(count, []).append(text)

@@ -9,9 +9,11 @@ sentence is swapped for one of compensating length and the text is verified agai
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from longtasks.draft import Draft, Section
 from longtasks.filler_bank import FillerSource
@@ -38,12 +40,29 @@ class FittedPrompt:
     depths: dict[str, float]  # segment key -> relative depth of its first token in the context
 
 
-@dataclass
-class _Piece:
-    text: str
-    tokens: int
-    is_filler: bool
-    key: str | None = None
+class _Pieces:
+    """The context as parallel lists (one entry per heading, segment or filler sentence): texts, token
+    counts, whether each is a filler sentence, and segment keys (cheaper than an object per piece)."""
+
+    __slots__ = ("filler", "keys", "texts", "tokens")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.tokens: list[int] = []
+        self.filler: list[bool] = []
+        self.keys: list[str | None] = []
+
+    def add(self, text: str, tokens: int, is_filler: bool, key: str | None = None) -> None:
+        self.texts.append(text)
+        self.tokens.append(tokens)
+        self.filler.append(is_filler)
+        self.keys.append(key)
+
+    def insert(self, at: int, text: str, tokens: int, is_filler: bool, key: str | None = None) -> None:
+        self.texts.insert(at, text)
+        self.tokens.insert(at, tokens)
+        self.filler.insert(at, is_filler)
+        self.keys.insert(at, key)
 
 
 def model_text(prompt: str, tokenizer: LengthTokenizer, chat: bool) -> str:
@@ -77,15 +96,32 @@ def _piece_costs(
         for j, seg in enumerate(section.segments)
         if seg.tokens is None
     ]
-    counts = tokenizer.count_many(heading_texts + segment_texts + ["."])
+    counts = tokenizer.count_many([*segment_texts, "."])
     dot = counts[-1]
-    heading_counts = iter(c if i == 0 else c - dot for i, c in enumerate(counts[: len(heading_texts)]))
+    heading_counts = iter(
+        c if i == 0 else c - dot for i, c in enumerate(_heading_counts(tokenizer, heading_texts))
+    )
     headings = [next(heading_counts) if s.heading is not None else 0 for s in sections]
-    measured = iter(counts[len(heading_texts) : -1])
+    measured = iter(counts[:-1])
     segments = [
         [seg.tokens if seg.tokens is not None else next(measured) for seg in s.segments] for s in sections
     ]
     return headings, segments
+
+
+_HEADING_MEMO = 100_000
+"""Heading counts kept per tokenizer (headings such as "Chapter 12" recur in every sample)."""
+
+
+def _heading_counts(tokenizer: LengthTokenizer, texts: list[str]) -> list[int]:
+    """`tokenizer.count_many(texts)`, remembered per tokenizer (the same texts give the same counts)."""
+    memo: dict[str, int] = tokenizer.memo.setdefault("fit_heading_counts", {})
+    missing = list(dict.fromkeys(t for t in texts if t not in memo))
+    if missing:
+        if len(memo) + len(missing) > _HEADING_MEMO:
+            memo.clear()
+        memo.update(zip(missing, tokenizer.count_many(missing), strict=True))
+    return [memo[t] for t in texts]
 
 
 def frame_overhead(
@@ -97,9 +133,13 @@ def frame_overhead(
     return count_model_text(frame.build(sample_context), tokenizer, chat) - tokenizer.count(sample_context)
 
 
+_UNIFORM_WIDTH = 1.4 - 0.6  # what `random.uniform(0.6, 1.4)` multiplies `random()` by
+
+
 def _section_quotas(total: int, count: int, bank: FillerSource, rng: random.Random) -> list[list[int]]:
     """Share the filler budget among sections (varied sizes) as lists of sentence token counts."""
-    weights = [rng.uniform(0.6, 1.4) for _ in range(count)]
+    random = rng.random
+    weights = [0.6 + _UNIFORM_WIDTH * random() for _ in range(count)]  # rng.uniform(0.6, 1.4), inlined
     scale = total / sum(weights)
     raw = [int(w * scale) for w in weights]
     raw[-1] += total - sum(raw)
@@ -136,39 +176,91 @@ def _positions(section: Section, movable: int, fillers: int, rng: random.Random)
     """Filler index before which each movable segment goes (non-decreasing order is the text order)."""
     if section.slots is not None:
         return [min(fillers, max(0, round(s * fillers))) for s in section.slots]
-    return sorted(rng.randrange(fillers + 1) for _ in range(movable))
+    return sorted(_randbelow(rng, fillers + 1, movable))
+
+
+def _randbelow(rng: random.Random, n: int, times: int) -> list[int]:
+    """`[rng.randrange(n) for _ in range(times)]`, drawing the very same bits (`Random._randbelow`)."""
+    getrandbits = rng.getrandbits
+    k = n.bit_length()
+    out = []
+    for _ in range(times):
+        r = getrandbits(k)
+        while r >= n:
+            r = getrandbits(k)
+        out.append(r)
+    return out
 
 
 def _interleave(
-    section: Section, costs: list[int], fillers: list[int], bank: FillerSource, rng: random.Random
-) -> list[_Piece]:
-    """The section's segments placed among its filler sentences (see `Section`)."""
+    pieces: _Pieces,
+    section: Section,
+    costs: list[int],
+    fillers: list[int],
+    bank: FillerSource,
+    rng: random.Random,
+) -> None:
+    """Add the section's segments placed among its filler sentences (see `Section`) to `pieces`."""
+    texts, tokens, filler, keys = pieces.texts, pieces.tokens, pieces.filler, pieces.keys
+    start = len(texts)
     sep = section.sep
-    segments = list(zip(section.segments, costs, strict=True))
-    pieces: list[_Piece] = []
+    segments = section.segments
+    if len(costs) != len(segments):
+        raise ValueError(f"{len(costs)} costs for {len(segments)} segments")
+    first = 0
     if section.lead:
-        seg, cost = segments.pop(0)
-        pieces.append(_Piece(seg.text, cost, False, seg.key))
-    movable = [_Piece(sep + seg.text, cost, False, seg.key) for seg, cost in segments]
-    slots = _positions(section, len(movable), len(fillers), rng)
-    order = sorted(range(len(movable)), key=lambda k: slots[k])  # stable: equal slots keep segment order
-    queue = [(slots[k], movable[k]) for k in order]
+        seg = segments[0]
+        texts.append(seg.text)
+        tokens.append(costs[0])
+        filler.append(False)
+        keys.append(seg.key)
+        first = 1
+    movable = len(segments) - first
+    count = len(fillers)
+    slots = _positions(section, movable, count, rng)
+    # Equal slots keep segment order (a stable sort); random slots come sorted already.
+    order = range(movable) if section.slots is None else sorted(range(movable), key=slots.__getitem__)
+    draw = bank.draw
     q = 0
-    for position in range(len(fillers) + 1):
-        while q < len(queue) and queue[q][0] == position:
-            pieces.append(queue[q][1])
+    for position in range(count + 1):
+        while q < movable and slots[order[q]] == position:
+            k = order[q] + first
+            seg = segments[k]
+            texts.append(sep + seg.text)
+            tokens.append(costs[k])
+            filler.append(False)
+            keys.append(seg.key)
             q += 1
-        if position < len(fillers):
-            count = fillers[position]
-            avoid = pieces[-1].text if pieces else None
-            pieces.append(_Piece(bank.draw(count, rng, avoid=avoid), count, True))
-    return pieces
+        if position < count:
+            size = fillers[position]
+            texts.append(draw(size, rng, avoid=texts[-1] if len(texts) > start else None))
+            tokens.append(size)
+            filler.append(True)
+            keys.append(None)
 
 
 def fit_draft(
     draft: Draft, length: int, tokenizer: LengthTokenizer, rng: random.Random, *, chat: bool
 ) -> FittedPrompt:
-    """The draft's prompt with exactly `length` tokens; `LengthError` if the knobs do not fit."""
+    """The draft's prompt with exactly `length` tokens; `LengthError` if the knobs do not fit.
+
+    The cyclic garbage collector is paused meanwhile (and restored after): a long draft holds tens of
+    thousands of small objects that all stay alive until the sample is done, which the collector would
+    traverse again and again (at 128k tokens ~20 times a sample) to free nothing. What the sample leaves
+    behind is freed by reference counting as before. A plain try/finally, not a context manager: the
+    latter's exit allocates after the collector is back on, which starts a collection at once."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _fit_draft(draft, length, tokenizer, rng, chat=chat)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _fit_draft(
+    draft: Draft, length: int, tokenizer: LengthTokenizer, rng: random.Random, *, chat: bool
+) -> FittedPrompt:
     if draft.filler is None:
         return _fit_sized(draft, length, tokenizer, chat=chat)
     sections = draft.sections
@@ -183,31 +275,32 @@ def fit_draft(
             f"{fixed} tokens"
         )
     plans = _section_quotas(filler_total, len(sections), bank, rng)
-    pieces: list[_Piece] = []
+    pieces = _Pieces()
     for i, section in enumerate(sections):
         if section.heading is not None:
-            pieces.append(_Piece(_heading_text(section.heading, i == 0), headings[i], False))
-        pieces.extend(_interleave(section, costs[i], plans[i], bank, rng))
+            pieces.add(_heading_text(section.heading, i == 0), headings[i], False)
+        _interleave(pieces, section, costs[i], plans[i], bank, rng)
     _strip_leading_separator(pieces, sections[0], tokenizer, bank, rng)
     return _verify(pieces, draft.frame, length, tokenizer, bank, rng, chat=chat)
 
 
 def _strip_leading_separator(
-    pieces: list[_Piece], first: Section, tokenizer: LengthTokenizer, bank: FillerSource, rng: random.Random
+    pieces: _Pieces, first: Section, tokenizer: LengthTokenizer, bank: FillerSource, rng: random.Random
 ) -> None:
     """A context without a heading must not start with the separator; keep the count exact."""
-    head = pieces[0]
-    if first.heading is not None or first.lead or not head.text.startswith(first.sep):
+    head, head_tokens = pieces.texts[0], pieces.tokens[0]
+    if first.heading is not None or first.lead or not head.startswith(first.sep):
         return
-    text = head.text[len(first.sep) :]
+    text = head[len(first.sep) :]
     tokens = tokenizer.count(text)
-    pieces[0] = _Piece(text, tokens, False, head.key)  # no longer a bank sentence: never swapped
-    if tokens != head.tokens:
-        _compensate(pieces, head.tokens - tokens, bank, rng)
+    # No longer a bank sentence: never swapped.
+    pieces.texts[0], pieces.tokens[0], pieces.filler[0] = text, tokens, False
+    if tokens != head_tokens:
+        _compensate(pieces, head_tokens - tokens, bank, rng)
 
 
 def _verify(
-    pieces: list[_Piece],
+    pieces: _Pieces,
     frame: PromptFrame,
     length: int,
     tokenizer: LengthTokenizer,
@@ -218,7 +311,7 @@ def _verify(
 ) -> FittedPrompt:
     actual = -1
     for _ in range(MAX_VERIFY_ROUNDS):
-        context = "".join(p.text for p in pieces)
+        context = "".join(pieces.texts)
         prompt = frame.build(context)
         text = model_text(prompt, tokenizer, chat)
         actual = tokenizer.count_model_input(text)
@@ -232,43 +325,40 @@ def _verify(
     )
 
 
-def _compensate(pieces: list[_Piece], delta: int, bank: FillerSource, rng: random.Random) -> None:
+def _compensate(pieces: _Pieces, delta: int, bank: FillerSource, rng: random.Random) -> None:
     """Swap one filler sentence for one `delta` tokens longer (or shorter)."""
-    fillers = [i for i, p in enumerate(pieces) if p.is_filler]
+    fillers = [i for i, is_filler in enumerate(pieces.filler) if is_filler]
     rng.shuffle(fillers)
     for i in fillers:
-        wanted = pieces[i].tokens + delta
+        wanted = pieces.tokens[i] + delta
         if bank.has(wanted):
-            pieces[i] = _Piece(bank.draw(wanted, rng), wanted, True)
+            pieces.texts[i], pieces.tokens[i], pieces.keys[i] = bank.draw(wanted, rng), wanted, None
             return
     if delta > 0 and bank.has(delta) and fillers:
-        i = fillers[0]
-        pieces.insert(i + 1, _Piece(bank.draw(delta, rng), delta, True))
+        pieces.insert(fillers[0] + 1, bank.draw(delta, rng), delta, True)
         return
     raise LengthError(f"cannot compensate a {delta:+d}-token difference: the context has no suitable filler")
 
 
-def _finish(pieces: list[_Piece], prompt: str, text: str, actual: int) -> FittedPrompt:
-    offsets = [0]
-    for p in pieces:
-        offsets.append(offsets[-1] + p.tokens)
+def _finish(pieces: _Pieces, prompt: str, text: str, actual: int) -> FittedPrompt:
+    offsets = list(accumulate(pieces.tokens, initial=0))
     context_tokens = offsets[-1]
-    depths = {p.key: offsets[k] / context_tokens for k, p in enumerate(pieces) if p.key is not None}
+    depths = {key: offsets[k] / context_tokens for k, key in enumerate(pieces.keys) if key is not None}
     return FittedPrompt(prompt, text, actual, context_tokens, depths)
 
 
 def _fit_sized(draft: Draft, length: int, tokenizer: LengthTokenizer, *, chat: bool) -> FittedPrompt:
     """A draft the family sized itself: assemble, verify, and measure segment depths."""
-    pieces: list[_Piece] = []
+    pieces = _Pieces()
     headings, costs = _piece_costs(draft.sections, tokenizer)
     for i, section in enumerate(draft.sections):
         if section.heading is not None:
-            pieces.append(_Piece(_heading_text(section.heading, i == 0), headings[i], False))
+            pieces.add(_heading_text(section.heading, i == 0), headings[i], False)
         for j, (seg, cost) in enumerate(zip(section.segments, costs[i], strict=True)):
-            first_in_context = not pieces
+            first_in_context = not pieces.texts
             text = seg.text if (first_in_context or (j == 0 and section.lead)) else section.sep + seg.text
-            pieces.append(_Piece(text, cost, False, seg.key))
-    prompt = draft.frame.build("".join(p.text for p in pieces))
+            pieces.add(text, cost, False, seg.key)
+    prompt = draft.frame.build("".join(pieces.texts))
     text = model_text(prompt, tokenizer, chat)
     actual = tokenizer.count_model_input(text)
     if actual != length:

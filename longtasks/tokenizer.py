@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import itertools
+import operator
 import os
 import re
 from collections.abc import Callable
@@ -65,6 +67,9 @@ class LengthTokenizer:
     """Applied before `fast_encoding` when the tokenizer normalises text (e.g. NFC)."""
     chat_renderer: Callable[[str], str] | None = field(default=None, repr=False)
     """Renders one user turn + generation prompt without transformers (the default's own template)."""
+    sentence_chunks: bool = field(default=False, repr=False)
+    """`fast_encoding`'s pattern makes every ". " a boundary of independent encoding (before its space),
+    so texts may be counted piece by piece from counts computed before (`_Known`)."""
 
     @classmethod
     def from_hf(cls, name: str, hf: PreTrainedTokenizerBase, revision: str = "unknown") -> LengthTokenizer:
@@ -132,24 +137,47 @@ class LengthTokenizer:
     def count(self, text: str) -> int:
         return self.count_many([text])[0]
 
-    def count_many(self, texts: list[str]) -> list[int]:
-        """Token counts of many short texts in one (parallel, Rust-side) call."""
+    def count_many(self, texts: list[str], keep: bool = False) -> list[int]:
+        """Token counts of many texts.
+
+        `keep`: the texts recur (a filler bank, a corpus of sentences); their counts are kept for good
+        and help count long texts made of them (see `_Known`). Counts are exact either way."""
         if not texts:
             return []
         if self.fast_encoding is not None:
             # A plain loop: tiktoken's batch API submits one thread-pool task per text, which costs more
             # than encoding the short sentences this is used for. `encode_ordinary` is ~3x faster than
             # `encode(allowed_special="all")` and equal on every text that holds no special token's text.
-            normalize = self.normalize or (lambda text: text)
             ordinary, special = self.fast_encoding.encode_ordinary, self._special_pattern()
-            return [
-                len(ordinary(text) if special is None or not special.search(text) else self.encode(text))
-                for text in map(normalize, texts)
-            ]
+            joined = "".join(texts)
+            if self.normalize is not None or (special is not None and special.search(joined)):
+                normalize = self.normalize or (lambda text: text)
+                return [
+                    len(ordinary(text) if special is None or not special.search(text) else self.encode(text))
+                    for text in map(normalize, texts)
+                ]
+            if not self.sentence_chunks:
+                return [len(ordinary(text)) for text in texts]
+            known = self._known()
+            if len(texts) > 1 and _spaced_words(texts, joined):
+                counts = known.count_words(texts, joined, ordinary)
+            else:
+                counts = [
+                    len(ordinary(text)) if len(text) < _LONG_TEXT else known.count_long(text, ordinary)
+                    for text in texts
+                ]
+            known.remember(texts, counts, keep)
+            return counts
         backend = getattr(self.hf, "backend_tokenizer", None)
         if backend is not None:
             return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]
         return [self.count(t) for t in texts]
+
+    def _known(self) -> _Known:
+        known = self.memo.get("known_counts")
+        if known is None:
+            known = self.memo["known_counts"] = _Known()
+        return known
 
     def chat_wrap(self, user_message: str) -> str:
         """The full text the model sees in chat mode: one user turn plus the generation prompt."""
@@ -163,6 +191,109 @@ class LengthTokenizer:
         return self.hf.apply_chat_template(
             [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
         )
+
+
+_LONG_TEXT = 4096
+"""Characters from which a text is counted sentence by sentence (where `sentence_chunks` allows it)."""
+_RECENT_SENTENCES = 100_000
+"""Counts of sentences counted once (e.g. a sample's facts) kept at most; then they are forgotten."""
+_MAX_SENTENCE = 2000
+_MAX_WORDS = 200_000
+_PROBES = 8
+"""Sentences of a long text looked up before cutting it: with fewer than two known, it is encoded whole."""
+
+
+def _spaced_words(texts: list[str], joined: str) -> bool:
+    """Whether every text is " <word> <word> ...": it starts with a space, and its only whitespace is
+    single spaces (no other whitespace character is printable; see `_Known`)."""
+    return joined.isprintable() and "  " not in joined and all(text[:1] == " " for text in texts)
+
+
+class _Known:
+    """Counts this tokenizer has computed, reused to count texts made of the same pieces exactly.
+
+    Valid for Qwen2.5's pre-tokenisation pattern (`LengthTokenizer.sentence_chunks`), under which a
+    space that follows a character other than whitespace always starts a pre-token, and no pre-token
+    that ends before it reads past it: no alternative of the pattern takes a space after its first
+    character except runs of whitespace, and the only lookahead, `\\s+(?!\\S)`, sees a space there as it
+    would the end of the text. Since tiktoken encodes each pre-token on its own, a text encodes as its
+    pieces cut at such spaces, each encoded alone, and its count is the sum of theirs.
+    `tests/story/test_story_counting.py` checks the sums against encoding whole texts.
+
+    - `kept` / `recent`: counts of sentences " <s>." by <s> (`kept`: texts counted with `keep=True`,
+      e.g. a filler bank; `recent`: any other, at most `_RECENT_SENTENCES`). A long text is cut at
+      every ". " (`count_long`).
+    - `words`: counts of " <word>" by <word>, for batches of texts whose only whitespace is single
+      spaces, each starting with one (`count_words`: a sample's new sentences).
+    """
+
+    def __init__(self) -> None:
+        self.kept: dict[str, int] = {}
+        self.recent: dict[str, int] = {}
+        self.words: dict[str, int] = {}
+
+    def __getstate__(self) -> dict[str, dict[str, int]]:
+        """What a worker process gets (with its tokenizer): the kept counts only."""
+        return {"kept": self.kept, "recent": {}, "words": {}}
+
+    def remember(self, texts: list[str], counts: list[int], keep: bool) -> None:
+        store = self.kept if keep else self.recent
+        if not keep and len(store) + len(texts) > _RECENT_SENTENCES:
+            store.clear()
+        for text, count in zip(texts, counts, strict=True):
+            if text[:1] == " " and text[-1:] == "." and len(text) < _MAX_SENTENCE:
+                store[text[1:-1]] = count
+
+    def count_long(self, text: str, encode: Callable[[str], list[int]]) -> int:
+        """Tokens of a text without special tokens, cut at every ". ": the pieces " <s>." whose count is
+        known are summed; all the others are encoded together in one call (joined, they meet at ". "
+        again, so their counts add up the same way)."""
+        if not self._worth_cutting(text):
+            return len(encode(text))
+        parts = text.split(". ")
+        missed = parts[1:-1]
+        total = 0
+        for known in (self.kept, self.recent):
+            counts = list(map(known.get, missed))
+            total += sum(filter(None, counts))
+            missed = list(itertools.compress(missed, map(operator.is_, counts, itertools.repeat(None))))
+        # The first piece, the unknown ones and the last: ". ".join gives back exactly their concatenation.
+        return total + len(encode(". ".join([parts[0], *missed, parts[-1]])))
+
+    def _worth_cutting(self, text: str) -> bool:
+        """Whether sentences spread over the text are known (a story, not a document never seen)."""
+        size, probed, found = len(text), 0, 0
+        for k in range(1, _PROBES + 1):
+            start = text.find(". ", size * k // (_PROBES + 1))
+            end = text.find(". ", start + 2) if start >= 0 else -1
+            if end < 0:
+                break
+            sentence = text[start + 2 : end]
+            found += sentence in self.kept or sentence in self.recent
+            probed += 1
+        return probed >= 2 and found >= 2
+
+    def count_words(self, texts: list[str], joined: str, encode: Callable[[str], list[int]]) -> list[int]:
+        """Tokens of texts " <word> <word> ..." (see `_spaced_words`), summed over their words."""
+        words = self.words
+        if len(words) > _MAX_WORDS:
+            words.clear()
+        chunks = joined.split(" ")
+        del chunks[0]  # joined starts with a space
+        counts = list(map(words.get, chunks))
+        for k in itertools.compress(range(len(counts)), map(operator.is_, counts, itertools.repeat(None))):
+            word = chunks[k]
+            count = words.get(word)
+            if count is None:
+                count = words[word] = len(encode(" " + word))
+            counts[k] = count
+        cumulative = list(itertools.accumulate(counts, initial=0))
+        out = []
+        end = 0
+        for text in texts:
+            start, end = end, end + text.count(" ")
+            out.append(cumulative[end] - cumulative[start])
+        return out
 
 
 def _cache_root() -> Path:
@@ -235,6 +366,7 @@ def _build_default() -> LengthTokenizer:
         added_by_default=0,  # Qwen2.5 adds no BOS
         chat_template_known=True,
         chat_renderer=_render_default_chat,
+        sentence_chunks=True,  # Qwen2.5's pattern: see `_Known`
     )
 
 
