@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from itertools import islice
 
 from longtasks.families.story.counting import count_pieces
 from longtasks.families.story.world.scenery import SceneryCorpus, scenery_corpus
@@ -34,7 +35,7 @@ def scenery_counts(tokenizer: LengthTokenizer) -> list[int]:
     """Tokens of every corpus sentence (with its leading space), counted once per tokenizer."""
     key = "story_scenery_counts"
     if key not in tokenizer.memo:
-        tokenizer.memo[key] = count_pieces(tokenizer, scenery_corpus().texts)
+        tokenizer.memo[key] = count_pieces(tokenizer, scenery_corpus().texts, keep=True)
     return tokenizer.memo[key]
 
 
@@ -59,7 +60,7 @@ class SceneryDraw:
 
     def __init__(self, tokenizer: LengthTokenizer, rng: random.Random) -> None:
         self.corpus: SceneryCorpus = scenery_corpus()
-        self.corpus.prepare()
+        self.corpus.prepare(_SCAN)  # every pool and ring, once per process
         self.bare = self.corpus.bare
         self.counts = scenery_counts(tokenizer)
         self._rng = rng
@@ -79,16 +80,19 @@ class SceneryDraw:
         if not size:
             return []
         counts, used, parts = self.counts, self._used, self.corpus.parts
-        end = start + min(size, _SCAN)
+        isdisjoint = chapter.isdisjoint
+        end = start + (size if size < _SCAN else _SCAN)
         taken: list[int] = []
         j = start
-        while j < end:
-            i = doubled[j]
+        for i in islice(doubled, start, end):
             j += 1
-            if i in used or counts[i] > budget or not parts[i].isdisjoint(chapter):
+            if i in used or counts[i] > budget:
+                continue
+            clauses = parts[i]
+            if not isdisjoint(clauses):
                 continue
             taken.append(i)
-            chapter.update(parts[i])
+            chapter.update(clauses)
             budget -= counts[i]
             if len(taken) == most or budget < _SHORTEST:
                 break

@@ -4,6 +4,7 @@ scenery as segments; interludes as the filler that makes the length exact)."""
 
 from __future__ import annotations
 
+import gc
 import random
 from abc import abstractmethod
 from dataclasses import dataclass, replace
@@ -139,6 +140,18 @@ class StoryTask(Task[SK]):
         return None if fewer == scale else fewer
 
     def build(self, knobs: SK, scale: int, rng: random.Random, context: BuildContext) -> Draft:
+        # A long story's objects all live until it is fitted: no garbage collection meanwhile (as in
+        # `fit_draft`; a plain try/finally allocates nothing once the collector is back on, so no
+        # collection starts before the fitter pauses it again).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._build(knobs, scale, rng, context)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _build(self, knobs: SK, scale: int, rng: random.Random, context: BuildContext) -> Draft:
         world = simulate_world(scale, rng.getrandbits(63), self.world_config(knobs, scale, rng))
         asked = self.ask(world, knobs, rng, context.index)
         renderer = _renderer()

@@ -147,7 +147,6 @@ class SceneryCorpus:
         self.parts: list[frozenset[int]] = []  # per sentence: ids of the clause parts it uses
         self._part_ids: dict[str, int] = {}
         self._ids: dict[str, int] = {}
-        self._entries: dict[str, list[tuple[int, _Clause]]] = {}
         self._index: dict[str, list[tuple[int, int, frozenset[str] | None, int]]] = {}
         self._masks: dict[tuple[frozenset[str], frozenset[str]], int] = {}
         rng = random.Random(_SEED)
@@ -193,7 +192,8 @@ class SceneryCorpus:
         self._pools: dict[tuple[str, ...], tuple[int, ...]] = {}
         self._by_scene: dict[tuple[str, str, str], list[tuple[int, frozenset[str] | None, int]]] = {}
         self._prepared = False
-        self._ring_cache: dict[tuple[str, ...], tuple[tuple[int, ...], int]] = {}
+        self._ring_cache: dict[tuple[tuple[str, ...], int], tuple[tuple[int, ...], int]] = {}
+        self._rings_made: set[int] = set()
         self.bare = [text[1:] for text in self.texts]  # without the leading space
 
     def _known(self, values: Iterable[str], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -278,7 +278,6 @@ class SceneryCorpus:
         return made
 
     def _add(self, category: str, clauses: list[_Clause]) -> None:
-        entries = self._entries.setdefault(category, [])
         for clause in clauses:
             text = _sentence(clause.text)
             if text in self._ids:
@@ -288,7 +287,6 @@ class SceneryCorpus:
             self.parts.append(
                 frozenset(self._part_ids.setdefault(p, len(self._part_ids)) for p in clause.parts)
             )
-            entries.append((self._ids[text], clause))
             mask = self._masks.get((clause.when, clause.weather))
             if mask is None:
                 mask = self._masks[(clause.when, clause.weather)] = sum(
@@ -324,18 +322,24 @@ class SceneryCorpus:
 
     def ring(self, key: tuple[str, ...], overlap: int) -> tuple[tuple[int, ...], int]:
         """A pool followed by its first `overlap` ids again (a window may wrap around), and its size."""
-        ring = self._ring_cache.get(key)
+        ring = self._ring_cache.get((key, overlap))
         if ring is None:
             pool = self.pool(*key)
-            ring = self._ring_cache[key] = (pool + pool[:overlap], len(pool))
+            ring = self._ring_cache[(key, overlap)] = (pool + pool[:overlap], len(pool))
         return ring
 
-    def prepare(self) -> None:
-        """Build every pool now (~0.1 s, once per process), so that samples cost the same whenever made."""
+    def prepare(self, overlap: int | None = None) -> None:
+        """Build every pool now (~0.1 s, once per process), and with `overlap` every ring too (`ring`),
+        so that samples cost the same whenever made."""
         if not self._prepared:
             for key in self.pool_keys():
                 self.pool(*key)
             self._prepared = True
+        if overlap is not None and overlap not in self._rings_made:
+            for category, time, weather, where, single in list(self._pools):
+                key = (category, time, weather, where, single) if single else (category, time, weather, where)
+                self.ring(key, overlap)
+            self._rings_made.add(overlap)
 
     def pool_keys(self) -> list[tuple[str, ...]]:
         """Every pool a story can draw from (for checks): sky, talk, the protagonist's lines per setting and
