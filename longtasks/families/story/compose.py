@@ -112,9 +112,10 @@ def _scenery(
     later = len(texts) - 1  # gaps after the arrival (gap 0 comes before it)
     take, counts, bare = draw.take, draw.counts, draw.bare
     talk_key, sky_key, hero_key, place_key = _keys(scene, chapter.pronoun)
-    talk = take(talk_key, quota // 5, used)
+    # Talk and the protagonist's lines are optional: none rather than one the story has told already.
+    talk = take(talk_key, quota // 5, used, reuse=False)
     sky = take(sky_key, quota // 4, used, 2 if quota > _LONG else 1)
-    hero = take(hero_key, quota // 6, used) if random() < 0.5 else ()
+    hero = take(hero_key, quota // 6, used, reuse=False) if random() < 0.5 else ()
     spent = sum([counts[i] for i in talk]) + sum([counts[i] for i in sky]) + sum([counts[i] for i in hero])
     place = take(place_key, quota - spent, used, 16)
     for k, i in enumerate(place):

@@ -2,19 +2,23 @@
 
 - Scenery (`SceneryDraw`): sentences of the corpus that fit a chapter's scene, drawn by the family while
   it composes each chapter. Within a sample a sentence is used at most once while its pool has unused
-  ones (so a sentence never repeats inside a chapter, and a prompt rarely repeats one at all).
+  ones (so a sentence never repeats inside a chapter, and a prompt rarely repeats one at all); the
+  optional talk and protagonist lines are left out rather than used twice.
 - Interludes (`Interludes`, a per-sample `FillerProvider`): sentences that fit any scene; the generic
   fitter tops every chapter up with them to the exact length. Each sample cycles through every
-  interlude of a length before it reuses one.
+  interlude of a length before it reuses one, and picks lengths so that the few-sentence ones are
+  rarely needed and no length runs out while others have sentences left (`_finish_table`,
+  `InterludeSource._pick`): a 256k-token story uses about as many interludes as there are.
 
 Token counts come from one batched count per tokenizer, kept on the tokenizer (`tokenizer.memo`).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 from dataclasses import dataclass
-from itertools import islice
 
 from longtasks.families.story.counting import count_pieces
 from longtasks.families.story.world.scenery import SceneryCorpus, scenery_corpus
@@ -67,11 +71,13 @@ class SceneryDraw:
         self._used: set[int] = set()
         self._state: dict[tuple[str, ...], list] = {}  # key -> [ring, size, cursor]
 
-    def take(self, key: tuple[str, ...], budget: int, chapter: set[int], most: int = 1) -> list[int]:
+    def take(
+        self, key: tuple[str, ...], budget: int, chapter: set[int], most: int = 1, reuse: bool = True
+    ) -> list[int]:
         """Up to `most` sentence ids of pool `key` (see `SceneryCorpus.pool`), at most `budget` tokens in
         all, sharing no clause with each other or with the chapter (`chapter`: the clause parts it holds,
         updated here), so a chapter never says the same thing twice. Sentences the sample has not used
-        come first; used ones only when the pool's next stretch has too few others."""
+        come first; used ones only when the pool's next stretch has too few others (and `reuse`)."""
         state = self._state.get(key)
         if state is None:
             doubled, size = self.corpus.ring(key, _SCAN)
@@ -84,7 +90,7 @@ class SceneryDraw:
         end = start + (size if size < _SCAN else _SCAN)
         taken: list[int] = []
         j = start
-        for i in islice(doubled, start, end):
+        for i in itertools.islice(doubled, start, end):
             j += 1
             if i in used or counts[i] > budget:
                 continue
@@ -97,7 +103,7 @@ class SceneryDraw:
             if len(taken) == most or budget < _SHORTEST:
                 break
         state[2] = j % size
-        if not taken:  # rarely: reuse sentences the sample has used
+        if not taken and reuse:  # rarely: reuse sentences the sample has used
             for i in doubled[start:end]:
                 if i in used and counts[i] <= budget and parts[i].isdisjoint(chapter):
                     taken.append(i)
@@ -119,46 +125,58 @@ class Interludes:
         return InterludeSource(bank, _finish_table(tokenizer, bank))
 
 
-_FinishTable = list[dict[int, tuple[int, ...]]]
+_Choices = tuple[tuple[int, ...], tuple[float, ...]]  # counts, and their cumulative weights
+_FinishTable = list[dict[int, _Choices]]
 
 
 def _finish_table(tokenizer: LengthTokenizer, bank: FillerBank) -> _FinishTable:
-    """For k = 0..finish_parts and every small total: the first counts of a way to make the total from
-    at most k sentences (what `FillerBank.split` recomputes for every section, looked up instead). Each
-    count appears in proportion to how many sentences have it (`_weighted`)."""
-    key = "story_interlude_finish"
+    """For k = 0..finish_parts and every small total: the counts that can come first in a way to make the
+    total from at most k sentences (what `FillerBank.split` recomputes for every section, looked up), with
+    cumulative weights: a count's sentences times how plentiful the sentences of the best way to finish
+    after it are (`_plenty`), so that lengths with few sentences are drawn rarely and none runs out long
+    before the others."""
+    key = "story_interlude_finish_choices"
     if key not in tokenizer.memo:
         top = 3 * bank.counts[-1] + bank.counts[-1]
-        weight = _weights(bank)
-        table: _FinishTable = [{0: ()}]
+        plenty = _plenty(bank, top)
+        table: _FinishTable = [{}]
         for parts in range(1, bank.finish_parts + 1):
-            reach = bank.reachable(parts - 1)
-            table.append(
-                {
-                    t: opts
-                    for t in range(top + 1)
-                    if (opts := tuple(c for c in bank.counts if t - c in reach for _ in range(weight[c])))
-                }
-            )
+            table.append({})
+            for t in range(top + 1):
+                options = [c for c in bank.counts if c <= t and plenty[parts - 1][t - c] > 0]
+                if options:
+                    weights = [len(bank.by_count[c]) * plenty[parts - 1][t - c] for c in options]
+                    table[parts][t] = (tuple(options), tuple(itertools.accumulate(weights)))
         tokenizer.memo[key] = table
     return tokenizer.memo[key]
 
 
-def _weights(bank: FillerBank) -> dict[int, int]:
-    """How often each count is drawn: in proportion to its sentences, so that a length with few
-    sentences is not drawn as often as one with many (which would make its few sentences come back)."""
-    fewest = min(len(v) for v in bank.by_count.values())
-    return {c: max(1, round(len(bank.by_count[c]) / fewest)) for c in bank.counts}
+def _plenty(bank: FillerBank, top: int) -> list[list[float]]:
+    """[k][t]: over the ways to make t tokens from at most k sentences, the best product of each
+    sentence's share of sentences (its length's sentences / the most of any length); 0 if there is no
+    way. A way through the lengths with few sentences scores low, so the finish avoids them."""
+    most = max(len(v) for v in bank.by_count.values())
+    share = {c: len(bank.by_count[c]) / most for c in bank.counts}
+    plenty = [[1.0] + [0.0] * top]
+    for _ in range(bank.finish_parts):
+        last = plenty[-1]
+        plenty.append(
+            [max([last[t]] + [share[c] * last[t - c] for c in bank.counts if c <= t]) for t in range(top + 1)]
+        )
+    return plenty
 
 
 class InterludeSource:
-    """A `FillerSource` over the interlude bank that cycles through each length's sentences."""
+    """A `FillerSource` over the interlude bank for one sample: each length's sentences are drawn in
+    turn, and lengths are chosen as `_finish_table` weighs them."""
 
     def __init__(self, bank: FillerBank, table: _FinishTable) -> None:
         self._bank = bank
         self._table = table
         self._next: dict[int, int] = {}
-        self._weighted = tuple(c for c, w in _weights(bank).items() for _ in range(w))
+        counts = bank.counts
+        self._any = (counts, tuple(itertools.accumulate(len(bank.by_count[c]) for c in counts)))
+        self._left = {c: len(bank.by_count[c]) for c in counts}  # sentences of each count not planned yet
 
     @property
     def min_count(self) -> int:
@@ -177,24 +195,37 @@ class InterludeSource:
 
     def split(self, total: int, rng: random.Random) -> list[int] | None:
         """Like `FillerBank.split` (random counts while the rest is large, then an exact finish from at
-        most `finish_parts` sentences), with the finish looked up in a table."""
-        counts = self._bank.counts
+        most `finish_parts` sentences), with the finish's choices looked up in a table."""
         parts = self._bank.finish_parts
         out: list[int] = []
         remaining = total
-        large = 3 * counts[-1]
-        weighted = self._weighted
+        large = 3 * self._bank.counts[-1]
         while remaining > large:
-            c = weighted[int(rng.random() * len(weighted))]
+            c = self._pick(self._any, rng)
             out.append(c)
             remaining -= c
+        table = self._table
         for left in range(parts, 0, -1):
             if remaining == 0:
                 return out
-            options = self._table[left].get(remaining)
-            if not options:
+            choices = table[left].get(remaining)
+            if choices is None:
                 return None
-            c = options[int(rng.random() * len(options))]
+            c = self._pick(choices, rng)
             out.append(c)
             remaining -= c
         return out if remaining == 0 else None
+
+    def _pick(self, choices: _Choices, rng: random.Random) -> int:
+        """A count drawn by the choices' weights; if the sample has planned all its sentences already, the
+        next choice that has some left (none left anywhere: the count drawn)."""
+        counts, weights = choices
+        k = bisect.bisect_right(weights, rng.random() * weights[-1])
+        left = self._left
+        if left[counts[k]] <= 0:
+            k = next(
+                (j % len(counts) for j in range(k + 1, k + len(counts)) if left[counts[j % len(counts)]] > 0),
+                k,
+            )
+        left[counts[k]] -= 1
+        return counts[k]
