@@ -14,7 +14,7 @@ from longtasks.generate import MAX_ATTEMPTS, sample_seed
 from longtasks.registry import list_tasks
 
 # What models/reference/README.md generated: train lengths and counts, eval lengths and counts (upper bounds).
-TRAIN_LENGTHS, TRAIN_N = (1536, 2048, 3072, 4096, 8192), 300
+TRAIN_LENGTHS, TRAIN_N = (1024, 1536, 2048, 3072, 4096, 8192), 1800
 EVAL_LENGTHS, EVAL_N = (1024, 2048, 4096, 8192), 100
 LENGTH, NEW_TOKENS = 1024, 130  # story_retrieval's 16 answers take about 120 tokens
 
