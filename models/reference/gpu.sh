@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
 # The reference model's GPU runs, as made on the lent H200 (see models/reference/README.md).
 #
-# One warm machine, four calls in a row (it goes back after ~30 s idle, with its /tmp):
+# One warm machine, calls in a row (it goes back after ~30 s idle, with its /tmp):
 #   gpu.sh receive  carry .refgpu/a = {part.00, train.0.parquet, train.1.parquet}: kept in /tmp; then the
 #                   batch-1 vs batched sparse timing on a random model of the same shape (bench_batch.py)
 #   gpu.sh train    carry .refgpu/b = {part.01, gguf.sha256, whl/, tok.tar.xz, train.2.parquet, eval_rows.parquet}:
 #                   joins and checks the GGUF (98 MB, larger than one transfer: ../shared/DESIGN.md, "The
 #                   machines"), trains the adapter (TRAIN_S seconds), keeps everything for the next calls in /tmp
 #   gpu.sh eval     no carry: WORKERS processes on the one GPU; worker 0 first runs the dense evaluation
-#                   (2k/4k/8k, 24 a cell), then all claim sparse units from one queue until SPARSE_S
-#   gpu.sh eval     again (CALL=2 ...): the units not finished before go on; finished ones are skipped
+#                   (2k/4k/8k, 24 a cell), then all claim sparse units from one queue until SPARSE_S; every
+#                   worker is killed at HARD_S so the call returns its files inside the 600 s limit
+#   gpu.sh collect  copies what the workers wrote to $OUT (after an eval call that ran out of time)
+# A later `CALL=2 gpu.sh eval` goes on with the units not finished (finished ones are skipped).
+# As run for the model card: receive; TRAIN_S=500 train; CALL=1 SPARSE_S=420 SPARSE_L=4096,8192 eval, which
+# had no HARD_S yet and was stopped at 600 s by ada_snapkv units at c <= 10 (nothing came back from it); then
+# collect, with 16 workers given 215 s for those units (none finished).
 # Everything kept goes under $OUT.
 set -euo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="/tmp/site:$PWD" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1
 GGUF=/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf
-case "${1:?receive, train or eval}" in
+case "${1:?receive, train, eval or collect}" in
 receive)
     mkdir -p /tmp/train && cp .refgpu/a/part.00 /tmp/part.00 && cp .refgpu/a/train.*.parquet /tmp/train/
     nvidia-smi --query-gpu=name,memory.total --format=csv
     python3 -c "import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)"
-    python3 models/reference/bench_batch.py --length 4096 --batch 4 --new 32 2>&1 | tee "$OUT/bench.log"
+    timeout 100 python3 models/reference/bench_batch.py --length 4096 --batch 4 --new 32 \
+        --methods vertical_slash,quest,snapkv 2>&1 | tee "$OUT/bench.log" || true
     ;;
 train)
     B=.refgpu/b
@@ -43,7 +49,7 @@ eval)
         if [ "$i" = 0 ] && [ ! -f /tmp/dense.jsonl ]; then dense=(--dense-lengths 4096,2048,8192 --dense-n 24); fi
         out=/tmp/sparse.$call.$i.jsonl
         [ "${dense[1]}" != "" ] && out=/tmp/dense.jsonl.part
-        python3 models/reference/evaluate.py "${common[@]}" "${dense[@]}" --out $out \
+        timeout "${HARD_S:-540}" python3 models/reference/evaluate.py "${common[@]}" "${dense[@]}" --out $out \
             --done $done_files >/tmp/eval.$call.$i.log 2>&1 &
     done
     wait || true
@@ -56,5 +62,10 @@ eval)
     cat /tmp/sparse.*.jsonl >"$OUT/sparse.jsonl" || true
     grep -h "^dense\|^sparse:\|^total\|Error" /tmp/eval.$call.*.log | tee "$OUT/eval.log" || true
     grep -h "^unit" /tmp/eval.$call.*.log >"$OUT/units.log" || true
+    ;;
+collect)
+    cat /tmp/dense.jsonl /tmp/dense.jsonl.part /tmp/sparse.*.jsonl >"$OUT/all.jsonl" 2>/dev/null || true
+    for f in /tmp/eval.*.log; do echo "== $f"; grep -v Convert "$f" | tail -n 4; done >"$OUT/logs.txt" 2>&1 || true
+    grep -h "^unit\|^dense" /tmp/eval.*.log >"$OUT/units.log" || true
     ;;
 esac
