@@ -288,12 +288,10 @@ class _Known:
                 count = words[word] = len(encode(" " + word))
             counts[k] = count
         cumulative = list(itertools.accumulate(counts, initial=0))
-        out = []
-        end = 0
-        for text in texts:
-            start, end = end, end + text.count(" ")
-            out.append(cumulative[end] - cumulative[start])
-        return out
+        ends = list(itertools.accumulate(map(str.count, texts, itertools.repeat(" "))))  # words per text
+        return list(
+            map(operator.sub, map(cumulative.__getitem__, ends), map(cumulative.__getitem__, [0, *ends]))
+        )
 
 
 def _cache_root() -> Path:

@@ -79,15 +79,15 @@ def compose_chapter(
     return tuple(segments)
 
 
-_KEYS: dict[tuple[Scene, str], tuple[tuple[str, ...], ...]] = {}
+_KEYS: dict[tuple[str, str, str, str], tuple[tuple[str, ...], ...]] = {}
 
 
 def _keys(scene: Scene, pronoun: str) -> tuple[tuple[str, ...], ...]:
     """The pools a chapter of this scene draws from: talk, sky, the protagonist, the place."""
-    keys = _KEYS.get((scene, pronoun))
+    t, w = scene.time, scene.weather
+    keys = _KEYS.get((scene.kind, t, w, pronoun))  # the kind decides the setting and indoors
     if keys is None:
-        t, w = scene.time, scene.weather
-        keys = _KEYS[(scene, pronoun)] = (
+        keys = _KEYS[(scene.kind, t, w, pronoun)] = (
             ("talk", t, w, ""),
             ("sky:in" if scene.indoor else "sky", t, w, ""),
             (f"hero:{pronoun}", t, w, scene.setting),

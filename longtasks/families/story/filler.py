@@ -44,14 +44,13 @@ def scenery_counts(tokenizer: LengthTokenizer) -> list[int]:
 
 
 def lead_counts(tokenizer: LengthTokenizer, ids: list[int]) -> list[int]:
-    """Tokens of corpus sentences that open a chapter (right after its heading: no leading space),
-    counted on first use and kept on the tokenizer."""
-    memo: dict[int, int] = tokenizer.memo.setdefault("story_lead_counts", {})
-    missing = sorted({i for i in ids if i not in memo})
-    if missing:
-        bare = scenery_corpus().bare
-        memo.update(zip(missing, count_pieces(tokenizer, [bare[i] for i in missing]), strict=True))
-    return [memo[i] for i in ids]
+    """Tokens of corpus sentences that open a chapter (right after its heading: no leading space); every
+    sentence is counted once per tokenizer, with the corpus (`scenery_counts`)."""
+    key = "story_lead_counts"
+    if key not in tokenizer.memo:
+        tokenizer.memo[key] = count_pieces(tokenizer, scenery_corpus().bare)
+    counts = tokenizer.memo[key]
+    return [counts[i] for i in ids]
 
 
 _SCAN = 64
@@ -67,6 +66,7 @@ class SceneryDraw:
         self.corpus.prepare(_SCAN)  # every pool and ring, once per process
         self.bare = self.corpus.bare
         self.counts = scenery_counts(tokenizer)
+        lead_counts(tokenizer, [])  # counted now, not while a sample is made
         self._rng = rng
         self._used: set[int] = set()
         self._state: dict[tuple[str, ...], list] = {}  # key -> [ring, size, cursor]

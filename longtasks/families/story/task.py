@@ -221,9 +221,9 @@ def _chapter_texts(
     fact_costs = [tuple((f, next(costs)) for f in c.facts) for c in chapters]
     said_costs = [tuple((t, next(costs)) for t in ts) for ts in said]
     lead_costs = lead_counts(tokenizer, leads)
-    corpus_texts = draw.corpus.texts
+    bare = draw.bare
     texts = [
-        ChapterText(c.number, scene, world.pronoun, (corpus_texts[lead][1:], lead_cost), facts, told)
+        ChapterText(c.number, scene, world.pronoun, (bare[lead], lead_cost), facts, told)
         for c, scene, lead, lead_cost, facts, told in zip(
             chapters, scenes, leads, lead_costs, fact_costs, said_costs, strict=True
         )
