@@ -206,7 +206,9 @@ _PROBES = 8
 def _spaced_words(texts: list[str], joined: str) -> bool:
     """Whether every text is " <word> <word> ...": it starts with a space, and its only whitespace is
     single spaces (no other whitespace character is printable; see `_Known`)."""
-    return joined.isprintable() and "  " not in joined and all(text[:1] == " " for text in texts)
+    return (
+        joined.isprintable() and "  " not in joined and all(map(str.startswith, texts, itertools.repeat(" ")))
+    )
 
 
 class _Known:
@@ -240,8 +242,13 @@ class _Known:
         store = self.kept if keep else self.recent
         if not keep and len(store) + len(texts) > _RECENT_SENTENCES:
             store.clear()
-        for text, count in zip(texts, counts, strict=True):
-            if text[:1] == " " and text[-1:] == "." and len(text) < _MAX_SENTENCE:
+        sentences = map(
+            operator.and_,
+            map(str.startswith, texts, itertools.repeat(" ")),
+            map(str.endswith, texts, itertools.repeat(".")),
+        )
+        for text, count in itertools.compress(zip(texts, counts, strict=True), sentences):
+            if len(text) < _MAX_SENTENCE:
                 store[text[1:-1]] = count
 
     def count_long(self, text: str, encode: Callable[[str], list[int]]) -> int:
@@ -255,6 +262,8 @@ class _Known:
         total = 0
         for known in (self.kept, self.recent):
             counts = list(map(known.get, missed))
+            if None not in counts:
+                return total + sum(counts) + len(encode(parts[0] + ". " + parts[-1]))
             total += sum(filter(None, counts))
             missed = list(itertools.compress(missed, map(operator.is_, counts, itertools.repeat(None))))
         # The first piece, the unknown ones and the last: ". ".join gives back exactly their concatenation.
@@ -281,12 +290,15 @@ class _Known:
         chunks = joined.split(" ")
         del chunks[0]  # joined starts with a space
         counts = list(map(words.get, chunks))
-        for k in itertools.compress(range(len(counts)), map(operator.is_, counts, itertools.repeat(None))):
-            word = chunks[k]
-            count = words.get(word)
-            if count is None:
-                count = words[word] = len(encode(" " + word))
-            counts[k] = count
+        if None in counts:
+            for k in itertools.compress(
+                range(len(counts)), map(operator.is_, counts, itertools.repeat(None))
+            ):
+                word = chunks[k]
+                count = words.get(word)
+                if count is None:
+                    count = words[word] = len(encode(" " + word))
+                counts[k] = count
         cumulative = list(itertools.accumulate(counts, initial=0))
         ends = list(itertools.accumulate(map(str.count, texts, itertools.repeat(" "))))  # words per text
         return list(
