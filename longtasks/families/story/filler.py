@@ -58,15 +58,30 @@ _SCAN = 64
 _SHORTEST = 12  # stop looking below this budget: few sentences are that short (interludes fill the rest)
 
 
+def prepare(tokenizer: LengthTokenizer) -> None:
+    """Build what every story sample reads, once per process and tokenizer (a no-op after that): the
+    corpus with its pools and rings, its sentences' counts, the interlude bank and its finish table.
+    `StoryTask.build` calls it before it pauses the garbage collector, so that these long-lived objects
+    are promoted to the old generation then, not traversed later by a collection of young objects."""
+    if "story_prepared" in tokenizer.memo:
+        return
+    scenery_corpus().prepare(_SCAN)
+    scenery_counts(tokenizer)
+    lead_counts(tokenizer, [])
+    bank = SCENERY.source(tokenizer, 0, random.Random(0))
+    assert isinstance(bank, FillerBank)
+    _finish_table(tokenizer, bank)
+    tokenizer.memo["story_prepared"] = True
+
+
 class SceneryDraw:
     """One sample's draws from the corpus: a sentence is reused only once its pool has none left."""
 
     def __init__(self, tokenizer: LengthTokenizer, rng: random.Random) -> None:
+        prepare(tokenizer)
         self.corpus: SceneryCorpus = scenery_corpus()
-        self.corpus.prepare(_SCAN)  # every pool and ring, once per process
         self.bare = self.corpus.bare
         self.counts = scenery_counts(tokenizer)
-        lead_counts(tokenizer, [])  # counted now, not while a sample is made
         self._rng = rng
         self._used: set[int] = set()
         self._state: dict[tuple[str, ...], list] = {}  # key -> [ring, size, cursor]

@@ -15,6 +15,7 @@ from longtasks.draft import Draft, Section, Segment
 from longtasks.families.story.compose import ChapterText, chapter_key, compose_chapter, fact_key
 from longtasks.families.story.counting import count_pieces
 from longtasks.families.story.filler import SCENERY, Interludes, SceneryDraw, lead_counts
+from longtasks.families.story.filler import prepare as prepare_scenery
 from longtasks.families.story.prompt import story_frame
 from longtasks.families.story.world import (
     RenderedChapter,
@@ -140,9 +141,12 @@ class StoryTask(Task[SK]):
         return None if fewer == scale else fewer
 
     def build(self, knobs: SK, scale: int, rng: random.Random, context: BuildContext) -> Draft:
-        # A long story's objects all live until it is fitted: no garbage collection meanwhile (as in
+        # What every sample reads is built first (once per process), with the collector on. Then a long
+        # story's objects all live until it is fitted: no garbage collection meanwhile (as in
         # `fit_draft`; a plain try/finally allocates nothing once the collector is back on, so no
         # collection starts before the fitter pauses it again).
+        prepare_scenery(context.tokenizer)
+        _renderer()
         enabled = gc.isenabled()
         gc.disable()
         try:
