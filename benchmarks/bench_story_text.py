@@ -157,7 +157,7 @@ def _print(results: dict, format_length) -> None:
     print("repeated-sentence share per prompt, mean (max), before -> after")
     for task in TASKS:
         row = [
-            f"{format_length(n)} " + _pair(before, after, f"{task}@{n}", "repeated_share_mean", "{:.1%}")
+            f"{format_length(n)} " + _pair(before, after, f"{task}@{n}", "repeated_share_mean", "{:.2%}")
             for n in lengths
         ]
         print(f"  {task:16s} " + " | ".join(row))
