@@ -281,7 +281,7 @@ def test_sigterm_stops_workers_and_keeps_finished_shards(tmp_path):
     assert "Traceback" not in output
     # Nothing of the run's process group may be left. Workers are terminated before exit; multiprocessing's
     # resource tracker leaves on its own once the parent is gone, which can take a moment under load.
-    deadline = time.time() + 20
+    deadline = time.time() + 60
     while time.time() < deadline:
         try:
             os.killpg(proc.pid, 0)
@@ -289,7 +289,7 @@ def test_sigterm_stops_workers_and_keeps_finished_shards(tmp_path):
             break
         time.sleep(0.2)
     else:
-        pytest.fail("processes of the interrupted run are still alive 20 s after it exited")
+        pytest.fail("processes of the interrupted run are still alive 60 s after it exited")
     assert not list(out.rglob("*.partial"))
     assert (
         json.loads((out / "longtasks.json").read_text())["configs"]["story_retrieval-256k"]["complete"]
