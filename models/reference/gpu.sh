@@ -3,7 +3,7 @@
 #
 # One warm machine, calls in a row (it goes back after ~30 s idle, with its /tmp):
 #   gpu.sh receive  carry .refgpu/a = {part.00, train.0.parquet, train.1.parquet}: kept in /tmp; then the
-#                   batch-1 vs batched sparse timing on a random model of the same shape (bench_batch.py)
+#                   batch-1 vs batched sparse timing on a random model of the same shape (benchmarks/bench_batch_generate.py)
 #   gpu.sh train    carry .refgpu/b = {part.01, gguf.sha256, whl/, tok.tar.xz, train.2.parquet, eval_rows.parquet}:
 #                   joins and checks the GGUF (98 MB, larger than one transfer: ../shared/DESIGN.md, "The
 #                   machines"), trains the adapter (TRAIN_S seconds), keeps everything for the next calls in /tmp
@@ -24,7 +24,7 @@ receive)
     mkdir -p /tmp/train && cp .refgpu/a/part.00 /tmp/part.00 && cp .refgpu/a/train.*.parquet /tmp/train/
     nvidia-smi --query-gpu=name,memory.total --format=csv
     python3 -c "import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)"
-    timeout 100 python3 models/reference/bench_batch.py --length 4096 --batch 4 --new 32 \
+    timeout 100 python3 benchmarks/bench_batch_generate.py --length 4096 --batch 4 --new 32 \
         --methods vertical_slash,quest,snapkv 2>&1 | tee "$OUT/bench.log" || true
     ;;
 train)

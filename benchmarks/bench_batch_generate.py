@@ -1,11 +1,14 @@
 """Seconds per prompt of `sparse_eval.generate` at batch 1 vs one batch, on the reference model's shape (GPU).
 
 Why: the sparse grid's device time is set by this, and the batched path (rows' attention one by one,
-projections and MLPs together) had not been timed on the GPU. The weights are random (the GGUF is not on
-the machine yet when this runs); timing depends on the shape, the method and the number of new tokens
-(fixed here: eos is never hit), not on the weights.
+projections and MLPs together) adds host work a single prompt does not have. The weights are random;
+timing depends on the shape, the method and the number of new tokens (fixed here: eos is never hit), not on
+the weights. `--spread N` makes the prompts N tokens apart (padding in the batch); `--profile METHOD`
+prints a torch profiler table of one batch.
 
-    python models/reference/bench_batch.py --length 4096 --batch 4 --new 32 --methods vertical_slash,quest
+    python benchmarks/bench_batch_generate.py --length 4096 --batch 4 --new 32 --methods vertical_slash,quest
+    python benchmarks/bench_batch_generate.py --c 20 --spread 13 --methods snapkv,ada_snapkv --profile ada_snapkv \
+        --out benchmarks/results/bench_batch_generate.json
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -40,14 +44,18 @@ def main() -> None:
     p.add_argument("--c", type=float, default=5)
     p.add_argument("--methods", default="vertical_slash,block_sparse,flexprefill,quest,snapkv,ada_snapkv")
     p.add_argument("--device", default="cuda")
+    p.add_argument("--spread", type=int, default=0, help="prompt i is i * spread tokens shorter")
+    p.add_argument("--profile", default="", help="a method to profile in one batch (3 new tokens)")
+    p.add_argument("--out", type=Path, help="also write the JSON here")
     args = p.parse_args()
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(**SHAPE, attn_implementation="sdpa")).to(args.device, torch.bfloat16)
     model.eval()
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    prompts = [torch.randint(0, SHAPE["vocab_size"], (args.length,)).tolist() for _ in range(args.batch)]
+    lengths = [args.length - i * args.spread for i in range(args.batch)]
+    prompts = [torch.randint(0, SHAPE["vocab_size"], (n,)).tolist() for n in lengths]
 
-    def run(method: str, batch: bool) -> float:
+    def run(method: str, batch: bool, new_tokens: int = args.new) -> float:
         sync()
         t = time.time()
         if batch:
@@ -57,7 +65,7 @@ def main() -> None:
                 method,
                 compression=args.c,
                 backend="reference",
-                max_new_tokens=args.new,
+                max_new_tokens=new_tokens,
                 eos_token_id=-1,
             )
         else:
@@ -68,7 +76,7 @@ def main() -> None:
                     method,
                     compression=args.c,
                     backend="reference",
-                    max_new_tokens=args.new,
+                    max_new_tokens=new_tokens,
                     eos_token_id=-1,
                 )
         sync()
@@ -85,7 +93,18 @@ def main() -> None:
         print(
             f"{method:15s} batch 1: {one:.2f} s/prompt   batch {args.batch}: {many:.2f} s/prompt", flush=True
         )
-    print(json.dumps({"args": vars(args), "results": out}))
+    report = json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": out})
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report + "\n")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+        with profile(activities=activities) as prof:
+            run(args.profile, True, new_tokens=3)
+        print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=15))
 
 
 if __name__ == "__main__":
