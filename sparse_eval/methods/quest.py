@@ -6,12 +6,19 @@ q·k over every key of the page, so the pages with the largest bounds are the on
 largest attention logits. The new token attends only to the chosen pages plus the page it belongs to.
 Prefill is dense. The page summaries of a sequence are built once at prefill and extended as pages fill
 up during decoding, so a decode step reads the summaries and the chosen pages, not the whole cache.
+
+Selection rule, shared by every path (torch, masked reference, Triton kernels): a page's score is its bound
+accumulated in float64 and rounded to float32 (the products are exact in float64, so the summation order of a
+path does not change the float32 score); the k best scores win, and among equal scores the later page wins.
+On CUDA with triton installed the step runs as fused kernels (`sparse_eval.kernels.quest_decode`); elsewhere
+as torch ops.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import ClassVar
 
 import torch
@@ -19,19 +26,21 @@ import torch.nn.functional as F
 
 from sparse_eval.base import SparseMethod
 from sparse_eval.compression import LayerStats, head_counts
+from sparse_eval.kernels import quest_kernels
 from sparse_eval.registry import register_method
 
 
 def page_summaries(key: torch.Tensor, page_size: int) -> torch.Tensor:
-    """Quest's page summaries of every *full* page: k (B, H, L, D) -> (B, H, L // page_size, 2D) float32,
-    the elementwise max keys of a page followed by its elementwise min keys.
+    """Quest's page summaries of every *full* page: k (B, H, L, D) -> (B, H, L // page_size, 2D) in the keys'
+    dtype, the elementwise max keys of a page followed by its elementwise min keys.
 
     A trailing partial page has no summary: it is always the current page, which Quest keeps anyway.
-    float32 keeps the ranking exact; the summaries read per step are 1/8 of what a bf16 page holds."""
+    A max or min of keys is one of the keys, so the keys' dtype holds it exactly; the summaries read per step
+    are 1/8 of the cache at 16-key pages."""
     batch, heads, length, dim = key.shape
     full = length // page_size
     pages = key[:, :, : full * page_size].reshape(batch, heads, full, page_size, dim)
-    return torch.cat([pages.amax(dim=3), pages.amin(dim=3)], dim=-1).float()
+    return torch.cat([pages.amax(dim=3), pages.amin(dim=3)], dim=-1)
 
 
 def page_scores(query: torch.Tensor, summaries: torch.Tensor, share_pages: bool = True) -> torch.Tensor:
@@ -41,15 +50,28 @@ def page_scores(query: torch.Tensor, summaries: torch.Tensor, share_pages: bool 
     q (B, Hq, 1, D), summaries (B, Hkv, P, 2D). Since max >= min, max(q·min, q·max) = q⁺·max + q⁻·min per
     channel; that is linear in (q⁺, q⁻), so the group sum of the bounds is one matrix-vector product with
     the group sums of q⁺ and q⁻. Summing over the group lets one set of pages serve every query head that
-    shares the KV head."""
+    shares the KV head. Accumulated in float64 and rounded once to float32, so that the Triton kernel, which
+    sums in another order, gets the same float32 scores."""
     batch, q_heads, _, dim = query.shape
     kv_heads = summaries.shape[1]
-    q = query[:, :, -1].float().reshape(batch, kv_heads, q_heads // kv_heads, dim)
+    q = query[:, :, -1].double().reshape(batch, kv_heads, q_heads // kv_heads, dim)
     positive = q.clamp_min(0)
     split = torch.cat([positive, q - positive], dim=-1)  # (B, Hkv, group, 2D)
+    bounds = summaries.double()
     if share_pages:
-        return (summaries @ split.sum(dim=2)[..., None]).squeeze(-1)
-    return (split @ summaries.transpose(-1, -2)).reshape(batch, q_heads, -1)
+        return (bounds @ split.sum(dim=2)[..., None]).squeeze(-1).float()
+    return (split @ bounds.transpose(-1, -2)).reshape(batch, q_heads, -1).float()
+
+
+def rank_keys(scores: torch.Tensor) -> torch.Tensor:
+    """int64 keys that order pages by float32 score, ties by page index (the later page ranks higher): the
+    score's bits made order-preserving as int32, times 2^32, plus the page index. Distinct per page, so a
+    top-k over them has no ties left to break arbitrarily."""
+    bits = scores.contiguous().view(torch.int32)
+    bits = bits.masked_fill(bits == -(2**31), 0)  # -0.0 ranks as +0.0
+    ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    index = torch.arange(scores.shape[-1], device=scores.device)
+    return ordered.long() * 2**32 + index
 
 
 def budget_pages(kv_len: int, compression: float, page_size: int) -> int:
@@ -70,8 +92,8 @@ def select_tokens(
     share_pages: bool = True,
 ) -> torch.Tensor:
     """Token positions each KV head (B, Hkv, n), or each query head with `share_pages=False` (B, Hq, n),
-    attends, in no particular order: the tokens of the best-ranked earlier pages, then those of the current
-    (last, possibly partial) page.
+    attends, in no particular order: the tokens of the best-ranked earlier pages (ties: the later page), then
+    those of the current (last, possibly partial) page.
 
     `summaries` must cover at least the pages before the current one."""
     num_pages = math.ceil(kv_len / page_size)
@@ -81,7 +103,7 @@ def select_tokens(
     if extra == current:  # the budget covers every page: nothing to rank
         return torch.arange(kv_len, device=query.device).expand(batch, heads, kv_len)
     scores = page_scores(query, summaries[:, :, :current], share_pages)
-    chosen = scores.topk(extra, dim=-1, sorted=False).indices
+    chosen = rank_keys(scores).topk(extra, dim=-1, sorted=False).indices
     offsets = torch.arange(page_size, device=chosen.device)
     tokens = (chosen[..., None] * page_size + offsets).flatten(-2)
     tail = torch.arange(current * page_size, kv_len, device=chosen.device).expand(batch, heads, -1)
@@ -131,18 +153,48 @@ def quest_decode_attention(
     summaries: torch.Tensor | None = None,
     gather: bool = True,
     share_pages: bool = True,
+    fused: bool | None = None,
 ) -> tuple[torch.Tensor, int]:
     """One Quest decode step: (attention output (B, Hq, 1, D), attended tokens per head).
 
     `summaries` (from `page_summaries`) must cover at least the pages before the current one; they are
     computed from `key` when omitted, which reads the whole cache: pass them when timing, as the method
-    keeps them from step to step."""
+    keeps them from step to step. `gather=False` runs the masked reference. Otherwise `fused` picks the
+    Triton kernels (True), the torch ops (False), or the kernels when the tensors are on CUDA, triton
+    imports and the shapes are supported (None); all select the same pages."""
     kv_len = key.shape[-2]
     if summaries is None:
         summaries = page_summaries(key, page_size)
+    kernels = fused_kernels(query, key, value, page_size) if gather and fused is not False else None
+    if fused and kernels is None:
+        raise ValueError(
+            "fused Quest decode needs triton, gather=True, a power-of-two page_size, head dim 16-256 and "
+            "float16/bfloat16/float32 tensors; pass fused=None to fall back to the torch path"
+        )
+    if kernels is not None and (fused or query.is_cuda):
+        extra = budget_pages(kv_len, compression, page_size)
+        out = kernels.quest_decode(
+            query,
+            key,
+            value,
+            summaries,
+            extra=extra,
+            page_size=page_size,
+            share_pages=share_pages,
+            scaling=scaling,
+        )
+        return out, extra * page_size + kv_len - (math.ceil(kv_len / page_size) - 1) * page_size
     tokens = select_tokens(query, summaries, kv_len, compression, page_size, share_pages)
     attend = gathered_attention if gather else masked_attention
     return attend(query, key, value, tokens, scaling), tokens.shape[-1]
+
+
+def fused_kernels(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, page_size: int
+) -> ModuleType | None:
+    """The Triton Quest kernels module when triton imports and it supports these tensors, else None."""
+    kernels = quest_kernels()
+    return kernels if kernels is not None and kernels.supported(query, key, value, page_size) else None
 
 
 @register_method
@@ -220,7 +272,9 @@ class Quest(SparseMethod):
         stats: LayerStats,
     ) -> torch.Tensor:
         """Attend the selected pages; records cached vs attended tokens per query head. At compression 1 the
-        budget covers every page, so the same code path attends the whole cache (and equals dense)."""
+        budget covers every page, so the same code path attends the whole cache (and equals dense). On CUDA
+        with triton the step runs as Triton kernels, else as torch ops; backend="reference" runs the masked
+        reference."""
         kv_len = key.shape[-2]
         out, attended = quest_decode_attention(
             query,

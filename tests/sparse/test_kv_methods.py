@@ -45,8 +45,9 @@ def slow_quest_tokens(
             for m in members:
                 qv = q[m].double()
                 total += sum(max(float(qv[d] * lo[d]), float(qv[d] * hi[d])) for d in range(len(qv)))
+            total = float(torch.tensor(total, dtype=torch.float32))  # the rule ranks float32 scores
             scores.append((total, p))
-        chosen = [p for _, p in sorted(scores, reverse=True)[:extra]] + [current]
+        chosen = [p for _, p in sorted(scores, reverse=True)[:extra]] + [current]  # ties: the later page
         result.append({t for p in chosen for t in pages[p]})
     return result
 

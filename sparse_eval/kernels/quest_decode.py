@@ -1,0 +1,392 @@
+"""One Quest decode step in Triton: page scores, an exact top-k of pages, and attention over those pages only.
+
+Why: with torch ops a Quest step at 128k was slower than dense decode on an H200 (BENCHMARKS.md): `topk` over
+~8k page scores runs one thread block per row, and gathering the chosen K/V builds a new tensor. Here:
+
+1. `_page_keys` (many programs per head): Quest's bound per page from the page summaries and the GQA group's
+   q+ / q- sums, accumulated in float64 and rounded to float32 exactly as `quest.page_scores` does, stored as
+   an order-preserving int32 key;
+2. `_select_pages` (one program per batch row and selecting head): the k-th largest key by a radix search
+   (2 bits per pass, counting only: no sort), then every page above it and, among pages equal to it, the
+   latest ones (the tie rule of `quest.select_tokens`), written in ascending order, then the current page;
+3. `_attend_pages` (split-K flash decoding): each program walks one slice of that page list, reads those pages'
+   keys and values in place (no gather into a new tensor) and serves all query heads of a GQA group from one
+   read, keeping a running max and sum; `_merge_splits` combines the slices.
+
+Budgets come from the cache length (a Python int), so nothing waits on the GPU and a step can be captured in a
+CUDA graph. Runs under `TRITON_INTERPRET=1` on CPU tensors too (how the tests check it).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+# launch shapes (module settings, so a benchmark can try others)
+MIN_PAGES_PER_SPLIT = 4  # pages one attention program reads at least (64 tokens at the seed's 16-key pages)
+PROGRAMS_PER_SM = 2  # attention programs to aim for per multiprocessor
+SCORE_PAGES = 32  # pages one scoring program rates
+SCORE_WARPS = 8
+SELECT_CHUNK = 2048  # keys the selection program counts per iteration
+SELECT_WARPS = 16
+ATTEND_WARPS = 4
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+@triton.jit
+def _page_keys(
+    q_ptr,
+    sum_ptr,
+    keys_ptr,
+    n_rank,
+    heads_sel,
+    stride_qb,
+    stride_qh,
+    stride_sb,
+    stride_sh,
+    stride_sp,
+    stride_keys,
+    ROWS: tl.constexpr,
+    ROWS_P2: tl.constexpr,
+    GROUP: tl.constexpr,
+    D: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+):
+    """keys[row, p] = float32(sum_d Q+_d max_pd + Q-_d min_pd) as a radix key (its bits, read as uint32, order
+    like the floats), p < n_rank."""
+    row = tl.program_id(0)
+    block = tl.program_id(1)
+    b = (row // heads_sel).to(tl.int64)
+    head0 = (row % heads_sel) * ROWS
+    kv = head0 // GROUP
+    r = tl.arange(0, ROWS_P2)
+    d = tl.arange(0, D)
+    q_rows = q_ptr + b * stride_qb + (head0 + r)[:, None] * stride_qh + d[None, :]
+    q = tl.load(q_rows, mask=(r < ROWS)[:, None], other=0.0).to(tl.float64)
+    q_pos = tl.sum(tl.maximum(q, 0.0), axis=0)
+    q_neg = tl.sum(tl.minimum(q, 0.0), axis=0)
+    p = block * BLOCK_P + tl.arange(0, BLOCK_P)
+    live = p < n_rank
+    base = sum_ptr + b * stride_sb + kv * stride_sh + p[:, None].to(tl.int64) * stride_sp + d[None, :]
+    hi = tl.load(base, mask=live[:, None], other=0.0).to(tl.float64)
+    lo = tl.load(base + D, mask=live[:, None], other=0.0).to(tl.float64)
+    score = tl.sum(hi * q_pos[None, :] + lo * q_neg[None, :], axis=1).to(tl.float32)
+    bits = score.to(tl.int32, bitcast=True)
+    bits = tl.where(bits == -2147483648, 0, bits)  # -0.0 ranks as +0.0
+    key = bits ^ tl.where(bits < 0, -1, -2147483648)  # negatives: flip all bits; others: the sign bit
+    tl.store(keys_ptr + row * stride_keys + p, key, mask=live)
+
+
+@triton.jit
+def _select_pages(
+    keys_ptr,
+    pages_ptr,
+    n_rank,
+    k,
+    current,
+    stride_keys,
+    stride_pages,
+    CHUNK: tl.constexpr,
+):
+    """pages[row, :k] = the k best-keyed pages of keys[row, :n_rank] (ties: later pages), ascending;
+    pages[row, k] = current. Needs 1 <= k < n_rank."""
+    row = tl.program_id(0)
+    keys_row = keys_ptr + row * stride_keys
+    pages_row = pages_ptr + row * stride_pages
+    offs = tl.arange(0, CHUNK)
+    digit = tl.arange(0, 4).to(tl.uint32)
+    # radix search, 2 bits per pass: the largest t with #(u >= t) >= k, i.e. the k-th largest key
+    threshold = tl.zeros([4], dtype=tl.uint32)
+    for step in tl.static_range(16):
+        cand = threshold | (digit << (30 - 2 * step))
+        counts = tl.zeros([4, CHUNK], dtype=tl.int32)
+        for start in range(0, n_rank, CHUNK):
+            idx = start + offs
+            live = idx < n_rank
+            u = tl.load(keys_row + idx, mask=live, other=0).to(tl.uint32, bitcast=True)
+            counts += ((u[None, :] >= cand[:, None]) & live[None, :]).to(tl.int32)
+        reach = tl.sum(counts, axis=1)
+        best = tl.sum((reach >= k).to(tl.int32), axis=0) - 1
+        threshold = threshold | (best.to(tl.uint32) << (30 - 2 * step))
+    t = tl.max(threshold, axis=0)
+    above = tl.zeros([CHUNK], dtype=tl.int32)
+    equal = tl.zeros([CHUNK], dtype=tl.int32)
+    for start in range(0, n_rank, CHUNK):
+        idx = start + offs
+        live = idx < n_rank
+        u = tl.load(keys_row + idx, mask=live, other=0).to(tl.uint32, bitcast=True)
+        above += ((u > t) & live).to(tl.int32)
+        equal += ((u == t) & live).to(tl.int32)
+    skip = tl.sum(equal, axis=0) - (k - tl.sum(above, axis=0))  # pages equal to t left out: the earliest
+    seen = tl.sum(tl.zeros([CHUNK], dtype=tl.int32), axis=0)
+    written = tl.sum(tl.zeros([CHUNK], dtype=tl.int32), axis=0)
+    for start in range(0, n_rank, CHUNK):
+        idx = start + offs
+        live = idx < n_rank
+        u = tl.load(keys_row + idx, mask=live, other=0).to(tl.uint32, bitcast=True)
+        tie = (u == t) & live
+        tie_rank = tl.cumsum(tie.to(tl.int32), axis=0) + seen
+        chosen = ((u > t) & live) | (tie & (tie_rank > skip))
+        slot = tl.cumsum(chosen.to(tl.int32), axis=0) - 1 + written
+        tl.store(pages_row + slot, idx, mask=chosen)
+        seen += tl.sum(tie.to(tl.int32), axis=0)
+        written += tl.sum(chosen.to(tl.int32), axis=0)
+    tl.store(pages_row + k, current)
+
+
+@triton.jit
+def _attend_pages(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    pages_ptr,
+    part_ptr,
+    stats_ptr,
+    kv_len,
+    n_list,
+    per_split,
+    heads_sel,
+    n_splits,
+    scale_log2,
+    stride_qb,
+    stride_qh,
+    stride_kb,
+    stride_kh,
+    stride_kl,
+    stride_vb,
+    stride_vh,
+    stride_vl,
+    stride_pages,
+    ROWS: tl.constexpr,
+    GROUP: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    PAGE: tl.constexpr,
+    BLOCK_PAGES: tl.constexpr,
+    PRECISION: tl.constexpr,
+    DOT_F32: tl.constexpr,
+):
+    """Unnormalised attention of the ROWS query heads of one selecting head over the pages
+    pages[row, split * per_split : (split + 1) * per_split], with its running max (log2 units) and sum."""
+    row = tl.program_id(0)
+    split = tl.program_id(1)
+    b = (row // heads_sel).to(tl.int64)
+    head0 = (row % heads_sel) * ROWS
+    kv = head0 // GROUP
+    m = tl.arange(0, BLOCK_M)
+    d = tl.arange(0, D)
+    q = tl.load(
+        q_ptr + b * stride_qb + (head0 + m)[:, None] * stride_qh + d[None, :],
+        mask=(m < ROWS)[:, None],
+        other=0.0,
+    )
+    if DOT_F32:
+        q = q.to(tl.float32)
+    n = tl.arange(0, BLOCK_PAGES * PAGE)
+    slot = n // PAGE
+    within = n % PAGE
+    k_base = k_ptr + b * stride_kb + kv * stride_kh
+    v_base = v_ptr + b * stride_vb + kv * stride_vh
+    m_i = tl.full([BLOCK_M], -1.0e30, dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, D], dtype=tl.float32)
+    first = split * per_split
+    last = tl.minimum(first + per_split, n_list)
+    for start in range(first, last, BLOCK_PAGES):
+        entry = start + slot
+        live = entry < last
+        page = tl.load(pages_ptr + row * stride_pages + entry, mask=live, other=0)
+        token = (page * PAGE + within).to(tl.int64)
+        live = live & (token < kv_len)
+        keys = tl.load(k_base + token[:, None] * stride_kl + d[None, :], mask=live[:, None], other=0.0)
+        if DOT_F32:  # the interpreter's dot mishandles 16-bit floats
+            keys = keys.to(tl.float32)
+        s = tl.dot(q, tl.trans(keys), input_precision=PRECISION) * scale_log2
+        s = tl.where(live[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        values = tl.load(v_base + token[:, None] * stride_vl + d[None, :], mask=live[:, None], other=0.0)
+        if DOT_F32:
+            values = values.to(tl.float32)
+        acc = acc * alpha[:, None] + tl.dot(p.to(values.dtype), values, input_precision=PRECISION)
+        m_i = m_new
+    out = (row * n_splits + split) * ROWS + m
+    tl.store(part_ptr + out[:, None] * D + d[None, :], acc, mask=(m < ROWS)[:, None])
+    tl.store(stats_ptr + out * 2, m_i, mask=m < ROWS)
+    tl.store(stats_ptr + out * 2 + 1, l_i, mask=m < ROWS)
+
+
+@triton.jit
+def _merge_splits(
+    part_ptr,
+    stats_ptr,
+    out_ptr,
+    heads_sel,
+    n_splits,
+    stride_ob,
+    stride_oh,
+    ROWS: tl.constexpr,
+    D: tl.constexpr,
+    SPLITS: tl.constexpr,
+):
+    """out[b, head] = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s over the splits of one query head."""
+    row = tl.program_id(0)
+    r = tl.program_id(1)
+    sp = tl.arange(0, SPLITS)
+    d = tl.arange(0, D)
+    live = sp < n_splits
+    idx = (row * n_splits + sp) * ROWS + r
+    m = tl.load(stats_ptr + idx * 2, mask=live, other=-1.0e30)
+    l = tl.load(stats_ptr + idx * 2 + 1, mask=live, other=0.0)  # noqa: E741
+    w = tl.exp2(m - tl.max(m, axis=0))
+    acc = tl.load(part_ptr + idx[:, None] * D + d[None, :], mask=live[:, None], other=0.0)
+    o = tl.sum(acc * w[:, None], axis=0) / tl.sum(w * l, axis=0)
+    b = (row // heads_sel).to(tl.int64)
+    head = (row % heads_sel) * ROWS + r
+    tl.store(out_ptr + b * stride_ob + head * stride_oh + d, o.to(out_ptr.dtype.element_ty))
+
+
+def supported(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, page_size: int) -> bool:
+    """Whether these kernels handle the shapes: power-of-two pages and head dim (16-256), float16/bfloat16/
+    float32, GQA with whole groups, one query token, contiguous last dims."""
+    dim = query.shape[-1]
+    return (
+        query.dim() == 4
+        and query.shape[2] == 1
+        and query.shape[1] % key.shape[1] == 0
+        and query.dtype in DTYPES
+        and key.dtype == query.dtype == value.dtype
+        and dim in (16, 32, 64, 128, 256)
+        and page_size & (page_size - 1) == 0
+        and query.stride(-1) == key.stride(-1) == value.stride(-1) == 1
+    )
+
+
+@functools.cache
+def _multiprocessors(device: torch.device) -> int:
+    """The multiprocessor count (a few on CPU, where the interpreter runs the programs)."""
+    if device.type != "cuda":
+        return 2
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _split_plan(n_list: int, rows: int, device: torch.device, block_pages: int) -> tuple[int, int]:
+    """(splits per selecting head, pages per split): enough programs to fill the GPU, each reading at least a
+    few pages, a whole number of BLOCK_PAGES iterations."""
+    per = max(MIN_PAGES_PER_SPLIT, triton.cdiv(n_list * rows, PROGRAMS_PER_SM * _multiprocessors(device)))
+    per = triton.cdiv(per, block_pages) * block_pages
+    return triton.cdiv(n_list, per), per
+
+
+def page_keys(
+    query: torch.Tensor, summaries: torch.Tensor, kv_len: int, page_size: int, share_pages: bool
+) -> torch.Tensor:
+    """Radix keys of the pages before the current one, (B * S, pages - 1) int32 (S = KV heads with shared pages,
+    else query heads). Needs at least two pages."""
+    batch, q_heads, _, dim = query.shape
+    kv_heads = summaries.shape[1]
+    heads_sel, rows = (kv_heads, q_heads // kv_heads) if share_pages else (q_heads, 1)
+    current = triton.cdiv(kv_len, page_size) - 1
+    keys = torch.empty(batch * heads_sel, current, device=query.device, dtype=torch.int32)
+    _page_keys[(batch * heads_sel, triton.cdiv(current, SCORE_PAGES))](
+        query, summaries, keys, current, heads_sel,
+        query.stride(0), query.stride(1), summaries.stride(0), summaries.stride(1), summaries.stride(2), keys.stride(0),
+        ROWS=rows, ROWS_P2=triton.next_power_of_2(rows), GROUP=q_heads // kv_heads, D=dim, BLOCK_P=SCORE_PAGES,
+        num_warps=SCORE_WARPS,
+    )  # fmt: skip
+    return keys
+
+
+def top_pages(keys: torch.Tensor, extra: int) -> torch.Tensor:
+    """(rows, extra + 1) int32: the `extra` best-keyed pages of each row (ties: later pages) in ascending order,
+    then the current page (index keys.shape[1]). Needs 1 <= extra < keys.shape[1]."""
+    rows, current = keys.shape
+    pages = torch.empty(rows, extra + 1, device=keys.device, dtype=torch.int32)
+    chunk = min(SELECT_CHUNK, triton.next_power_of_2(current))
+    _select_pages[(rows,)](
+        keys,
+        pages,
+        current,
+        extra,
+        current,
+        keys.stride(0),
+        pages.stride(0),
+        CHUNK=chunk,
+        num_warps=SELECT_WARPS,
+    )
+    return pages
+
+
+def select_pages(
+    query: torch.Tensor, summaries: torch.Tensor, kv_len: int, extra: int, page_size: int, share_pages: bool
+) -> torch.Tensor:
+    """Page list per (batch row, selecting head) as (B * S, extra + 1) int32: the `extra` best-ranked pages
+    before the current one in ascending order, then the current page. S = KV heads (shared pages) or query
+    heads. `extra` must lie in 0 .. (number of pages - 1)."""
+    batch, q_heads = query.shape[:2]
+    rows = batch * (summaries.shape[1] if share_pages else q_heads)
+    current = triton.cdiv(kv_len, page_size) - 1
+    if extra >= current:  # every page: nothing to rank
+        return torch.arange(current + 1, device=query.device, dtype=torch.int32).expand(rows, -1)
+    if extra == 0:
+        return torch.full((rows, 1), current, device=query.device, dtype=torch.int32)
+    return top_pages(page_keys(query, summaries, kv_len, page_size, share_pages), extra)
+
+
+def attend_pages(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    pages: torch.Tensor,
+    page_size: int,
+    share_pages: bool,
+    scaling: float,
+) -> torch.Tensor:
+    """Attention of each query head over the tokens of its selecting head's pages (B, Hq, 1, D); tokens at or
+    past the cache length (the current page's tail) are masked."""
+    batch, q_heads, _, dim = query.shape
+    kv_heads, kv_len = key.shape[1], key.shape[2]
+    group = q_heads // kv_heads
+    heads_sel, rows = (kv_heads, group) if share_pages else (q_heads, 1)
+    block_pages = max(1, 64 // page_size)
+    n_list = pages.shape[1]
+    splits, per = _split_plan(n_list, batch * heads_sel, query.device, block_pages)
+    part = torch.empty(batch * heads_sel * splits * rows, dim, device=query.device, dtype=torch.float32)
+    stats = torch.empty(batch * heads_sel * splits * rows, 2, device=query.device, dtype=torch.float32)
+    dot_f32 = query.device.type != "cuda"  # CPU tensors: the triton interpreter
+    precision = "ieee" if dot_f32 or query.dtype == torch.float32 else "tf32"
+    _attend_pages[(batch * heads_sel, splits)](
+        query, key, value, pages, part, stats, kv_len, n_list, per, heads_sel, splits, scaling * 1.4426950408889634,
+        query.stride(0), query.stride(1), key.stride(0), key.stride(1), key.stride(2),
+        value.stride(0), value.stride(1), value.stride(2), pages.stride(0),
+        ROWS=rows, GROUP=group, BLOCK_M=max(16, triton.next_power_of_2(rows)), D=dim, PAGE=page_size,
+        BLOCK_PAGES=block_pages, PRECISION=precision, DOT_F32=dot_f32, num_warps=ATTEND_WARPS, num_stages=2,
+    )  # fmt: skip
+    out = torch.empty(batch, q_heads, 1, dim, device=query.device, dtype=query.dtype)
+    _merge_splits[(batch * heads_sel, rows)](
+        part, stats, out, heads_sel, splits, out.stride(0), out.stride(1),
+        ROWS=rows, D=dim, SPLITS=triton.next_power_of_2(splits), num_warps=8,
+    )  # fmt: skip
+    return out
+
+
+def quest_decode(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    summaries: torch.Tensor,
+    *,
+    extra: int,
+    page_size: int,
+    share_pages: bool,
+    scaling: float,
+) -> torch.Tensor:
+    """One Quest decode step (B, Hq, 1, D): the `extra` best pages before the current one plus the current page.
+    `summaries` (B, Hkv, >= pages - 1, 2D) as `quest.page_summaries` makes them."""
+    pages = select_pages(query, summaries, key.shape[2], extra, page_size, share_pages)
+    return attend_pages(query, key, value, pages, page_size, share_pages, scaling)

@@ -1,0 +1,173 @@
+"""The Triton Quest decode kernels against the torch path: the same pages (exactly), the same output (to float
+tolerance), dense attention when the budget covers every page, and the written tie rule on both paths.
+
+The kernels run on CUDA where there is a GPU, else on CPU tensors through triton's interpreter
+(`TRITON_INTERPRET=1`); they are skipped where triton is not installed (CI) or its interpreter does not run.
+The tie-rule tests of the torch path always run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sparse_eval.methods.quest import budget_pages, page_summaries, quest_decode_attention, select_tokens
+
+NAME = "sparse_eval.kernels.quest_decode"
+
+
+@contextmanager
+def _interpreted_triton() -> Iterator[None]:
+    """Triton's Python modules imported afresh with TRITON_INTERPRET=1, which every @triton.jit (triton's own
+    tl.sum & co. included) reads when it is imported; torch may have imported triton before (torch._dynamo
+    does). The previous modules are put back afterwards; the compiled extension is shared."""
+    saved = {
+        n: m for n, m in sys.modules.items() if n.split(".")[0] == "triton" and not n.startswith("triton._C")
+    }
+    for name in saved:
+        del sys.modules[name]
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("TRITON_INTERPRET", "1")
+            yield
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "triton" and not n.startswith("triton._C")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+@pytest.fixture(scope="module")
+def kernels() -> Iterator[ModuleType]:
+    """sparse_eval.kernels.quest_decode: compiled on a CUDA machine, else run by triton's interpreter."""
+    pytest.importorskip("triton", reason="triton is not installed (optional GPU dependency)")
+    if torch.cuda.is_available():
+        yield importlib.import_module(NAME)
+        return
+    with _interpreted_triton():
+        module = importlib.reload(importlib.import_module(NAME))
+        try:
+            module.select_pages(torch.zeros(1, 1, 1, 16), torch.zeros(1, 1, 3, 32), 64, 1, 16, True)
+        except Exception as exc:  # e.g. triton 3.6's interpreter under numpy >= 2.4
+            pytest.skip(f"triton's interpreter does not run here: {exc!r}")
+        yield module
+    importlib.reload(module)
+
+
+@pytest.fixture(scope="module")
+def device(kernels) -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _inputs(
+    seed: int, batch: int, kv_heads: int, group: int, length: int, dim: int, dtype=torch.float32, device="cpu"
+):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, kv_heads * group, 1, dim, generator=gen)
+    k, v = torch.randn(2, batch, kv_heads, length, dim, generator=gen)
+    return q.to(device, dtype), k.to(device, dtype), v.to(device, dtype)
+
+
+def _page_sets(tokens: torch.Tensor, page: int) -> list[set[int]]:
+    return [set((row // page).tolist()) for row in tokens.flatten(0, 1)]
+
+
+CASES = [  # batch, kv heads, group, length, dim, page, compression, share
+    (1, 4, 7, 1000, 64, 16, 4.0, True),
+    (4, 2, 4, 333, 32, 16, 3.0, True),
+    (1, 1, 7, 517, 16, 8, 5.0, False),
+    (4, 3, 1, 250, 16, 16, 2.5, True),
+    (1, 2, 4, 5000, 32, 16, 10.0, True),  # > one selection chunk of keys
+    (2, 1, 4, 203, 16, 4, 6.0, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("batch", "kv_heads", "group", "length", "dim", "page", "compression", "share"), CASES
+)
+def test_kernel_selects_the_same_pages_and_output(
+    kernels, device, batch, kv_heads, group, length, dim, page, compression, share
+):
+    q, k, v = _inputs(length, batch, kv_heads, group, length, dim, device=device)
+    summaries = page_summaries(k, page)
+    extra = budget_pages(length, compression, page)
+    pages = kernels.select_pages(q, summaries, length, extra, page, share)
+    tokens = select_tokens(q, summaries, length, compression, page, share)
+    assert [set(row.tolist()) for row in pages] == _page_sets(tokens, page)
+    assert all(row.tolist() == sorted(row.tolist()) for row in pages)  # ascending, current page last
+
+    kw = {"scaling": dim**-0.5, "compression": compression, "page_size": page, "share_pages": share}
+    fused, n_fused = quest_decode_attention(q, k, v, summaries=summaries, fused=True, **kw)
+    torch_out, n_torch = quest_decode_attention(q, k, v, summaries=summaries, fused=False, **kw)
+    masked, _ = quest_decode_attention(q, k, v, summaries=summaries, gather=False, **kw)
+    assert n_fused == n_torch == tokens.shape[-1]
+    torch.testing.assert_close(fused, torch_out, rtol=2e-5, atol=2e-6)
+    torch.testing.assert_close(fused, masked, rtol=2e-5, atol=2e-6)
+
+
+def test_kernel_bfloat16_matches_float32_reference(kernels, device):
+    q, k, v = _inputs(3, 2, 2, 7, 700, 64, torch.bfloat16, device)
+    kw = {"scaling": 0.125, "compression": 5.0, "page_size": 16}
+    fused, _ = quest_decode_attention(q, k, v, fused=True, **kw)
+    ref, _ = quest_decode_attention(q.float(), k.float(), v.float(), gather=False, **kw)
+    assert fused.dtype == torch.bfloat16
+    torch.testing.assert_close(fused.float(), ref, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize(("length", "page"), [(77, 16), (96, 16), (9, 16), (300, 32)])
+def test_kernel_full_budget_is_dense(kernels, device, length, page):
+    q, k, v = _inputs(length, 2, 2, 4, length, 32, device=device)
+    out, attended = quest_decode_attention(q, k, v, scaling=0.2, compression=1.0, page_size=page, fused=True)
+    dense = F.scaled_dot_product_attention(q, k, v, scale=0.2, enable_gqa=True)
+    assert attended == length
+    torch.testing.assert_close(out, dense, rtol=2e-5, atol=2e-6)
+
+
+def test_kernel_tiny_budget_keeps_only_the_current_page(kernels, device):
+    q, k, v = _inputs(5, 1, 2, 3, 330, 16, device=device)  # 21 pages, the last holds 10 tokens
+    out, attended = quest_decode_attention(
+        q, k, v, scaling=0.25, compression=1000.0, page_size=16, fused=True
+    )
+    local = F.scaled_dot_product_attention(q, k[:, :, 320:], v[:, :, 320:], scale=0.25, enable_gqa=True)
+    assert attended == 10
+    torch.testing.assert_close(out, local, rtol=2e-5, atol=2e-6)
+
+
+def _tied_keys(length: int, page: int) -> tuple[torch.Tensor, ...]:
+    """Every page identical (so every score ties) except page 2, which scores highest."""
+    gen = torch.Generator().manual_seed(9)
+    q = torch.randn(1, 4, 1, 16, generator=gen)
+    block = torch.randn(1, 2, 1, page, 16, generator=gen)
+    k = block.expand(-1, -1, math.ceil(length / page), -1, -1).reshape(1, 2, -1, 16)[:, :, :length].clone()
+    k[:, :, 2 * page : 3 * page] = q.reshape(1, 2, 2, 16).sum(2)[:, :, None] * 5  # aligned with the query
+    return q, k
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_torch_path_ties_go_to_the_later_pages(share):
+    q, k = _tied_keys(200, 16)  # 13 pages: 12 ranked, the current page holds 8 tokens
+    tokens = select_tokens(q, page_summaries(k, 16), 200, 200 / (4 * 16 + 8), 16, share)
+    assert _page_sets(tokens, 16) == [{2, 9, 10, 11, 12}] * tokens.shape[1]
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_kernel_ties_go_to_the_later_pages(kernels, device, share):
+    q, k = (t.to(device) for t in _tied_keys(200, 16))
+    pages = kernels.select_pages(q, page_summaries(k, 16), 200, 4, 16, share)
+    assert [row.tolist() for row in pages] == [[2, 9, 10, 11, 12]] * pages.shape[0]
+
+
+def test_fused_without_kernels_says_how_to_fall_back(monkeypatch):
+    monkeypatch.setattr("sparse_eval.methods.quest.quest_kernels", lambda: None)
+    q, k, v = _inputs(0, 1, 1, 2, 40, 16)
+    with pytest.raises(ValueError, match="fused=None"):
+        quest_decode_attention(q, k, v, scaling=0.25, compression=2.0, page_size=16, fused=True)
+    out, _ = quest_decode_attention(q, k, v, scaling=0.25, compression=2.0, page_size=16)  # torch path
+    assert out.shape == q.shape
