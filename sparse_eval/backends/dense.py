@@ -1,4 +1,8 @@
-"""Dense causal attention, the default of every phase and the ground truth of the tests."""
+"""Dense causal attention, the default of every phase and the ground truth of the tests.
+
+A causal prefill runs on FlashAttention-4 where it is installed and usable (`sparse_eval.backends.flash`:
+the fastest dense kernel on Hopper/Blackwell), else on SDPA (cuDNN on H100/H200, the math kernel on CPU).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,12 @@ def dense_attention(
     if k_len < q_len:
         raise ValueError(f"dense_attention needs at least as many keys ({k_len}) as queries ({q_len})")
     gqa = query.shape[1] != key.shape[1]
+    if q_len == k_len and q_len > 1 and query.is_cuda:
+        from sparse_eval.backends.flash import dense_causal
+
+        out = dense_causal(query, key, value, scaling)
+        if out is not None:
+            return out
     if q_len == k_len:
         return F.scaled_dot_product_attention(
             query, key, value, is_causal=True, scale=scaling, enable_gqa=gqa

@@ -5,24 +5,38 @@ padded to the full block count); tiles entirely below the diagonal are passed as
 skips mask evaluation there. Exact key columns (verticals) run as a second FlexAttention call over the
 gathered columns while the tile pass skips those key positions, so no pair counts twice; the two partial
 results are merged through their log-sum-exp. FlexAttention must be compiled: uncompiled it silently ignores the block indices.
+
+Kernels: FlexAttention's FLASH backend (FlashAttention-4, `longtasks[flash]`) where it is usable
+(`sparse_eval.backends.flash`: installed, Hopper or newer, `SPARSE_EVAL_FLASH` not "off") and the tiles are
+multiples of 64 (FA4's smallest tile: 128 x 64, 64 x 64 and 128 x 128 run, 16 x 16 does not); else, or when a
+call of that kind failed once, the Triton backend. FLASH is compiled for static shapes (it has no dynamic-shape
+path), so the gathered-column count is rounded up to a power of two of 64-column tiles to bound recompiles.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from sparse_eval.backends import flash
+from sparse_eval.backends.fused import fused
 from sparse_eval.backends.pattern import BlockPattern, tile_kinds
 
 COLUMN_BLOCK = 64  # gathered columns per tile of the vertical pass (a multiple of the kernel's BLOCK_N)
-_MIN_RECOMPILE_LIMIT = 64  # every new (length, budget) shape recompiles; falling back to eager would be dense
+_MIN_RECOMPILE_LIMIT = 128  # each new (length, budget) shape recompiles; eager fallback would be dense
+_FLASH_MIN_TILE = 64  # FA4 tiles: 64 or 128 rows, 64 or 128 keys on Hopper (d = 128)
+_FLASH_MAX_SHAPES = 48  # distinct static FLASH shapes per process before new ones go to Triton (recompiles)
 
 _compiled: Callable[..., Any] | None = None
+_compiled_flash: Callable[..., Any] | None = None
 _compiled_merge: Callable[..., Any] | None = None
+_flash_shapes: set[tuple[Any, ...]] = set()
+backend_counts: Counter[str] = Counter()  # FlexAttention calls per backend and kind (benchmarks read it)
 
 
 def _merge_fn(
@@ -45,16 +59,32 @@ def _merge(
     return _compiled_merge(out, lse, col_out, col_lse)
 
 
+def _raise_recompile_limit() -> None:
+    import torch._dynamo
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _MIN_RECOMPILE_LIMIT)
+
+
 def _flex() -> Callable[..., Any]:
-    """The compiled `flex_attention` (compiled once per process)."""
+    """The compiled `flex_attention` for the Triton backend (compiled once per process)."""
     global _compiled
     if _compiled is None:
-        import torch._dynamo
         from torch.nn.attention.flex_attention import flex_attention
 
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _MIN_RECOMPILE_LIMIT)
+        _raise_recompile_limit()
         _compiled = torch.compile(flex_attention)
     return _compiled
+
+
+def _flex_flash() -> Callable[..., Any]:
+    """The compiled `flex_attention` for the FLASH backend: static shapes (its only supported mode)."""
+    global _compiled_flash
+    if _compiled_flash is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _raise_recompile_limit()
+        _compiled_flash = torch.compile(flex_attention, dynamic=False)
+    return _compiled_flash
 
 
 def _block_mask(
@@ -74,6 +104,7 @@ def _block_mask(
     return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, **kwargs)
 
 
+@fused
 def selected_first(sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(count, indices) int32 of the True entries of `sel` along the last dim, listed first in ascending
     order and followed by the False ones, so the index tensor always spans the full block count."""
@@ -110,7 +141,36 @@ def _call(
     gqa: bool,
     opts: dict[str, Any] | None,
     lse: bool,
+    kind: str = "tiles",
 ) -> Any:
+    """One FlexAttention call: on the FLASH backend when it may run this kind of call, else on Triton."""
+    bq, bk = block_mask.BLOCK_SIZE
+    flash_kind = ("flex " + kind, bq, bk, query.dtype, query.shape[-1])
+    shape = (*flash_kind, tuple(query.shape), tuple(key.shape))
+    if (
+        bq % _FLASH_MIN_TILE == 0
+        and bk % _FLASH_MIN_TILE == 0
+        and flash.flex_flash_usable(query.device)
+        and not flash.failed(flash_kind)
+        and (shape in _flash_shapes or len(_flash_shapes) < _FLASH_MAX_SHAPES)
+    ):
+        try:
+            result = _flex_flash()(
+                query,
+                key,
+                value,
+                block_mask=block_mask,
+                scale=scaling,
+                enable_gqa=gqa,
+                return_lse=lse,
+                kernel_options={"BACKEND": "FLASH"},
+            )
+            _flash_shapes.add(shape)
+            backend_counts[f"FLASH {kind}"] += 1
+            return result
+        except Exception as error:  # an unsupported configuration: this kind of call runs on Triton
+            flash.record_failure(flash_kind, error)
+    backend_counts[f"TRITON {kind}"] += 1
     return _flex()(
         query,
         key,
@@ -148,11 +208,11 @@ def flex_attention_pattern(
 
     assert pattern.columns is not None
     cols = pattern.columns
-    is_col = torch.zeros(*cols.shape[:2], L + 1, dtype=torch.bool, device=device)
-    is_col.scatter_(-1, cols.clamp(max=L), True)
-    is_col = is_col[..., :L]
+    is_col = torch.zeros(*cols.shape[:2], L + 1, dtype=torch.int32, device=device)  # int32: a FA4 aux tensor
+    is_col.scatter_(-1, cols.clamp(max=L), 1)
+    is_col = is_col[..., :L].contiguous()
     nkb = pattern.num_kv_blocks
-    col_in_tile = torch.nn.functional.pad(is_col, (0, nkb * bk - L)).unflatten(-1, (nkb, bk)).any(-1)
+    col_in_tile = torch.nn.functional.pad(is_col, (0, nkb * bk - L)).unflatten(-1, (nkb, bk)).amax(-1) > 0
     clean = full_tiles & ~col_in_tile[..., None, :]  # (B, H, nqb, nkb): no mask needed
     part_num, part_idx = selected_first(sel & ~clean)
     full_num, full_idx = selected_first(sel & clean)
@@ -160,10 +220,10 @@ def flex_attention_pattern(
     def tiles_without_columns(
         b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor
     ) -> torch.Tensor:
-        return (q_idx >= kv_idx) & ~is_col[b, h, kv_idx]
+        return (q_idx >= kv_idx) & (is_col[b, h, kv_idx] == 0)
 
     mask = _block_mask(part_num, part_idx, full_num, full_idx, (bq, bk), tiles_without_columns, (L, L))
-    out, lse = _call(query, key, value, mask, scaling, gqa, opts, lse=True)
+    out, lse = _call(query, key, value, mask, scaling, gqa, opts, lse=True, kind="tiles without columns")
     col_out, col_lse = _column_pass(query, key, value, pattern, scaling)
     return _merge(out, lse, col_out, col_lse)
 
@@ -181,7 +241,7 @@ def _column_pass(
     B, Hq = query.shape[:2]
     Hkv = key.shape[1]
     cols = pattern.columns
-    pad = (-cols.shape[-1]) % COLUMN_BLOCK
+    pad = padded_column_count(cols.shape[-1]) - cols.shape[-1]
     if pad:
         cols = torch.cat(
             [cols, torch.full((*cols.shape[:-1], pad), L, dtype=cols.dtype, device=cols.device)], -1
@@ -223,6 +283,12 @@ def _column_pass(
         at_or_after,
         (L, n_cols),
     )
-    return _call(
-        query, k_cols, v_cols, mask, scaling, False, _kernel_options(bq, COLUMN_BLOCK, query.device), lse=True
-    )
+    opts = _kernel_options(bq, COLUMN_BLOCK, query.device)
+    return _call(query, k_cols, v_cols, mask, scaling, False, opts, lse=True, kind="column pass")
+
+
+def padded_column_count(n: int) -> int:
+    """Gathered columns rounded up to a power of two of `COLUMN_BLOCK`-column tiles (at least one tile):
+    padding columns (index L) are never attended, and few distinct shapes keep static compiles few."""
+    tiles = max(1, -(-n // COLUMN_BLOCK))
+    return COLUMN_BLOCK * (1 << (tiles - 1).bit_length())

@@ -104,6 +104,10 @@ class FlexPrefill(PatternPrefillMethod):
                 f"{self.last_q_size}"
             )
 
+    def selects_everything(self) -> bool:
+        """Compression 1 without an explicit gamma keeps every tile; an explicit gamma is adaptive."""
+        return self.gamma is None and self.is_dense
+
     def select(
         self, query: torch.Tensor, key: torch.Tensor, *, scaling: float, layer_idx: int
     ) -> BlockPattern:
@@ -132,8 +136,7 @@ class FlexPrefill(PatternPrefillMethod):
 
         v_blk[..., 0] = float("inf")
         s_blk[..., 0] = float("inf")
-        v_rank = torch.argsort(torch.sort(v_blk, dim=-1, descending=True, stable=True).indices, -1)
-        s_rank = torch.argsort(torch.sort(s_blk, dim=-1, descending=True, stable=True).indices, -1)
+        v_rank, s_rank = _ranks(v_blk), _ranks(s_blk)
 
         weights = tile_pair_counts(L, bs, bs, device).to(torch.float64)  # (nb, nb)
         i = torch.arange(nb, device=device)
@@ -218,6 +221,14 @@ class FlexPrefill(PatternPrefillMethod):
             flat[qa_index] |= qa_tiles
             blocks = flat.unflatten(0, (B, H))
         return BlockPattern(L, bs, bs, blocks & causal)
+
+
+def _ranks(scores: torch.Tensor) -> torch.Tensor:
+    """Position of each entry in a stable descending sort of the last dim (the inverse permutation of the
+    sort order, scattered instead of found by a second sort)."""
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    positions = torch.arange(order.shape[-1], device=order.device).expand_as(order)
+    return torch.empty_like(order).scatter_(-1, order, positions)
 
 
 def _vs_tiles(

@@ -1,0 +1,74 @@
+"""FlashAttention-4 is optional: without it (or off a Hopper+ GPU) every path runs as before, the mode switch
+is validated, and the CPU never tries it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sparse_eval import get_method
+from sparse_eval.backends import flash
+from sparse_eval.backends.dense import dense_attention
+from sparse_eval.compression import CompressionReport
+
+
+def test_mode_defaults_to_auto_and_rejects_unknown_values(monkeypatch):
+    monkeypatch.delenv(flash.ENV, raising=False)
+    assert flash.mode() == "auto"
+    monkeypatch.setenv(flash.ENV, "sometimes")
+    with pytest.raises(ValueError, match=flash.ENV):
+        flash.mode()
+
+
+def test_forced_mode_is_restored(monkeypatch):
+    monkeypatch.setenv(flash.ENV, "auto")
+    with flash.forced("off"):
+        assert flash.mode() == "off"
+    assert flash.mode() == "auto"
+    with pytest.raises(ValueError), flash.forced("fast"):
+        pass
+
+
+@pytest.mark.parametrize("value", ["auto", "on", "off"])
+def test_the_cpu_never_uses_flash(monkeypatch, value):
+    monkeypatch.setenv(flash.ENV, value)
+    cpu = torch.device("cpu")
+    assert not flash.usable(cpu)
+    assert not flash.flex_flash_usable(cpu)
+    q = torch.randn(1, 4, 64, 16, dtype=torch.bfloat16)
+    kv = torch.randn(1, 2, 64, 16, dtype=torch.bfloat16)
+    assert flash.dense_causal(q, kv, kv, 0.25) is None
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q, kv, kv, is_causal=True, scale=0.25, enable_gqa=True
+    )
+    assert torch.equal(dense_attention(q, kv, kv, 0.25), expected)
+
+
+@pytest.mark.parametrize("name", ["vertical_slash", "block_sparse", "flexprefill"])
+def test_methods_run_with_flash_switched_off(monkeypatch, name):
+    monkeypatch.setenv(flash.ENV, "off")
+    small = {
+        "vertical_slash": {"block_size": 16, "q_block_size": 32, "last_q_size": 48, "n_local": 8},
+        "block_sparse": {"block_size": 16, "q_block_size": 32},
+        "flexprefill": {"block_size": 16, "min_budget": 32, "last_q_size": 48},
+    }[name]
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, h, 300, 16, generator=g) for h in (4, 2, 2))
+    method = get_method(name, compression=3, **small)
+    report = CompressionReport()
+    out = method.prefill(q, k, v, layer_idx=0, scaling=0.25, stats=report.layer(0, "prefill"))
+    assert out.shape == q.shape and bool(torch.isfinite(out).all())
+    assert report.achieved_compression("prefill") > 1.5
+
+
+def test_a_failure_is_remembered_and_raised_only_when_forced(monkeypatch):
+    kind = ("test kind", 1)
+    monkeypatch.setenv(flash.ENV, "on")
+    with pytest.raises(RuntimeError, match="boom"):
+        flash.record_failure(kind, RuntimeError("boom"))
+    assert not flash.failed(kind)
+    monkeypatch.setenv(flash.ENV, "auto")
+    with pytest.warns(RuntimeWarning, match="test kind"):
+        flash.record_failure(kind, RuntimeError("boom"))
+    assert flash.failed(kind)
+    flash._failed.discard(kind)
