@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import torch
 
+from sparse_eval.backends.fused import fused
+
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
@@ -97,6 +99,7 @@ def tile_kinds(
     return counts > 0, counts == rows[:, None] * cols[None, :]
 
 
+@fused
 def column_costs(
     blocks: torch.Tensor, seq_len: int, q_block: int, kv_block: int, cols: torch.Tensor
 ) -> torch.Tensor:
@@ -122,11 +125,16 @@ def column_costs(
     return torch.where(valid, uncovered, torch.zeros_like(uncovered))
 
 
+@fused
+def tile_pairs(blocks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Causal pairs of the selected tiles per (batch, head), float64 (B, H) (integers: exact in any order)."""
+    return (blocks.to(torch.float64) * weights.to(torch.float64)).sum(dim=(-1, -2))
+
+
 def attended_pairs(pattern: BlockPattern) -> torch.Tensor:
     """Exact number of attended causal pairs per (batch, head), float64 (B, H)."""
     L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
-    weights = tile_pair_counts(L, bq, bk, pattern.blocks.device).to(torch.float64)
-    total = (pattern.blocks.to(torch.float64) * weights).sum(dim=(-1, -2))
+    total = tile_pairs(pattern.blocks, tile_pair_counts(L, bq, bk, pattern.blocks.device))
     if pattern.columns is None or pattern.columns.numel() == 0:
         return total
     return total + column_costs(pattern.blocks, L, bq, bk, pattern.columns).sum(-1)

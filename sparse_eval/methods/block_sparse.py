@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 import torch
@@ -25,21 +26,68 @@ def mean_pool(x: torch.Tensor, block: int) -> torch.Tensor:
     return padded.unflatten(-2, (n, block)).sum(-2, dtype=torch.float32) / sizes[:, None]
 
 
-def tiles_per_row(weights: torch.Tensor, forced: torch.Tensor, causal: torch.Tensor, budget: float) -> int:
-    """The per-row tile count k (forced tiles included) whose total causal pairs is closest to `budget`.
-    Non-forced causal tiles lie strictly below the diagonal, so each is full; rows keep
-    max(forced, min(k, causal))."""
-    n_causal = causal.sum(-1)  # (nqb,)
-    n_forced = forced.sum(-1)
-    forced_pairs = (weights * forced).sum(-1)
+def tiles_per_row(
+    seq_len: int,
+    q_block: int,
+    kv_block: int,
+    sink_blocks: int,
+    local_blocks: int,
+    budget: int,
+    device: torch.device | str = "cpu",
+) -> tuple[int, list[int]]:
+    """(k, keep): the per-row tile count k (forced tiles included) whose total causal pairs is closest to
+    `budget` (the smallest such k on a tie), and the tiles each query row keeps, max(forced, min(k, causal)).
+
+    Non-forced causal tiles lie strictly below the diagonal, so each is full and the total is piecewise
+    linear in k: summed exactly in int64 from slope changes, without an (n_k, n_rows) table. Cached per
+    shape, budget and device: every layer of a prefill asks the same question, so only the first one waits
+    for the device.
+    """
+    return _tiles_per_row(seq_len, q_block, kv_block, sink_blocks, local_blocks, budget, torch.device(device))
+
+
+@lru_cache(maxsize=64)
+def _tiles_per_row(
+    seq_len: int,
+    q_block: int,
+    kv_block: int,
+    sink_blocks: int,
+    local_blocks: int,
+    budget: int,
+    device: torch.device,
+) -> tuple[int, list[int]]:
+    weights = tile_pair_counts(seq_len, q_block, kv_block, device)
+    forced = forced_tiles(seq_len, q_block, kv_block, sink_blocks, local_blocks, device)
+    causal = weights > 0
+    n_causal, n_forced = causal.sum(-1), forced.sum(-1)
+    forced_pairs = (weights * forced).sum()
     full_pairs = torch.where(causal & ~forced, weights, torch.zeros_like(weights)).amax(-1)
-    ks = torch.arange(1, int(n_causal.max()) + 1, device=weights.device)[:, None]
-    extra = torch.clamp(torch.minimum(ks, n_causal) - n_forced, min=0)
-    totals = (forced_pairs + extra * full_pairs).sum(-1)
-    return int(ks[torch.argmin((totals - budget).abs())].item())
+    top = int(n_causal.max())
+    # row r adds full_pairs[r] for each k in (n_forced[r], n_causal[r]]: a slope change at both ends
+    slope = torch.zeros(top + 2, dtype=torch.int64, device=device)
+    grows = n_causal > n_forced
+    slope.index_add_(0, (n_forced + 1)[grows], full_pairs[grows])
+    slope.index_add_(0, (n_causal + 1)[grows], -full_pairs[grows])
+    totals = forced_pairs + torch.cumsum(torch.cumsum(slope, 0), 0)[1 : top + 1]  # k = 1 .. top
+    k = int(torch.argmin((totals - budget).abs())) + 1
+    keep = torch.maximum(n_forced, torch.clamp(n_causal, max=k))
+    return k, keep.tolist()
+
+
+@lru_cache(maxsize=16)
+def _row_keep(keep: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    return torch.tensor(keep, dtype=torch.int64, device=device)
 
 
 def forced_tiles(
+    seq_len: int, q_block: int, kv_block: int, sink_blocks: int, local_blocks: int, device: torch.device
+) -> torch.Tensor:
+    """Cached per shape and device (every layer asks for the same table); do not modify the result."""
+    return _forced_tiles(seq_len, q_block, kv_block, sink_blocks, local_blocks, torch.device(device))
+
+
+@lru_cache(maxsize=8)
+def _forced_tiles(
     seq_len: int, q_block: int, kv_block: int, sink_blocks: int, local_blocks: int, device: torch.device
 ) -> torch.Tensor:
     """bool (nqb, nkb): the tiles every query tile keeps whatever their score. The diagonal tiles (partly
@@ -119,11 +167,31 @@ class BlockSparse(PatternPrefillMethod):
         causal, _ = tile_kinds(L, bq, bk, device)
         forced = forced_tiles(L, bq, bk, self.sink_blocks, self.local_blocks, device)
         scores = scores.masked_fill(~causal, float("-inf")).masked_fill(forced, float("inf"))
-        weights = tile_pair_counts(L, bq, bk, device).to(torch.float64)
-        k = tiles_per_row(weights, forced, causal, float(pair_budget(L, self.compression)))
-        keep = torch.maximum(forced.sum(-1), torch.clamp(causal.sum(-1), max=k))  # (nqb,)
-        order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
-        ranks = torch.arange(scores.shape[-1], device=device)
-        take = ranks < keep[:, None]
-        blocks = torch.zeros_like(take.expand_as(scores)).scatter(-1, order, take.expand_as(scores))
-        return BlockPattern(L, bq, bk, blocks & causal)
+        _, keep_list = tiles_per_row(
+            L, bq, bk, self.sink_blocks, self.local_blocks, pair_budget(L, self.compression), device
+        )
+        keep = _row_keep(tuple(keep_list), device)
+        return BlockPattern(L, bq, bk, top_per_row(scores, keep, max(keep_list)) & causal)
+
+
+_CHUNK_ELEMENTS = 1 << 28  # score elements per chunk of heads (bounded memory at 16 x 16 tiles and 128k)
+
+
+def top_per_row(scores: torch.Tensor, keep: torch.Tensor, most: int) -> torch.Tensor:
+    """bool mask of the `keep[r]` best entries of each row r of `scores` (..., R, N), ties broken towards the
+    lower index: exactly the first keep[r] entries of a stable descending sort, found with one top-k (the
+    keep[r]-th value per row) instead of a full sort and a scatter. `most` = max(keep), known on the host."""
+    rows = scores.shape[:-2].numel() if scores.dim() > 2 else 1
+    flat = scores.reshape(rows, *scores.shape[-2:])
+    per_head = flat[0].numel() if rows else 1
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, per_head))
+    out = torch.empty(flat.shape, dtype=torch.bool, device=scores.device)
+    want = keep.view(-1, 1)
+    for h0 in range(0, rows, chunk):  # a few chunks of heads, not a loop over heads
+        s = flat[h0 : h0 + chunk]
+        kth = torch.topk(s, most, dim=-1).values.gather(-1, (want - 1).expand(s.shape[0], -1, 1))
+        greater = s > kth
+        tie = s == kth
+        need = want - greater.sum(-1, keepdim=True, dtype=torch.int32)
+        out[h0 : h0 + chunk] = greater | (tie & (torch.cumsum(tie, -1, dtype=torch.int32) <= need))
+    return out.reshape(scores.shape)

@@ -154,7 +154,7 @@ class VerticalSlash(PatternPrefillMethod):
         )
 
         # Verticals: exact columns with their marginal cost, within what the tiles left of the budget.
-        tile_pairs = (blocks.to(torch.float64) * weights).sum((-1, -2))
+        tile_pairs = (diag_sel.to(torch.float64) * diag_cost).sum(-1)  # = pairs of `blocks`, exactly
         cols = torch.arange(L, device=device).expand(*vertical.shape)
         cost = column_costs(blocks, L, bq, bk, cols)
         v_order = torch.sort(vertical, dim=-1, descending=True, stable=True).indices
