@@ -1,13 +1,16 @@
-"""Sparse attention on the GPU: correctness of the FlexAttention backend and speed against dense.
+"""Sparse attention on the GPU: correctness of the FlexAttention backends and speed against dense.
 
     python benchmarks/bench_attention.py --check                 # flex backend == reference (small shapes)
     python benchmarks/bench_attention.py --lengths 32k 128k      # prefill table (+ --decode --kv --e2e)
 
-Prefill rows time the whole method (index estimation + attention) against dense SDPA (PyTorch's default
-backend, cuDNN on H100/H200) and dense causal FlexAttention, on random bf16 inputs with 28 query / 4 KV heads
-and d=128 (Qwen2.5-7B's attention shape); the achieved compression comes from the method's own report.
-Times are medians of `triton.testing.do_bench`. A short table is printed; everything goes to JSON in
-`--out` (default: $OUT, else ./bench_out).
+Prefill rows time the whole method (index estimation + selection + block masks + attention) on random bf16
+inputs with 28 query / 4 KV heads and d=128 (Qwen2.5-7B's attention shape), once per FlexAttention backend
+in `--backends`: "flash" (the FLASH backend, FlashAttention-4, where `longtasks[flash]` is installed) and
+"triton". Each row reports its speedup against the fastest dense causal kernel measured in the same run
+(FA4 where installed, else cuDNN SDPA) and against cuDNN SDPA, and the ratio to the ideal, speedup / c (the
+goal is >= 0.7). The achieved compression comes from the method's own report. Times are medians of
+`triton.testing.do_bench`. A short table is printed; everything goes to JSON in `--out` (default: $OUT, else
+./bench_out), rewritten after every row so a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sparse_eval import get_method
+from sparse_eval.backends import flash
+from sparse_eval.backends import flex as flex_backend
 from sparse_eval.backends.pattern import attended_pairs, dense_mask
 from sparse_eval.backends.reference import reference_attention
 from sparse_eval.compression import CompressionReport
@@ -55,6 +60,20 @@ def qkv(L: int, hq: int = HQ, hkv: int = HKV, d: int = D, seed: int = 0) -> tupl
     return tuple(torch.randn(s, device="cuda", dtype=torch.bfloat16, generator=g) for s in shapes)
 
 
+def gpu_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def flash_version() -> str | None:
+    """The installed flash-attn-4 version (None when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("flash-attn-4")
+    except PackageNotFoundError:
+        return None
+
+
 def run_prefill(method: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, float]:
     report = CompressionReport(method=method.name, target_compression=method.compression)
     out = method.prefill(q, k, v, layer_idx=0, scaling=q.shape[-1] ** -0.5, stats=report.layer(0, "prefill"))
@@ -62,30 +81,45 @@ def run_prefill(method: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) 
 
 
 # ----------------------------------------------------------------------------------------------- check
-def check(results: dict[str, Any]) -> bool:
-    """Fast backend vs reference on fresh random inputs for every method, a few lengths and tile sizes."""
-    cases = [
-        ("vertical_slash", {"last_q_size": 128}),
-        ("vertical_slash", {"last_q_size": 128, "q_block_size": 64}),
-        ("block_sparse", {}),
-        ("block_sparse", {"q_block_size": 64, "block_size": 64}),
-        ("block_sparse", {"q_block_size": 128, "block_size": 64, "sink_blocks": 0, "local_blocks": 0}),
-        ("flexprefill", {"min_budget": 256, "last_q_size": 256}),
-        ("flexprefill", {"min_budget": 256, "last_q_size": 256, "tau": 0.0}),
-        ("flexprefill", {"min_budget": 256, "last_q_size": 256, "tau": 1.0}),
-    ]
+CHECK_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("vertical_slash", {"last_q_size": 128}),
+    ("vertical_slash", {"last_q_size": 128, "q_block_size": 64}),
+    ("block_sparse", {}),
+    ("block_sparse", {"q_block_size": 64, "block_size": 64}),
+    ("block_sparse", {"q_block_size": 128, "block_size": 64, "sink_blocks": 0, "local_blocks": 0}),
+    ("flexprefill", {"min_budget": 256, "last_q_size": 256}),
+    ("flexprefill", {"min_budget": 256, "last_q_size": 256, "tau": 0.0}),
+    ("flexprefill", {"min_budget": 256, "last_q_size": 256, "tau": 1.0}),
+]
+
+
+def check(results: dict[str, Any], lengths: tuple[int, ...] = (1000, 4096), quick: bool = False) -> bool:
+    """Fast backend vs the float32 masked-SDPA reference on fresh random inputs for every method, a few
+    lengths and tile sizes; compression 1 checks the dense kernel (FA4 where installed). Runs under the
+    current `SPARSE_EVAL_FLASH` mode and records which FlexAttention backend each case used."""
+    cases = CHECK_CASES[:2] + CHECK_CASES[3:6] if quick else CHECK_CASES
     ok = True
-    rows = []
+    rows = results.setdefault("check", [])
     seed = 0
-    for L in (1000, 4096):
+    for L in lengths:
         for name, kwargs in cases:
             for compression in (1.0, 4.0):
                 seed += 1
                 q, k, v = qkv(L, hq=8, hkv=2, seed=seed)
                 method = get_method(name, compression=compression, backend="flex", **kwargs)
                 scaling = D**-0.5
-                pattern = method.select(q, k, scaling=scaling, layer_idx=0)
-                fast, achieved = run_prefill(method, q, k, v)
+                try:
+                    pattern = method.select(q, k, scaling=scaling, layer_idx=0)
+                    flex_backend.backend_counts.clear()
+                    fast, achieved = run_prefill(method, q, k, v)
+                except Exception as error:  # one failing case must not hide the others
+                    ok = False
+                    message = f"{type(error).__name__}: {str(error)[:500]}"
+                    rows.append({"L": L, "method": name, "kwargs": kwargs, "compression": compression,
+                                 "flash_mode": flash.mode(), "error": message, "ok": False})  # fmt: skip
+                    print(f"check {name} L={L} c={compression} {kwargs}: FAIL {message}", flush=True)
+                    continue
+                used = dict(flex_backend.backend_counts)
                 ref = reference_attention(q.float(), k.float(), v.float(), pattern, scaling)
                 err = float((fast.float() - ref).norm() / ref.norm())
                 counts_ok = bool(
@@ -99,6 +133,8 @@ def check(results: dict[str, Any]) -> bool:
                         "method": name,
                         "kwargs": kwargs,
                         "compression": compression,
+                        "flash_mode": flash.mode(),
+                        "kernels": used,
                         "achieved": achieved,
                         "rel_err": err,
                         "counts_ok": counts_ok,
@@ -106,72 +142,158 @@ def check(results: dict[str, Any]) -> bool:
                     }
                 )
                 print(
-                    f"check {name:15s} L={L:5d} c={compression:4.1f} {kwargs} achieved={achieved:6.2f} "
-                    f"rel_err={err:.2e} {'ok' if good else 'FAIL'}",
+                    f"check[{flash.mode()}] {name:15s} L={L:5d} c={compression:4.1f} {kwargs} "
+                    f"achieved={achieved:6.2f} rel_err={err:.2e} kernels={used or 'dense'} "
+                    f"{'ok' if good else 'FAIL'}",
                     flush=True,
                 )
-    results["check"] = rows
     return ok
 
 
 # ----------------------------------------------------------------------------------------------- prefill
+class Clock:
+    """Wall-clock budget of the whole run: cells past it are skipped (recorded), not half-measured."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return self.end - time.perf_counter()
+
+
 def prefill_table(
-    results: dict[str, Any], lengths: list[int], compressions: list[float], methods: list[str]
+    results: dict[str, Any],
+    lengths: list[int],
+    compressions: list[float],
+    methods: list[str],
+    backends: list[str],
+    clock: Clock,
+    save: Any,
 ) -> None:
     rows = results.setdefault("prefill", [])
     for L in lengths:
-        prefill_length(rows, L, compressions, methods)
+        prefill_length(rows, L, compressions, methods, backends, clock, save)
         torch.cuda.empty_cache()
 
 
-def prefill_length(rows: list[dict[str, Any]], L: int, compressions: list[float], methods: list[str]) -> None:
-    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+def dense_rows(L: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rep: int) -> dict[str, float]:
+    """Dense causal kernels on the same inputs: cuDNN SDPA, FA4 (if installed), FlexAttention on Triton
+    and on FLASH (if installed). Returns {name: ms} for those that ran."""
+    from torch.nn.attention.flex_attention import create_block_mask
 
-    flex = torch.compile(flex_attention)
-    q, k, v = qkv(L)
-    rep = 2000 if L > 65536 else 500
-    sdpa = bench_ms(partial(F.scaled_dot_product_attention, q, k, v, is_causal=True, enable_gqa=True), rep)
+    scale = D**-0.5
+    times: dict[str, float] = {}
+    times["dense_sdpa"] = bench_ms(
+        partial(F.scaled_dot_product_attention, q, k, v, is_causal=True, enable_gqa=True, scale=scale), rep
+    )
+    with flash.forced("auto"):
+        if flash.usable(q.device) and flash.dense_causal(q, k, v, scale) is not None:
+            times["dense_fa4"] = bench_ms(partial(flash.dense_causal, q, k, v, scale), rep)
     causal = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, L, L, device="cuda", _compile=True)
-    flex_dense = bench_ms(partial(flex, q, k, v, block_mask=causal, enable_gqa=True), rep)
-    print(f"L={L}: dense SDPA {sdpa:.2f} ms, dense flex {flex_dense:.2f} ms", flush=True)
-    rows.append({"L": L, "method": "dense_sdpa", "ms": sdpa})
-    rows.append({"L": L, "method": "dense_flex", "ms": flex_dense})
-    for name in methods:  # a registered name, or name:key=value,... (e.g. block_sparse:q_block_size=128)
-        spec = MethodSpec.parse(name)
-        for c in compressions:
-            method = spec.build(c, backend="flex")
+    flex = flex_backend._flex()
+    times["dense_flex_triton"] = bench_ms(
+        partial(flex, q, k, v, block_mask=causal, enable_gqa=True, scale=scale), rep
+    )
+    with flash.forced("auto"):
+        if flash.flex_flash_usable(q.device):
+            fl = flex_backend._flex_flash()
+            opts = {"BACKEND": "FLASH"}
             try:
-                t0 = time.perf_counter()
-                _, achieved = run_prefill(method, q, k, v)  # compiles on first use of a shape
-                torch.cuda.synchronize()
-                first = time.perf_counter() - t0
-                total = bench_ms(partial(run_prefill, method, q, k, v), rep)
-                select = bench_ms(partial(method.select, q, k, scaling=D**-0.5, layer_idx=0), rep // 2)
-            except Exception as error:  # one configuration (e.g. out of memory) must not cost the others
-                message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-                rows.append({"L": L, "method": name, "compression": c, "error": message})
-                print(f"  {name} c={c:g}: {message}", flush=True)
-                torch.cuda.empty_cache()
+                fl(q, k, v, block_mask=causal, enable_gqa=True, scale=scale, kernel_options=opts)
+                times["dense_flex_flash"] = bench_ms(
+                    partial(
+                        fl, q, k, v, block_mask=causal, enable_gqa=True, scale=scale, kernel_options=opts
+                    ),
+                    rep,
+                )
+            except Exception as error:
+                print(f"  dense flex FLASH failed: {type(error).__name__}: {str(error)[:300]}", flush=True)
+    return times
+
+
+def prefill_length(
+    rows: list[dict[str, Any]],
+    L: int,
+    compressions: list[float],
+    methods: list[str],
+    backends: list[str],
+    clock: Clock,
+    save: Any,
+) -> None:
+    if clock.left() < 0:
+        rows.append({"L": L, "error": "skipped: time budget spent"})
+        return
+    q, k, v = qkv(L)
+    rep = 1000 if L > 65536 else 300
+    dense = dense_rows(L, q, k, v, rep)
+    sdpa = dense["dense_sdpa"]
+    fastest_name = min(dense, key=lambda name: dense[name])
+    fastest = dense[fastest_name]
+    print(
+        f"L={L}: "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in dense.items())
+        + f"; fastest {fastest_name}",
+        flush=True,
+    )
+    for name, ms in dense.items():
+        rows.append({"L": L, "method": name, "ms": ms, "speedup_vs_sdpa": sdpa / ms})
+    save()
+    for backend in backends:
+        with flash.forced("auto" if backend == "flash" else "off"):
+            if backend == "flash" and not flash.flex_flash_usable(q.device):
+                print("  backend flash: FA4 / FLASH not usable here, skipped", flush=True)
                 continue
-            rows.append(
-                {
-                    "L": L,
-                    "method": name,
-                    "compression": c,
-                    "achieved": achieved,
-                    "ms": total,
-                    "select_ms": select,
-                    "first_call_s": first,
-                    "speedup_vs_sdpa": sdpa / total,
-                    "speedup_vs_flex": flex_dense / total,
-                    "target_speedup": 0.7 * c,
-                }
-            )
-            print(
-                f"  {name:15s} c={c:4.1f} achieved={achieved:6.2f} {total:8.2f} ms (select {select:6.2f}) "
-                f"x{sdpa / total:5.2f} vs sdpa, x{flex_dense / total:5.2f} vs flex  [first call {first:.1f}s]",
-                flush=True,
-            )
+            for name in methods:  # a registered name or name:key=value,... (block_sparse:q_block_size=128)
+                spec = MethodSpec.parse(name)
+                for c in compressions:
+                    row: dict[str, Any] = {"L": L, "method": name, "compression": c, "backend": backend}
+                    if clock.left() < 0:
+                        rows.append({**row, "error": "skipped: time budget spent"})
+                        continue
+                    rows.append(prefill_cell(row, spec.build(c, backend="flex"), q, k, v, rep, sdpa, fastest))
+                    rows[-1]["fastest_dense"] = fastest_name
+                    save()
+
+
+def prefill_cell(
+    row: dict[str, Any], method: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rep: int,
+    sdpa: float, fastest: float,
+) -> dict[str, Any]:  # fmt: skip
+    c = row["compression"]
+    try:
+        t0 = time.perf_counter()
+        _, achieved = run_prefill(method, q, k, v)  # compiles on first use of a shape
+        torch.cuda.synchronize()
+        first = time.perf_counter() - t0
+        flex_backend.backend_counts.clear()
+        run_prefill(method, q, k, v)
+        kernels = dict(flex_backend.backend_counts)
+        total = bench_ms(partial(run_prefill, method, q, k, v), rep)
+        select = bench_ms(partial(method.select, q, k, scaling=D**-0.5, layer_idx=0), rep // 2)
+    except Exception as error:  # one configuration (e.g. out of memory) must not cost the others
+        message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        print(f"  [{row['backend']}] {row['method']} c={c:g}: {message}", flush=True)
+        torch.cuda.empty_cache()
+        return {**row, "error": message}
+    speedup = fastest / total
+    print(
+        f"  [{row['backend']:6s}] {row['method']:15s} c={c:4.1f} achieved={achieved:6.2f} {total:8.2f} ms "
+        f"(select {select:6.2f}) x{speedup:5.2f} vs fastest dense = {speedup / c:4.2f} c, "
+        f"x{sdpa / total:5.2f} vs cuDNN  kernels={kernels} [first call {first:.1f}s]",
+        flush=True,
+    )
+    return {
+        **row,
+        "achieved": achieved,
+        "ms": total,
+        "select_ms": select,
+        "first_call_s": first,
+        "kernels": kernels,
+        "speedup_vs_fastest": speedup,
+        "speedup_vs_sdpa": sdpa / total,
+        "ratio_to_c": speedup / c,
+        "meets_0_7c": speedup >= 0.7 * c,
+    }
 
 
 def tune_flex(results: dict[str, Any], lengths: list[int]) -> None:
@@ -205,23 +327,26 @@ def tune_flex(results: dict[str, Any], lengths: list[int]) -> None:
             print(f"tune L={L} {opts}: {ms:.2f} ms", flush=True)
 
 
-def profile_select(results: dict[str, Any], L: int, compression: float, out_dir: Path) -> None:
+def profile_select(
+    results: dict[str, Any], L: int, compression: float, out_dir: Path, methods: list[str]
+) -> None:
     """Where the time of one prefill goes (selection vs kernels): CUDA-time table per method to a file."""
     from torch.profiler import ProfilerActivity, profile
 
     q, k, v = qkv(L, seed=3)
     lines = []
-    for name in PREFILL_METHODS:
-        method = get_method(name, compression=compression, backend="flex")
+    for name in methods:
+        method = MethodSpec.parse(name).build(compression, backend="flex")
         run_prefill(method, q, k, v)
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             run_prefill(method, q, k, v)
             torch.cuda.synchronize()
-        table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=25)
-        lines.append(f"==== {name} L={L} c={compression}\n{table}")
-    (out_dir / "profile.txt").write_text("\n".join(lines))
-    results["profile_file"] = "profile.txt"
+        table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30)
+        lines.append(f"==== {name} L={L} c={compression} SPARSE_EVAL_FLASH={flash.mode()}\n{table}")
+    path = out_dir / f"profile_{L}.txt"
+    path.write_text("\n".join(lines))
+    results.setdefault("profile_files", []).append(path.name)
 
 
 # ----------------------------------------------------------------------------------------------- part 2
@@ -400,9 +525,16 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--check", action="store_true", help="flex backend vs reference on small shapes")
+    parser.add_argument("--check-lengths", nargs="*", type=int, default=[1000, 4096])
+    parser.add_argument("--check-quick", action="store_true", help="check 5 of the 8 cases (fewer compiles)")
     parser.add_argument("--lengths", nargs="*", default=[], help="prefill lengths, e.g. 32k 128k")
     parser.add_argument("--compressions", nargs="*", type=float, default=[5.0, 10.0, 20.0])
     parser.add_argument("--methods", nargs="*", default=list(PREFILL_METHODS))
+    parser.add_argument(
+        "--backends", nargs="*", default=["flash", "triton"], choices=["flash", "triton"],
+        help="FlexAttention backends for the prefill rows (flash: FA4, where installed)",
+    )  # fmt: skip
+    parser.add_argument("--time-budget", type=float, default=1e9, help="seconds; later prefill cells skipped")
     parser.add_argument("--decode", default="", help="Quest decode length, e.g. 128k")
     parser.add_argument("--kv", default="", help="SnapKV / Ada-SnapKV prefill length, e.g. 128k")
     parser.add_argument("--e2e", default="", help="end-to-end TTFT length, e.g. 128k")
@@ -410,26 +542,34 @@ def main() -> int:
     parser.add_argument("--e2e-compression", type=float, default=10.0)
     parser.add_argument("--e2e-methods", nargs="*", default=[*PREFILL_METHODS])
     parser.add_argument("--tune", nargs="*", default=[], help="time dense flex kernel configs at lengths")
-    parser.add_argument("--profile", default="", help="profile one prefill per method at this length")
+    parser.add_argument("--profile", nargs="*", default=[], help="profile one prefill per method at lengths")
+    parser.add_argument("--profile-compression", type=float, default=10.0)
     parser.add_argument("--out", default=os.environ.get("OUT", "bench_out"))
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if not gpu_available():
         print("bench_attention.py needs a CUDA GPU", file=sys.stderr)
         return 2
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(),
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "torch": torch.__version__,
         "argv": sys.argv[1:],
+        "flash_attn_4": flash_version(),
     }
     path = out_dir / "bench_attention.json"
+    clock = Clock(args.time_budget)
+
+    def save() -> None:
+        path.write_text(json.dumps(results, indent=1))
+
     sections = []
     if args.check:
-        sections.append(("check", lambda: check(results)))
+        sections.append(("check", lambda: check(results, tuple(args.check_lengths), args.check_quick)))
     if args.lengths:
         lengths = [parse_length(x) for x in args.lengths]
-        sections.append(("prefill", lambda: prefill_table(results, lengths, args.compressions, args.methods)))
+        prefill = (lengths, args.compressions, args.methods, args.backends, clock, save)
+        sections.append(("prefill", lambda: prefill_table(results, *prefill)))
     if args.decode:
         sections.append(
             ("decode", lambda: decode_table(results, parse_length(args.decode), args.compressions))
@@ -447,12 +587,13 @@ def main() -> int:
         sections.append(("e2e", lambda: e2e_table(results, *e2e)))
     if args.tune:
         sections.append(("tune", lambda: tune_flex(results, [parse_length(x) for x in args.tune])))
-    if args.profile:
-        sections.append(
-            ("profile", lambda: profile_select(results, parse_length(args.profile), 10.0, out_dir))
-        )
+    for length in args.profile:
+        profile = (parse_length(length), args.profile_compression, out_dir, args.methods)
+        sections.append(("profile", lambda profile=profile: profile_select(results, *profile)))
     ok = True
     for label, run in sections:  # one failing section must not cost the others (device time is scarce)
+        if label == "profile" and clock.left() < 0:
+            continue
         try:
             ok &= run() is not False
         except Exception:
