@@ -176,7 +176,9 @@ def prefill_table(
         torch.cuda.empty_cache()
 
 
-def dense_rows(L: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rep: int) -> dict[str, float]:
+def dense_rows(
+    L: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rep: int, notes: dict[str, float]
+) -> dict[str, float]:
     """Dense causal kernels on the same inputs: cuDNN SDPA, FA4 (if installed), FlexAttention on Triton
     and on FLASH (if installed). Returns {name: ms} for those that ran."""
     from torch.nn.attention.flex_attention import create_block_mask
@@ -187,8 +189,16 @@ def dense_rows(L: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rep: i
         partial(F.scaled_dot_product_attention, q, k, v, is_causal=True, enable_gqa=True, scale=scale), rep
     )
     with flash.forced("auto"):
-        if flash.usable(q.device) and flash.dense_causal(q, k, v, scale) is not None:
+        fa4 = flash.dense_causal(q, k, v, scale) if flash.usable(q.device) else None
+        if fa4 is not None:
+            ref = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, enable_gqa=True, scale=scale
+            ).float()
+            err = float((fa4.float() - ref).norm() / ref.norm())
+            print(f"  FA4 dense vs cuDNN SDPA output rel err {err:.2e}", flush=True)
+            notes["fa4_rel_err_vs_sdpa"] = err
             times["dense_fa4"] = bench_ms(partial(flash.dense_causal, q, k, v, scale), rep)
+            del fa4, ref
     causal = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, L, L, device="cuda", _compile=True)
     flex = flex_backend._flex()
     times["dense_flex_triton"] = bench_ms(
@@ -225,7 +235,8 @@ def prefill_length(
         return
     q, k, v = qkv(L)
     rep = 1000 if L > 65536 else 300
-    dense = dense_rows(L, q, k, v, rep)
+    notes: dict[str, float] = {}
+    dense = dense_rows(L, q, k, v, rep, notes)
     sdpa = dense["dense_sdpa"]
     fastest_name = min(dense, key=lambda name: dense[name])
     fastest = dense[fastest_name]
@@ -236,8 +247,9 @@ def prefill_length(
         flush=True,
     )
     for name, ms in dense.items():
-        rows.append({"L": L, "method": name, "ms": ms, "speedup_vs_sdpa": sdpa / ms})
+        rows.append({"L": L, "method": name, "ms": ms, "speedup_vs_sdpa": sdpa / ms, **notes})
     save()
+    outputs: dict[tuple[str, float], tuple[str, torch.Tensor | None]] = {}
     for backend in backends:
         with flash.forced("auto" if backend == "flash" else "off"):
             if backend == "flash" and not flash.flex_flash_usable(q.device):
@@ -250,19 +262,33 @@ def prefill_length(
                     if clock.left() < 0:
                         rows.append({**row, "error": "skipped: time budget spent"})
                         continue
-                    rows.append(prefill_cell(row, spec.build(c, backend="flex"), q, k, v, rep, sdpa, fastest))
-                    rows[-1]["fastest_dense"] = fastest_name
+                    cell, out = prefill_cell(row, spec.build(c, backend="flex"), q, k, v, rep, sdpa, fastest)
+                    cell["fastest_dense"] = fastest_name
+                    other = outputs.setdefault((name, c), (backend, out))
+                    if out is not None and other[1] is not None and other[0] != backend:
+                        cell["vs_backend"] = other[
+                            0
+                        ]  # same pattern, other kernel: must agree to bf16 accuracy
+                        cell["rel_err_vs_backend"] = float(
+                            (out.float() - other[1].float()).norm() / other[1].float().norm()
+                        )
+                        print(
+                            f"    {backend} vs {other[0]} output rel err {cell['rel_err_vs_backend']:.2e}",
+                            flush=True,
+                        )
+                    rows.append(cell)
                     save()
+    outputs.clear()
 
 
 def prefill_cell(
     row: dict[str, Any], method: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rep: int,
     sdpa: float, fastest: float,
-) -> dict[str, Any]:  # fmt: skip
+) -> tuple[dict[str, Any], torch.Tensor | None]:  # fmt: skip
     c = row["compression"]
     try:
         t0 = time.perf_counter()
-        _, achieved = run_prefill(method, q, k, v)  # compiles on first use of a shape
+        out, achieved = run_prefill(method, q, k, v)  # compiles on first use of a shape
         torch.cuda.synchronize()
         first = time.perf_counter() - t0
         flex_backend.backend_counts.clear()
@@ -274,7 +300,7 @@ def prefill_cell(
         message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         print(f"  [{row['backend']}] {row['method']} c={c:g}: {message}", flush=True)
         torch.cuda.empty_cache()
-        return {**row, "error": message}
+        return {**row, "error": message}, None
     speedup = fastest / total
     print(
         f"  [{row['backend']:6s}] {row['method']:15s} c={c:4.1f} achieved={achieved:6.2f} {total:8.2f} ms "
@@ -293,7 +319,7 @@ def prefill_cell(
         "speedup_vs_sdpa": sdpa / total,
         "ratio_to_c": speedup / c,
         "meets_0_7c": speedup >= 0.7 * c,
-    }
+    }, out
 
 
 def tune_flex(results: dict[str, Any], lengths: list[int]) -> None:
@@ -534,7 +560,12 @@ def main() -> int:
         "--backends", nargs="*", default=["flash", "triton"], choices=["flash", "triton"],
         help="FlexAttention backends for the prefill rows (flash: FA4, where installed)",
     )  # fmt: skip
-    parser.add_argument("--time-budget", type=float, default=1e9, help="seconds; later prefill cells skipped")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=1e9,
+        help="seconds; prefill cells, --profile and --check start only within it",
+    )
     parser.add_argument("--decode", default="", help="Quest decode length, e.g. 128k")
     parser.add_argument("--kv", default="", help="SnapKV / Ada-SnapKV prefill length, e.g. 128k")
     parser.add_argument("--e2e", default="", help="end-to-end TTFT length, e.g. 128k")
@@ -564,12 +595,15 @@ def main() -> int:
         path.write_text(json.dumps(results, indent=1))
 
     sections = []
-    if args.check:
-        sections.append(("check", lambda: check(results, tuple(args.check_lengths), args.check_quick)))
     if args.lengths:
         lengths = [parse_length(x) for x in args.lengths]
         prefill = (lengths, args.compressions, args.methods, args.backends, clock, save)
         sections.append(("prefill", lambda: prefill_table(results, *prefill)))
+    for length in args.profile:
+        profile = (parse_length(length), args.profile_compression, out_dir, args.methods)
+        sections.append(("profile", lambda profile=profile: profile_select(results, *profile)))
+    if args.check:  # after the tables: with --time-budget, a short run keeps the tables first
+        sections.append(("check", lambda: check(results, tuple(args.check_lengths), args.check_quick)))
     if args.decode:
         sections.append(
             ("decode", lambda: decode_table(results, parse_length(args.decode), args.compressions))
@@ -587,12 +621,11 @@ def main() -> int:
         sections.append(("e2e", lambda: e2e_table(results, *e2e)))
     if args.tune:
         sections.append(("tune", lambda: tune_flex(results, [parse_length(x) for x in args.tune])))
-    for length in args.profile:
-        profile = (parse_length(length), args.profile_compression, out_dir, args.methods)
-        sections.append(("profile", lambda profile=profile: profile_select(results, *profile)))
     ok = True
     for label, run in sections:  # one failing section must not cost the others (device time is scarce)
-        if label == "profile" and clock.left() < 0:
+        if label in ("profile", "check") and clock.left() < 0:
+            print(f"{label}: skipped, time budget spent", flush=True)
+            results.setdefault("skipped", []).append(label)
             continue
         try:
             ok &= run() is not False
