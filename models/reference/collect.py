@@ -2,11 +2,12 @@
 
 Each (method, compression) group of `evaluate.py`'s JSONL is scored with `longtasks.scoring.score` against the
 generated folder (only the rows that group predicted). Writes OUT/scores.csv (mean and n per method, c, task,
-length), OUT/results.csv (one row per sample in the `longtasks analyze` table format, so
-`longtasks analyze OUT/results.csv --out OUT/analysis` draws the accuracy-vs-compression plot and the
-maximum-compression table) and OUT/loss.png from a `train_log.json`.
+length), OUT/results.csv (one row per sample, in the `longtasks analyze` table format),
+OUT/grid.csv (the complete sparse cells and dense on the same samples: `longtasks analyze OUT/grid.csv --out
+OUT/analysis` draws the accuracy-vs-compression plot and the maximum-compression table) and OUT/loss.png from
+the `train_log.json` of each training stage.
 
-    python models/reference/collect.py preds.jsonl [more.jsonl ...] --data EVAL_DIR --out OUT [--log train_log.json]
+    python models/reference/collect.py preds.jsonl [more.jsonl ...] --data EVAL_DIR --out OUT [--log stage1.json stage2.json]
 """
 
 from __future__ import annotations
@@ -99,15 +100,46 @@ def summarise(rows: list[dict]) -> list[dict]:
     ]
 
 
-def loss_plot(log_path: Path, out: Path, window: int = 25) -> None:
+def paired_grid(rows: list[dict]) -> list[dict]:
+    """The rows `longtasks analyze` compares: for each (task, length) that a sparse method ran, the sparse
+    cells that hold the most samples of it (a cell cut short by the time limit is left out) and dense on
+    exactly those samples, so every test is paired on the same ids."""
+    cells: dict[tuple, set[str]] = defaultdict(set)
+    for row in rows:
+        cells[(row["task"], row["length"], row["method"], row["target_compression"])].add(row["sample_id"])
+    keep: dict[tuple, set[str]] = {}
+    for (task, length, method, c), ids in cells.items():
+        if method == "dense":
+            continue
+        full = max(len(v) for k, v in cells.items() if k[:2] == (task, length) and k[2] != "dense")
+        if len(ids) == full:
+            keep[(task, length, method, c)] = ids
+            keep.setdefault((task, length, "dense", 1.0), set()).update(ids)
+    return [
+        row
+        for row in rows
+        if row["sample_id"]
+        in keep.get((row["task"], row["length"], row["method"], row["target_compression"]), ())
+    ]
+
+
+def loss_plot(log_paths: list[Path], out: Path, window: int = 25) -> None:
+    """Per-task answer loss over the steps of one or more training stages (`train.py --init-adapter`),
+    numbered on, with a dotted line where a stage starts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    log = json.loads(log_path.read_text())["log"]
+    log, starts = [], []
+    for path in log_paths:
+        offset = log[-1]["step"] if log else 0
+        starts.append(offset)
+        log += [{**e, "step": e["step"] + offset} for e in json.loads(path.read_text())["log"]]
     steps = [e["step"] for e in log]
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    for start in starts[1:]:
+        ax.axvline(start, color="grey", linestyle=":", linewidth=1)
     sums: dict[str, list[tuple[int, float, int]]] = defaultdict(list)
     for e in log:
         for task, (total, count) in e["tasks"].items():
@@ -139,7 +171,7 @@ def main() -> None:
     p.add_argument("predictions", nargs="+", type=Path)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--log", type=Path)
+    p.add_argument("--log", type=Path, nargs="*", default=[], help="train_log.json of each stage, in order")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = collect(args.predictions, args.data)
@@ -147,6 +179,10 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
+    with (args.out / "grid.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        writer.writerows(paired_grid(rows))
     table = summarise(rows)
     with (args.out / "scores.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))

@@ -7,6 +7,10 @@ exactly that many tokens, so nothing is padded but the answers) and about `--bat
 the cross-entropy of the answer tokens only (`<answer>…</answer><|im_end|>`); the LM head runs on those alone.
 
     python models/reference/train.py rows.parquet [more.parquet ...] --gguf SmolLM2.gguf --tokenizer TOKDIR --out adapter/
+
+`--init-adapter DIR` goes on training a saved adapter (its rank, alpha and targets; `--rank`/`--alpha` are
+then ignored) with a fresh optimizer and schedule: a second, shorter stage on data that leans toward the
+tasks the first stage left short, without paying again for what it learned.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoTokenizer
 
 from longtasks.reference import load_base_model
@@ -97,6 +101,7 @@ def main() -> None:
     p.add_argument("--gguf", type=Path, required=True)
     p.add_argument("--tokenizer", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--init-adapter", type=Path, help="go on training this saved adapter (second stage)")
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--alpha", type=float, default=16)
     p.add_argument("--lr", type=float, default=8e-4)
@@ -116,10 +121,20 @@ def main() -> None:
     samples = encode([row for path in args.rows for row in pq.read_table(path).to_pylist()], tokenizer)
     t_data = time.time() - t0
     base = load_base_model(args.gguf, dtype="bfloat16").to(device)
-    lora = LoraConfig(
-        r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM"
-    )
-    model = get_peft_model(base, lora)
+    if args.init_adapter:
+        model = PeftModel.from_pretrained(base, args.init_adapter, is_trainable=True)
+        for q in model.parameters():  # the saved adapter is bf16; train it in float32 like a fresh one
+            if q.requires_grad:
+                q.data = q.data.float()
+    else:
+        lora = LoraConfig(
+            r=args.rank,
+            lora_alpha=args.alpha,
+            lora_dropout=0.0,
+            target_modules=TARGETS,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(base, lora)
     trainable = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
     t_load = time.time() - t0 - t_data
