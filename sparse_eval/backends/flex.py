@@ -6,11 +6,15 @@ skips mask evaluation there. Exact key columns (verticals) run as a second FlexA
 gathered columns while the tile pass skips those key positions, so no pair counts twice; the two partial
 results are merged through their log-sum-exp. FlexAttention must be compiled: uncompiled it silently ignores the block indices.
 
-Kernels: FlexAttention's FLASH backend (FlashAttention-4, `longtasks[flash]`) where it is usable
-(`sparse_eval.backends.flash`: installed, Hopper or newer, `SPARSE_EVAL_FLASH` not "off") and the tiles are
-multiples of 64 (FA4's smallest tile: 128 x 64, 64 x 64 and 128 x 128 run, 16 x 16 does not); else, or when a
-call of that kind failed once, the Triton backend. FLASH is compiled for static shapes (it has no dynamic-shape
-path), so the gathered-column count is rounded up to a power of two of 64-column tiles to bound recompiles.
+Kernels: FlexAttention's FLASH backend (FlashAttention-4, `longtasks[flash]`) runs the tile pass of patterns
+without exact columns, where it is usable (`sparse_eval.backends.flash`: installed, Hopper or newer,
+`SPARSE_EVAL_FLASH` not "off") and the tiles are multiples of 64 (FA4's smallest tile: 128 x 64, 64 x 64 and
+128 x 128 run, 16 x 16 does not); everything else, and a kind of call that failed once, runs on the Triton
+backend. The two passes of a pattern with exact columns stay on Triton: on the H200 (torch 2.11, flash-attn-4
+4.0.0b36) FLASH gave wrong outputs for them (relative error 0.13-0.22 against the reference at L = 1000,
+0.09-0.11 against Triton at 32k/128k), while plain causal tiles matched (2e-3). Both passes use a mask_mod
+that reads a captured tensor and return the log-sum-exp for the merge; which of the two FLASH gets wrong was
+not isolated. FLASH is compiled for static shapes (it has no dynamic-shape path).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ COLUMN_BLOCK = 64  # gathered columns per tile of the vertical pass (a multiple 
 _MIN_RECOMPILE_LIMIT = 128  # each new (length, budget) shape recompiles; eager fallback would be dense
 _FLASH_MIN_TILE = 64  # FA4 tiles: 64 or 128 rows, 64 or 128 keys on Hopper (d = 128)
 _FLASH_MAX_SHAPES = 48  # distinct static FLASH shapes per process before new ones go to Triton (recompiles)
+FLASH_KINDS = frozenset({"tiles"})  # calls FLASH runs correctly (measured); column passes stay on Triton
 
 _compiled: Callable[..., Any] | None = None
 _compiled_flash: Callable[..., Any] | None = None
@@ -148,7 +153,8 @@ def _call(
     flash_kind = ("flex " + kind, bq, bk, query.dtype, query.shape[-1])
     shape = (*flash_kind, tuple(query.shape), tuple(key.shape))
     if (
-        bq % _FLASH_MIN_TILE == 0
+        kind in FLASH_KINDS
+        and bq % _FLASH_MIN_TILE == 0
         and bk % _FLASH_MIN_TILE == 0
         and flash.flex_flash_usable(query.device)
         and not flash.failed(flash_kind)

@@ -72,3 +72,36 @@ def test_a_failure_is_remembered_and_raised_only_when_forced(monkeypatch):
         flash.record_failure(kind, RuntimeError("boom"))
     assert flash.failed(kind)
     flash._failed.discard(kind)
+
+
+class _Mask:
+    def __init__(self, block_size: tuple[int, int]) -> None:
+        self.BLOCK_SIZE = block_size
+
+
+def test_flex_dispatch_uses_flash_only_for_plain_tiles_and_falls_back(monkeypatch):
+    from sparse_eval.backends import flex
+
+    monkeypatch.setenv(flash.ENV, "auto")
+    monkeypatch.setattr(flash, "flex_flash_usable", lambda device: True)
+    monkeypatch.setattr(flex, "_flex", lambda: lambda *a, **k: "triton")
+    monkeypatch.setattr(flex, "_flex_flash", lambda: lambda *a, **k: "flash")
+    q = torch.zeros(1, 2, 8, 16, dtype=torch.bfloat16)
+
+    def call(block: tuple[int, int], kind: str) -> str:
+        return flex._call(q, q, q, _Mask(block), 0.25, False, None, lse=False, kind=kind)
+
+    assert call((128, 64), "tiles") == "flash"
+    assert call((128, 128), "tiles") == "flash"
+    assert call((16, 16), "tiles") == "triton"  # FA4 has no 16-wide tiles
+    assert call((128, 64), "tiles without columns") == "triton"  # wrong on FLASH when measured
+    assert call((128, 64), "column pass") == "triton"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported here")
+
+    monkeypatch.setattr(flex, "_flex_flash", lambda: broken)
+    with pytest.warns(RuntimeWarning, match="unsupported here"):
+        assert call((64, 64), "tiles") == "triton"
+    assert call((64, 64), "tiles") == "triton"  # remembered: not tried again
+    flash._failed.clear()
