@@ -295,6 +295,6 @@ def _column_pass(
 
 def padded_column_count(n: int) -> int:
     """Gathered columns rounded up to a power of two of `COLUMN_BLOCK`-column tiles (at least one tile):
-    padding columns (index L) are never attended, and few distinct shapes keep static compiles few."""
+    padding columns (index L) are never attended, and few distinct shapes keep recompiles few."""
     tiles = max(1, -(-n // COLUMN_BLOCK))
     return COLUMN_BLOCK * (1 << (tiles - 1).bit_length())
