@@ -116,7 +116,7 @@ def check(lengths: list[int], batches: list[int], compressions: list[float]) -> 
 
 def speed(L: int, B: int, compressions: list[float], rep_ms: int) -> list[dict[str, Any]]:
     """One (L, B) cell: dense, then Quest torch / kernel, eager / graph, per configuration."""
-    from sparse_eval.kernels.quest_decode import attend_pages, page_keys, top_pages
+    from sparse_eval.kernels.quest_decode import attend_pages, page_keys, select_pages, top_pages
 
     q, k, v = inputs(B, L)
     summaries = page_summaries(k, PAGE)
@@ -147,13 +147,14 @@ def speed(L: int, B: int, compressions: list[float], rep_ms: int) -> list[dict[s
             extra = budget_pages(L, c, PAGE)
             keys = page_keys(q, summaries, L, PAGE, True)
             pages = top_pages(keys, extra)
-            row["stage_graph_us"] = {
-                "page_keys": graph_us(lambda: page_keys(q, summaries, L, PAGE, True), rep_ms),
-                "top_pages": graph_us(lambda e=extra, ks=keys: top_pages(ks, e), rep_ms),
-                "attend_pages": graph_us(
-                    lambda p=pages: attend_pages(q, k, v, p, PAGE, True, D**-0.5), rep_ms
-                ),
+            stages = {
+                "select_pages": lambda e=extra: select_pages(q, summaries, L, e, PAGE, True),
+                "page_keys": lambda: page_keys(q, summaries, L, PAGE, True),
+                "top_pages": lambda e=extra, ks=keys: top_pages(ks, e),
+                "attend_pages": lambda p=pages: attend_pages(q, k, v, p, PAGE, True, D**-0.5),
             }
+            row["stage_graph_us"] = {name: graph_us(fn, rep_ms) for name, fn in stages.items()}
+            row["stage_eager_us"] = {name: bench_us(fn, rep_ms) for name, fn in stages.items()}
         row["speedup_graph"] = d_graph / row["kernel_graph_us"]
         row["speedup_eager"] = d_eager / row["kernel_eager_us"]
         rows.append(row)
@@ -161,19 +162,19 @@ def speed(L: int, B: int, compressions: list[float], rep_ms: int) -> list[dict[s
               f"graph {row['torch_graph_us']:7.1f} | kernel eager {row['kernel_eager_us']:6.1f} "
               f"graph {row['kernel_graph_us']:6.1f} | vs dense graph x{row['speedup_graph']:.2f}, "
               f"eager x{row['speedup_eager']:.2f}"
-              + (f"  stages {row['stage_graph_us']}" if "stage_graph_us" in row else ""), flush=True)  # fmt: skip
+              + (f"\n    stages graph {row['stage_graph_us']} eager {row['stage_eager_us']}"
+                 if "stage_graph_us" in row else ""), flush=True)  # fmt: skip
     return rows
 
 
 TUNING = {  # kernel-module launch settings tried by --tune, per stage (the first of each is the default)
-    "page_keys": [{"SCORE_PAGES": p, "SCORE_WARPS": w} for p in (32, 16, 64) for w in (8, 4)],
-    "top_pages": [{"SELECT_CHUNK": c, "SELECT_WARPS": w} for c in (2048, 1024, 4096) for w in (16, 8, 32)],
-    "attend_pages": [
-        {"MIN_PAGES_PER_SPLIT": m, "PROGRAMS_PER_SM": p, "ATTEND_WARPS": 4}
-        for m in (4, 2, 8)
-        for p in (2, 1, 4)
-    ]
-    + [{"MIN_PAGES_PER_SPLIT": 4, "PROGRAMS_PER_SM": 2, "ATTEND_WARPS": 8}],
+    "select": [
+        {"SCORE_PROGRAMS_PER_SM": p, "SCORE_PAGES": n, "SCORE_WARPS": w}
+        for p, n, w in ((2, 64, 8), (1, 64, 8), (4, 64, 8), (2, 32, 8), (2, 64, 4), (2, 16, 8))
+    ],
+    "attend": [
+        {"MIN_PAGES_PER_SPLIT": m, "PROGRAMS_PER_SM": p} for m, p in ((4, 2), (4, 1), (8, 2), (8, 1), (16, 1))
+    ],
 }
 
 
@@ -184,26 +185,30 @@ def tune(L: int, B: int, rep_ms: int) -> dict[str, Any]:
     q, k, v = inputs(B, L)
     summaries = page_summaries(k, PAGE)
     extra = budget_pages(L, L / BUDGET, PAGE)
-    keys = kern.page_keys(q, summaries, L, PAGE, True)
-    pages = kern.top_pages(keys, extra)
+    pages = kern.select_pages(q, summaries, L, extra, PAGE, True)
     stages = {
-        "page_keys": lambda: kern.page_keys(q, summaries, L, PAGE, True),
-        "top_pages": lambda: kern.top_pages(keys, extra),
-        "attend_pages": lambda: kern.attend_pages(q, k, v, pages, PAGE, True, D**-0.5),
+        "select": lambda: kern.select_pages(q, summaries, L, extra, PAGE, True),
+        "attend": lambda: kern.attend_pages(q, k, v, pages, PAGE, True, D**-0.5),
     }
+    defaults = {name: getattr(kern, name) for options in TUNING.values() for o in options for name in o}
     report: dict[str, Any] = {"L": L, "batch": B}
     for stage, fn in stages.items():
         timed = []
         for setting in TUNING[stage]:
-            for name, value in setting.items():
+            for name, value in {**defaults, **setting}.items():
                 setattr(kern, name, value)
-            timed.append((graph_us(fn, rep_ms), setting))
+            timed.append((graph_us(fn, rep_ms), bench_us(fn, rep_ms), setting))
         best = min(timed, key=lambda t: t[0])
-        for name, value in best[1].items():
+        for name, value in {**defaults, **best[2]}.items():
             setattr(kern, name, value)
-        report[stage] = {"best": best[1], "tried": [{"us": us, **st} for us, st in timed]}
-        print(f"tune L={L // 1024}k B={B} {stage}: " + ", ".join(f"{us:.1f}" for us, _ in timed)
-              + f" us -> {best[1]} ({timed[0][0]:.1f} -> {best[0]:.1f} us)", flush=True)  # fmt: skip
+            defaults[name] = value
+        report[stage] = {
+            "best": best[2],
+            "tried": [{"graph_us": g, "eager_us": e, **st} for g, e, st in timed],
+        }
+        print(f"tune L={L // 1024}k B={B} {stage} (graph / eager us): "
+              + ", ".join(f"{g:.1f}/{e:.1f}" for g, e, _ in timed)
+              + f" -> {best[2]} ({timed[0][0]:.1f} -> {best[0]:.1f} us)", flush=True)  # fmt: skip
     return report
 
 
@@ -241,6 +246,8 @@ def main() -> None:
     import triton
 
     lengths = [parse_length(x) for x in args.lengths]
+    from sparse_eval.kernels import quest_decode as kern
+
     results: dict[str, Any] = {
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
@@ -262,6 +269,10 @@ def main() -> None:
     if args.tune:
         results["tune"] = tune(max(lengths), 1, 30)
         torch.cuda.empty_cache()
+    results["settings"] = {
+        name: getattr(kern, name) for options in TUNING.values() for o in options for name in o
+    }
+    print(f"kernel settings: {results['settings']}", flush=True)
     rows = []
     for L in lengths:
         for B in args.batches:

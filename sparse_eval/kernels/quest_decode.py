@@ -3,18 +3,22 @@
 Why: with torch ops a Quest step at 128k was slower than dense decode on an H200 (BENCHMARKS.md): `topk` over
 ~8k page scores runs one thread block per row, and gathering the chosen K/V builds a new tensor. Here:
 
-1. `_page_keys` (many programs per head): Quest's bound per page from the page summaries and the GQA group's
-   q+ / q- sums, accumulated in float64 and rounded to float32 exactly as `quest.page_scores` does, stored as
-   an order-preserving int32 key;
-2. `_select_pages` (one program per batch row and selecting head): the k-th largest key by a radix search
-   (2 bits per pass, counting only: no sort), then every page above it and, among pages equal to it, the
-   latest ones (the tie rule of `quest.select_tokens`), written in ascending order, then the current page;
+1. `_page_keys` (many programs per batch row and selecting head, each looping over its pages): Quest's bound
+   per page from the page summaries and the GQA group's q+ / q- sums, accumulated in float64 and rounded to
+   float32 exactly as `quest.page_scores` does, stored as a radix key (its bits, read as uint32, order like
+   the scores);
+2. `_select_pages` (one program per row): the k-th largest key by a radix search of 16-bin histograms (4 bits a
+   pass, no sort), then every page above it and, among pages equal to it, the latest ones (the tie rule of
+   `quest.select_tokens`), written in ascending order, then the current page;
 3. `_attend_pages` (split-K flash decoding): each program walks one slice of that page list, reads those pages'
    keys and values in place (no gather into a new tensor) and serves all query heads of a GQA group from one
    read, keeping a running max and sum; `_merge_splits` combines the slices.
 
 Budgets come from the cache length (a Python int), so nothing waits on the GPU and a step can be captured in a
-CUDA graph. Runs under `TRITON_INTERPRET=1` on CPU tensors too (how the tests check it).
+CUDA graph. Runs under `TRITON_INTERPRET=1` on CPU tensors too (how the tests check it). Launch settings are
+module attributes (the values `benchmarks/bench_decode.py --tune` picked on an H200); fusing the selection
+into the scoring kernel and the merge into the attention kernel (last program of a row, by an atomic
+counter) was measured there and was not faster.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ import torch
 import triton
 import triton.language as tl
 
-# launch shapes (module settings, so a benchmark can try others)
+# launch settings (module attributes, so a benchmark can try others)
+SCORE_PAGES = 64  # pages a scoring program rates per iteration
+SCORE_WARPS = 8
+SCORE_PROGRAMS_PER_SM = 2  # scoring programs to aim for per multiprocessor (each loops over its pages)
+SELECT_CHUNK = 4096  # keys the selection reads per iteration
+SELECT_WARPS = 16
 MIN_PAGES_PER_SPLIT = 4  # pages one attention program reads at least (64 tokens at the seed's 16-key pages)
 PROGRAMS_PER_SM = 2  # attention programs to aim for per multiprocessor
-SCORE_PAGES = 32  # pages one scoring program rates
-SCORE_WARPS = 8
-SELECT_CHUNK = 2048  # keys the selection program counts per iteration
-SELECT_WARPS = 16
 ATTEND_WARPS = 4
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -43,6 +48,7 @@ def _page_keys(
     keys_ptr,
     n_rank,
     heads_sel,
+    per_prog,
     stride_qb,
     stride_qh,
     stride_sb,
@@ -55,10 +61,9 @@ def _page_keys(
     D: tl.constexpr,
     BLOCK_P: tl.constexpr,
 ):
-    """keys[row, p] = float32(sum_d Q+_d max_pd + Q-_d min_pd) as a radix key (its bits, read as uint32, order
-    like the floats), p < n_rank."""
+    """keys[row, p] = radix key of float32(sum_d Q+_d max_pd + Q-_d min_pd) for this program's pages."""
     row = tl.program_id(0)
-    block = tl.program_id(1)
+    prog = tl.program_id(1)
     b = (row // heads_sel).to(tl.int64)
     head0 = (row % heads_sel) * ROWS
     kv = head0 // GROUP
@@ -68,61 +73,52 @@ def _page_keys(
     q = tl.load(q_rows, mask=(r < ROWS)[:, None], other=0.0).to(tl.float64)
     q_pos = tl.sum(tl.maximum(q, 0.0), axis=0)
     q_neg = tl.sum(tl.minimum(q, 0.0), axis=0)
-    p = block * BLOCK_P + tl.arange(0, BLOCK_P)
-    live = p < n_rank
-    base = sum_ptr + b * stride_sb + kv * stride_sh + p[:, None].to(tl.int64) * stride_sp + d[None, :]
-    hi = tl.load(base, mask=live[:, None], other=0.0).to(tl.float64)
-    lo = tl.load(base + D, mask=live[:, None], other=0.0).to(tl.float64)
-    score = tl.sum(hi * q_pos[None, :] + lo * q_neg[None, :], axis=1).to(tl.float32)
-    bits = score.to(tl.int32, bitcast=True)
-    bits = tl.where(bits == -2147483648, 0, bits)  # -0.0 ranks as +0.0
-    key = bits ^ tl.where(bits < 0, -1, -2147483648)  # negatives: flip all bits; others: the sign bit
-    tl.store(keys_ptr + row * stride_keys + p, key, mask=live)
+    sum_row = sum_ptr + b * stride_sb + kv * stride_sh
+    first = prog * per_prog
+    last = tl.minimum(first + per_prog, n_rank)
+    for start in range(first, last, BLOCK_P):
+        p = start + tl.arange(0, BLOCK_P)
+        live = p < last
+        base = sum_row + p[:, None] * stride_sp + d[None, :]
+        hi = tl.load(base, mask=live[:, None], other=0.0).to(tl.float64)
+        lo = tl.load(base + D, mask=live[:, None], other=0.0).to(tl.float64)
+        score = tl.sum(hi * q_pos[None, :] + lo * q_neg[None, :], axis=1).to(tl.float32)
+        bits = score.to(tl.int32, bitcast=True)
+        bits = tl.where(bits == -2147483648, 0, bits)  # -0.0 ranks as +0.0
+        key = bits ^ tl.where(bits < 0, -1, -2147483648)  # negatives: flip all bits; others: the sign bit
+        tl.store(keys_ptr + row * stride_keys + p, key, mask=live)
 
 
 @triton.jit
-def _select_pages(
-    keys_ptr,
-    pages_ptr,
-    n_rank,
-    k,
-    current,
-    stride_keys,
-    stride_pages,
-    CHUNK: tl.constexpr,
-):
+def _select_pages(keys_ptr, pages_ptr, n_rank, k, stride_keys, stride_pages, CHUNK: tl.constexpr):
     """pages[row, :k] = the k best-keyed pages of keys[row, :n_rank] (ties: later pages), ascending;
-    pages[row, k] = current. Needs 1 <= k < n_rank."""
+    pages[row, k] = n_rank (the current page). Needs 1 <= k < n_rank."""
     row = tl.program_id(0)
     keys_row = keys_ptr + row * stride_keys
     pages_row = pages_ptr + row * stride_pages
     offs = tl.arange(0, CHUNK)
-    digit = tl.arange(0, 4).to(tl.uint32)
-    # radix search, 2 bits per pass: the largest t with #(u >= t) >= k, i.e. the k-th largest key
-    threshold = tl.zeros([4], dtype=tl.uint32)
-    for step in tl.static_range(16):
-        cand = threshold | (digit << (30 - 2 * step))
-        counts = tl.zeros([4, CHUNK], dtype=tl.int32)
+    bins = tl.arange(0, 16)
+    # radix search, 4 bits a pass: the k-th largest key t, and how many keys equal to t to take
+    t = (k * 0).to(tl.uint32)
+    need = k
+    ties = k * 0
+    for step in tl.static_range(8):
+        hist = tl.zeros([16], dtype=tl.int32)
         for start in range(0, n_rank, CHUNK):
             idx = start + offs
             live = idx < n_rank
             u = tl.load(keys_row + idx, mask=live, other=0).to(tl.uint32, bitcast=True)
-            counts += ((u[None, :] >= cand[:, None]) & live[None, :]).to(tl.int32)
-        reach = tl.sum(counts, axis=1)
-        best = tl.sum((reach >= k).to(tl.int32), axis=0) - 1
-        threshold = threshold | (best.to(tl.uint32) << (30 - 2 * step))
-    t = tl.max(threshold, axis=0)
-    above = tl.zeros([CHUNK], dtype=tl.int32)
-    equal = tl.zeros([CHUNK], dtype=tl.int32)
-    for start in range(0, n_rank, CHUNK):
-        idx = start + offs
-        live = idx < n_rank
-        u = tl.load(keys_row + idx, mask=live, other=0).to(tl.uint32, bitcast=True)
-        above += ((u > t) & live).to(tl.int32)
-        equal += ((u == t) & live).to(tl.int32)
-    skip = tl.sum(equal, axis=0) - (k - tl.sum(above, axis=0))  # pages equal to t left out: the earliest
-    seen = tl.sum(tl.zeros([CHUNK], dtype=tl.int32), axis=0)
-    written = tl.sum(tl.zeros([CHUNK], dtype=tl.int32), axis=0)
+            if step > 0:  # only keys that share t's digits so far
+                live = live & ((u >> (32 - 4 * step)) == (t >> (32 - 4 * step)))
+            hist += tl.histogram(((u >> (28 - 4 * step)) & 15).to(tl.int32), 16, mask=live)
+        reach = tl.cumsum(hist, axis=0, reverse=True)  # keys with this digit or a larger one
+        best = tl.sum((reach >= need).to(tl.int32), axis=0) - 1
+        need -= tl.sum(tl.where(bins > best, hist, 0), axis=0)
+        ties = tl.sum(tl.where(bins == best, hist, 0), axis=0)
+        t = t | (best.to(tl.uint32) << (28 - 4 * step))
+    skip = ties - need  # keys equal to t left out: the earliest
+    seen = k * 0
+    written = k * 0
     for start in range(0, n_rank, CHUNK):
         idx = start + offs
         live = idx < n_rank
@@ -134,7 +130,7 @@ def _select_pages(
         tl.store(pages_row + slot, idx, mask=chosen)
         seen += tl.sum(tie.to(tl.int32), axis=0)
         written += tl.sum(chosen.to(tl.int32), axis=0)
-    tl.store(pages_row + k, current)
+    tl.store(pages_row + k, n_rank)
 
 
 @triton.jit
@@ -178,12 +174,9 @@ def _attend_pages(
     kv = head0 // GROUP
     m = tl.arange(0, BLOCK_M)
     d = tl.arange(0, D)
-    q = tl.load(
-        q_ptr + b * stride_qb + (head0 + m)[:, None] * stride_qh + d[None, :],
-        mask=(m < ROWS)[:, None],
-        other=0.0,
-    )
-    if DOT_F32:
+    q_rows = q_ptr + b * stride_qb + (head0 + m)[:, None] * stride_qh + d[None, :]
+    q = tl.load(q_rows, mask=(m < ROWS)[:, None], other=0.0)
+    if DOT_F32:  # the interpreter's dot mishandles 16-bit floats
         q = q.to(tl.float32)
     n = tl.arange(0, BLOCK_PAGES * PAGE)
     slot = n // PAGE
@@ -199,10 +192,10 @@ def _attend_pages(
         entry = start + slot
         live = entry < last
         page = tl.load(pages_ptr + row * stride_pages + entry, mask=live, other=0)
-        token = (page * PAGE + within).to(tl.int64)
+        token = page * PAGE + within
         live = live & (token < kv_len)
         keys = tl.load(k_base + token[:, None] * stride_kl + d[None, :], mask=live[:, None], other=0.0)
-        if DOT_F32:  # the interpreter's dot mishandles 16-bit floats
+        if DOT_F32:
             keys = keys.to(tl.float32)
         s = tl.dot(q, tl.trans(keys), input_precision=PRECISION) * scale_log2
         s = tl.where(live[None, :], s, float("-inf"))
@@ -283,6 +276,13 @@ def _split_plan(n_list: int, rows: int, device: torch.device, block_pages: int) 
     return triton.cdiv(n_list, per), per
 
 
+def _score_plan(current: int, rows: int, device: torch.device) -> tuple[int, int]:
+    """(scoring programs per row, pages each): about SCORE_PROGRAMS_PER_SM programs per multiprocessor."""
+    wanted = max(1, triton.cdiv(SCORE_PROGRAMS_PER_SM * _multiprocessors(device), rows))
+    per = triton.cdiv(triton.cdiv(current, wanted), SCORE_PAGES) * SCORE_PAGES
+    return triton.cdiv(current, per), per
+
+
 def page_keys(
     query: torch.Tensor, summaries: torch.Tensor, kv_len: int, page_size: int, share_pages: bool
 ) -> torch.Tensor:
@@ -291,11 +291,15 @@ def page_keys(
     batch, q_heads, _, dim = query.shape
     kv_heads = summaries.shape[1]
     heads_sel, rows = (kv_heads, q_heads // kv_heads) if share_pages else (q_heads, 1)
+    n_rows = batch * heads_sel
     current = triton.cdiv(kv_len, page_size) - 1
-    keys = torch.empty(batch * heads_sel, current, device=query.device, dtype=torch.int32)
-    _page_keys[(batch * heads_sel, triton.cdiv(current, SCORE_PAGES))](
-        query, summaries, keys, current, heads_sel,
-        query.stride(0), query.stride(1), summaries.stride(0), summaries.stride(1), summaries.stride(2), keys.stride(0),
+    width = triton.cdiv(current, 16) * 16  # rows 64-byte aligned: vector loads when selecting
+    keys = torch.empty(n_rows, width, device=query.device, dtype=torch.int32)[:, :current]
+    progs, per = _score_plan(current, n_rows, query.device)
+    _page_keys[(n_rows, progs)](
+        query, summaries, keys, current, heads_sel, per,
+        query.stride(0), query.stride(1), summaries.stride(0), summaries.stride(1), summaries.stride(2),
+        keys.stride(0),
         ROWS=rows, ROWS_P2=triton.next_power_of_2(rows), GROUP=q_heads // kv_heads, D=dim, BLOCK_P=SCORE_PAGES,
         num_warps=SCORE_WARPS,
     )  # fmt: skip
@@ -307,18 +311,10 @@ def top_pages(keys: torch.Tensor, extra: int) -> torch.Tensor:
     then the current page (index keys.shape[1]). Needs 1 <= extra < keys.shape[1]."""
     rows, current = keys.shape
     pages = torch.empty(rows, extra + 1, device=keys.device, dtype=torch.int32)
-    chunk = min(SELECT_CHUNK, triton.next_power_of_2(current))
     _select_pages[(rows,)](
-        keys,
-        pages,
-        current,
-        extra,
-        current,
-        keys.stride(0),
-        pages.stride(0),
-        CHUNK=chunk,
-        num_warps=SELECT_WARPS,
-    )
+        keys, pages, current, extra, keys.stride(0), pages.stride(0),
+        CHUNK=min(SELECT_CHUNK, triton.next_power_of_2(current)), num_warps=SELECT_WARPS,
+    )  # fmt: skip
     return pages
 
 
@@ -353,14 +349,16 @@ def attend_pages(
     kv_heads, kv_len = key.shape[1], key.shape[2]
     group = q_heads // kv_heads
     heads_sel, rows = (kv_heads, group) if share_pages else (q_heads, 1)
+    n_rows = batch * heads_sel
     block_pages = max(1, 64 // page_size)
     n_list = pages.shape[1]
-    splits, per = _split_plan(n_list, batch * heads_sel, query.device, block_pages)
-    part = torch.empty(batch * heads_sel * splits * rows, dim, device=query.device, dtype=torch.float32)
-    stats = torch.empty(batch * heads_sel * splits * rows, 2, device=query.device, dtype=torch.float32)
+    splits, per = _split_plan(n_list, n_rows, query.device, block_pages)
+    n_part = n_rows * splits * rows
+    buffer = torch.empty(n_part * (dim + 2), device=query.device, dtype=torch.float32)
+    part, stats = buffer[: n_part * dim].view(n_part, dim), buffer[n_part * dim :].view(n_part, 2)
     dot_f32 = query.device.type != "cuda"  # CPU tensors: the triton interpreter
     precision = "ieee" if dot_f32 or query.dtype == torch.float32 else "tf32"
-    _attend_pages[(batch * heads_sel, splits)](
+    _attend_pages[(n_rows, splits)](
         query, key, value, pages, part, stats, kv_len, n_list, per, heads_sel, splits, scaling * 1.4426950408889634,
         query.stride(0), query.stride(1), key.stride(0), key.stride(1), key.stride(2),
         value.stride(0), value.stride(1), value.stride(2), pages.stride(0),
@@ -368,7 +366,7 @@ def attend_pages(
         BLOCK_PAGES=block_pages, PRECISION=precision, DOT_F32=dot_f32, num_warps=ATTEND_WARPS, num_stages=2,
     )  # fmt: skip
     out = torch.empty(batch, q_heads, 1, dim, device=query.device, dtype=query.dtype)
-    _merge_splits[(batch * heads_sel, rows)](
+    _merge_splits[(n_rows, rows)](
         part, stats, out, heads_sel, splits, out.stride(0), out.stride(1),
         ROWS=rows, D=dim, SPLITS=triton.next_power_of_2(splits), num_warps=8,
     )  # fmt: skip

@@ -112,6 +112,30 @@ def test_kernel_selects_the_same_pages_and_output(
     torch.testing.assert_close(fused, masked, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize(
+    ("chunk", "score_pages", "programs", "min_pages"), [(64, 16, 1, 1), (128, 64, 8, 16)]
+)
+def test_kernel_launch_settings_agree(kernels, device, monkeypatch, chunk, score_pages, programs, min_pages):
+    """Other launch settings (several key chunks per selection pass, other page blocks and program counts)
+    select the same pages and give the same output."""
+    for name, value in (
+        ("SELECT_CHUNK", chunk),
+        ("SCORE_PAGES", score_pages),
+        ("SCORE_PROGRAMS_PER_SM", programs),
+        ("MIN_PAGES_PER_SPLIT", min_pages),
+    ):
+        monkeypatch.setattr(kernels, name, value)
+    q, k, v = _inputs(11, 2, 2, 4, 3000, 32, device=device)
+    summaries = page_summaries(k, 16)
+    pages = kernels.select_pages(q, summaries, 3000, budget_pages(3000, 6.0, 16), 16, True)
+    tokens = select_tokens(q, summaries, 3000, 6.0, 16)
+    assert [set(row.tolist()) for row in pages] == _page_sets(tokens, 16)
+    kw = {"scaling": 0.2, "compression": 6.0, "page_size": 16, "summaries": summaries}
+    fused, _ = quest_decode_attention(q, k, v, fused=True, **kw)
+    masked, _ = quest_decode_attention(q, k, v, gather=False, **kw)
+    torch.testing.assert_close(fused, masked, rtol=2e-5, atol=2e-6)
+
+
 def test_kernel_bfloat16_matches_float32_reference(kernels, device):
     q, k, v = _inputs(3, 2, 2, 7, 700, 64, torch.bfloat16, device)
     kw = {"scaling": 0.125, "compression": 5.0, "page_size": 16}
