@@ -51,14 +51,16 @@ def kernels() -> Iterator[ModuleType]:
     if torch.cuda.is_available():
         yield importlib.import_module(NAME)
         return
-    with _interpreted_triton():
-        module = importlib.reload(importlib.import_module(NAME))
-        try:
-            module.select_pages(torch.zeros(1, 1, 1, 16), torch.zeros(1, 1, 3, 32), 64, 1, 16, True)
-        except Exception as exc:  # e.g. triton 3.6's interpreter under numpy >= 2.4
-            pytest.skip(f"triton's interpreter does not run here: {exc!r}")
-        yield module
-    importlib.reload(module)
+    try:
+        with _interpreted_triton():
+            module = importlib.reload(importlib.import_module(NAME))
+            try:
+                module.select_pages(torch.zeros(1, 1, 1, 16), torch.zeros(1, 1, 3, 32), 64, 1, 16, True)
+            except Exception as exc:  # e.g. triton 3.6's interpreter under numpy >= 2.4
+                pytest.skip(f"triton's interpreter does not run here: {exc!r}")
+            yield module
+    finally:
+        importlib.reload(importlib.import_module(NAME))  # compiled kernels again, with the original triton
 
 
 @pytest.fixture(scope="module")
