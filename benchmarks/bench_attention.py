@@ -1,7 +1,9 @@
 """Sparse attention on the GPU: correctness of the FlexAttention backends and speed against dense.
 
     python benchmarks/bench_attention.py --check                 # flex backend == reference (small shapes)
-    python benchmarks/bench_attention.py --lengths 32k 128k      # prefill table (+ --decode --kv --e2e)
+    python benchmarks/bench_attention.py --lengths 32k 128k      # prefill table (+ --kv --e2e)
+
+Quest's decode step has its own script, benchmarks/bench_decode.py.
 
 Prefill rows time the whole method (index estimation + selection + block masks + attention) on random bf16
 inputs with 28 query / 4 KV heads and d=128 (Qwen2.5-7B's attention shape), once per FlexAttention backend
@@ -376,80 +378,6 @@ def profile_select(
 
 
 # ----------------------------------------------------------------------------------------------- part 2
-def decode_table(results: dict[str, Any], L: int, compressions: list[float]) -> None:
-    """Quest per-token decode attention vs dense SDPA decode over a cache of L tokens."""
-    rows = results.setdefault("decode", [])
-    g = torch.Generator(device="cuda").manual_seed(7)
-    q = torch.randn(1, HQ, 1, D, device="cuda", dtype=torch.bfloat16, generator=g)
-    k = torch.randn(1, HKV, L, D, device="cuda", dtype=torch.bfloat16, generator=g)
-    v = torch.randn(1, HKV, L, D, device="cuda", dtype=torch.bfloat16, generator=g)
-    dense = bench_ms(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True), 300)
-    rows.append({"L": L, "method": "dense_decode", "ms": dense})
-    print(f"decode L={L}: dense SDPA {dense * 1000:.1f} us", flush=True)
-    for c in compressions:
-        method = get_method("quest", compression=c)
-        report = CompressionReport()
-        step = partial(method.decode, q, k, v, layer_idx=0, scaling=D**-0.5, stats=report.layer(0, "decode"))
-        step()
-        ms = bench_ms(step, 300)
-        achieved = report.achieved_compression("decode")
-        rows.append(
-            {
-                "L": L,
-                "method": "quest",
-                "compression": c,
-                "achieved": achieved,
-                "ms": ms,
-                "speedup": dense / ms,
-            }
-        )
-        print(
-            f"  quest c={c:4.1f} achieved={achieved:6.2f} {ms * 1000:8.1f} us  x{dense / ms:5.2f}", flush=True
-        )
-
-
-def graph_ms(fn: Any, rep_ms: int) -> float:
-    """Median time of `fn` captured once in a CUDA graph and replayed: the kernels alone, without the
-    per-op Python and launch overhead that dominates a batch-1 decode step in eager mode."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return bench_ms(graph.replay, rep_ms)
-
-
-def decode_graph_table(results: dict[str, Any], L: int, compressions: list[float]) -> None:
-    """Quest's decode step vs dense SDPA decode, both captured in CUDA graphs (as serving engines run decode)."""
-    from sparse_eval.methods.quest import page_summaries, quest_decode_attention
-
-    rows = results.setdefault("decode_graph", [])
-    g = torch.Generator(device="cuda").manual_seed(7)
-    q = torch.randn(1, HQ, 1, D, device="cuda", dtype=torch.bfloat16, generator=g)
-    k = torch.randn(1, HKV, L, D, device="cuda", dtype=torch.bfloat16, generator=g)
-    v = torch.randn(1, HKV, L, D, device="cuda", dtype=torch.bfloat16, generator=g)
-    summaries = page_summaries(k, 16)
-    dense = graph_ms(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True), 300)
-    rows.append({"L": L, "method": "dense_decode", "ms": dense})
-    print(f"decode (CUDA graph) L={L}: dense SDPA {dense * 1000:.1f} us", flush=True)
-    for c in compressions:
-        step = partial(quest_decode_attention, q, k, v, scaling=D**-0.5, compression=c, summaries=summaries)
-        out, attended = step()
-        ref = quest_decode_attention(
-            q, k, v, scaling=D**-0.5, compression=c, summaries=summaries, gather=False
-        )[0]
-        err = float((out.float() - ref.float()).norm() / ref.float().norm())
-        ms = graph_ms(step, 300)
-        rows.append({"L": L, "method": "quest", "compression": c, "achieved": L / attended, "ms": ms,
-                     "speedup": dense / ms, "rel_err_vs_masked": err})  # fmt: skip
-        print(f"  quest c={c:4.1f} achieved={L / attended:6.2f} {ms * 1000:8.1f} us  x{dense / ms:5.2f}  "
-              f"(gather vs masked rel err {err:.1e})", flush=True)  # fmt: skip
-
-
 def kv_table(results: dict[str, Any], L: int, compressions: list[float]) -> None:
     """KV-cache bytes kept by SnapKV / Ada-SnapKV after a prefill of L tokens (one layer, bf16)."""
     rows = results.setdefault("kv", [])
@@ -566,7 +494,6 @@ def main() -> int:
         default=1e9,
         help="seconds; prefill cells, --profile and --check start only within it",
     )
-    parser.add_argument("--decode", default="", help="Quest decode length, e.g. 128k")
     parser.add_argument("--kv", default="", help="SnapKV / Ada-SnapKV prefill length, e.g. 128k")
     parser.add_argument("--e2e", default="", help="end-to-end TTFT length, e.g. 128k")
     parser.add_argument("--e2e-layers", type=int, default=4)
@@ -604,16 +531,6 @@ def main() -> int:
         sections.append(("profile", lambda profile=profile: profile_select(results, *profile)))
     if args.check:  # after the tables: with --time-budget, a short run keeps the tables first
         sections.append(("check", lambda: check(results, tuple(args.check_lengths), args.check_quick)))
-    if args.decode:
-        sections.append(
-            ("decode", lambda: decode_table(results, parse_length(args.decode), args.compressions))
-        )
-        sections.append(
-            (
-                "decode_graph",
-                lambda: decode_graph_table(results, parse_length(args.decode), args.compressions),
-            )
-        )
     if args.kv:
         sections.append(("kv", lambda: kv_table(results, parse_length(args.kv), args.compressions)))
     if args.e2e:
