@@ -91,12 +91,16 @@ CASES = [  # batch, kv heads, group, length, dim, page, compression, share
 ]
 
 
+@pytest.mark.parametrize("chunk", [None, 16])
 @pytest.mark.parametrize(
     ("batch", "kv_heads", "group", "length", "dim", "page", "compression", "share"), CASES
 )
 def test_kernel_selects_the_same_pages_and_output(
-    kernels, device, batch, kv_heads, group, length, dim, page, compression, share
+    kernels, device, monkeypatch, batch, kv_heads, group, length, dim, page, compression, share, chunk
 ):
+    """chunk 16: rows of more keys than that are narrowed by bucket counts first (`bucketed`)."""
+    if chunk is not None:
+        monkeypatch.setattr(kernels, "SELECT_CHUNK", chunk)
     q, k, v = _inputs(length, batch, kv_heads, group, length, dim, device=device)
     summaries = page_summaries(k, page)
     extra = budget_pages(length, compression, page)
@@ -115,16 +119,22 @@ def test_kernel_selects_the_same_pages_and_output(
 
 
 @pytest.mark.parametrize(
-    ("chunk", "score_pages", "programs", "min_pages"), [(64, 16, 1, 1), (128, 64, 8, 16)]
+    ("chunk", "score_pages", "programs", "min_pages", "buckets", "candidates", "bucket_keys"),
+    [(64, 16, 1, 1, True, 2, 64), (128, 64, 8, 16, False, 128, 512), (128, 64, 2, 4, True, 16, 128)],
 )
-def test_kernel_launch_settings_agree(kernels, device, monkeypatch, chunk, score_pages, programs, min_pages):
-    """Other launch settings (several key chunks per selection pass, other page blocks and program counts)
-    select the same pages and give the same output."""
+def test_kernel_launch_settings_agree(
+    kernels, device, monkeypatch, chunk, score_pages, programs, min_pages, buckets, candidates, bucket_keys
+):
+    """Other launch settings (several key chunks per selection pass, other page blocks and program counts, the
+    radix search alone or after too full a bucket) select the same pages and give the same output."""
     for name, value in (
         ("SELECT_CHUNK", chunk),
         ("SCORE_PAGES", score_pages),
         ("SCORE_PROGRAMS_PER_SM", programs),
         ("MIN_PAGES_PER_SPLIT", min_pages),
+        ("SELECT_BUCKETS", buckets),
+        ("CANDIDATES", candidates),
+        ("BUCKET_KEYS", bucket_keys),
     ):
         monkeypatch.setattr(kernels, name, value)
     q, k, v = _inputs(11, 2, 2, 4, 3000, 32, device=device)
@@ -183,8 +193,13 @@ def test_torch_path_ties_go_to_the_later_pages(share):
     assert _page_sets(tokens, 16) == [{2, 9, 10, 11, 12}] * tokens.shape[1]
 
 
+@pytest.mark.parametrize(("chunk", "candidates"), [(8, 128), (8, 8), (4096, 128)])
 @pytest.mark.parametrize("share", [True, False])
-def test_kernel_ties_go_to_the_later_pages(kernels, device, share):
+def test_kernel_ties_go_to_the_later_pages(kernels, device, monkeypatch, share, chunk, candidates):
+    """Ranked in the k-th key's bucket (11 tied keys), by the radix search after a too full bucket, or by the
+    radix search alone (12 keys fit one chunk)."""
+    monkeypatch.setattr(kernels, "SELECT_CHUNK", chunk)
+    monkeypatch.setattr(kernels, "CANDIDATES", candidates)
     q, k = (t.to(device) for t in _tied_keys(200, 16))
     pages = kernels.select_pages(q, page_summaries(k, 16), 200, 4, 16, share)
     assert [row.tolist() for row in pages] == [[2, 9, 10, 11, 12]] * pages.shape[0]
