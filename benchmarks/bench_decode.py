@@ -3,6 +3,7 @@
     python benchmarks/bench_decode.py --check --tune --out $OUT  # kernel == reference at real sizes, launch
                                                                  # settings tried at 128k, then the table
     python benchmarks/bench_decode.py --lengths 128k --batches 1 # one cell
+    python benchmarks/bench_decode.py --tune --tune-stages top --check --lengths 32k 128k --compressions 20
 
 One layer of Qwen2.5-7B's attention (28 query / 4 KV heads, d = 128, bf16), random inputs, a cache of L tokens
 per sequence, batch B. Rows: dense SDPA (PyTorch's default backend), Quest through torch ops (`fused=False`:
@@ -10,7 +11,9 @@ page scores, topk, gather, SDPA) and Quest through the Triton kernels (`fused=Tr
 and at c = 5, 10, 20; page summaries are kept between steps as the method keeps them. "eager" launches every op
 from Python; "graph" replays the step captured in a CUDA graph (as serving engines run decode). Times are
 `triton.testing.do_bench` medians in microseconds. `--check` first compares, per cell, the kernel's pages with
-the torch path's (exactly) and its output with the masked reference. JSON goes to `--out` (default: $OUT, else
+the torch path's (exactly) and its output with the masked reference (after `--tune`, so it checks the settings
+the rows use). At the 4k budget each cell also times the stages alone, the selection both ways (bucket counts
+first where the kernel uses them, and the radix search alone). JSON goes to `--out` (default: $OUT, else
 ./bench_out).
 """
 
@@ -145,16 +148,18 @@ def speed(L: int, B: int, compressions: list[float], rep_ms: int) -> list[dict[s
             row[f"{path}_graph_us"] = graph_us(step, rep_ms)
         if label == "4k budget":  # where the kernel path's time goes (graph replays, so no launch costs)
             extra = budget_pages(L, c, PAGE)
-            keys = page_keys(q, summaries, L, PAGE, True)
-            pages = top_pages(keys, extra)
+            keys, stats = page_keys(q, summaries, L, PAGE, True)
+            pages = top_pages(keys, stats, extra)
             stages = {
                 "select_pages": lambda e=extra: select_pages(q, summaries, L, e, PAGE, True),
                 "page_keys": lambda: page_keys(q, summaries, L, PAGE, True),
-                "top_pages": lambda e=extra, ks=keys: top_pages(ks, e),
+                "top_pages": lambda e=extra, ks=keys, st=stats: top_pages(ks, st, e),
                 "attend_pages": lambda p=pages: attend_pages(q, k, v, p, PAGE, True, D**-0.5),
             }
             row["stage_graph_us"] = {name: graph_us(fn, rep_ms) for name, fn in stages.items()}
             row["stage_eager_us"] = {name: bench_us(fn, rep_ms) for name, fn in stages.items()}
+            radix = lambda e=extra, ks=keys: top_pages(ks, None, e)  # noqa: E731  (the radix search alone)
+            row["stage_graph_us"]["top_pages_radix_only"] = graph_us(radix, rep_ms)
         row["speedup_graph"] = d_graph / row["kernel_graph_us"]
         row["speedup_eager"] = d_eager / row["kernel_eager_us"]
         rows.append(row)
@@ -175,21 +180,31 @@ TUNING = {  # kernel-module launch settings tried by --tune, per stage (the firs
     "attend": [
         {"MIN_PAGES_PER_SPLIT": m, "PROGRAMS_PER_SM": p} for m, p in ((4, 2), (4, 1), (8, 2), (8, 1), (16, 1))
     ],
+    "top": [  # the selection after the scores (bucket counts + the selecting program)
+        {"SELECT_CHUNK": c, "CANDIDATES": n, "SELECT_WARPS": w}
+        for c, n, w in ((4096, 128, 16), (4096, 64, 16), (4096, 256, 16), (4096, 128, 8))
+    ],
 }
 
 
-def tune(L: int, B: int, rep_ms: int) -> dict[str, Any]:
-    """Time each stage (graph replays) under each launch setting at a 4k budget, keep the fastest per stage."""
+SELECTION = ("SELECT_CHUNK", "SELECT_BUCKETS", "BUCKET_BITS", "BUCKET_KEYS", "CANDIDATES")  # reported as set
+
+
+def tune(L: int, B: int, rep_ms: int, only: list[str]) -> dict[str, Any]:
+    """Time each stage in `only` (graph replays) under each launch setting at a 4k budget, keep the fastest."""
     from sparse_eval.kernels import quest_decode as kern
 
     q, k, v = inputs(B, L)
     summaries = page_summaries(k, PAGE)
     extra = budget_pages(L, L / BUDGET, PAGE)
     pages = kern.select_pages(q, summaries, L, extra, PAGE, True)
+    keys, stats = kern.page_keys(q, summaries, L, PAGE, True)
     stages = {
         "select": lambda: kern.select_pages(q, summaries, L, extra, PAGE, True),
         "attend": lambda: kern.attend_pages(q, k, v, pages, PAGE, True, D**-0.5),
+        "top": lambda: kern.top_pages(keys, stats, extra),
     }
+    stages = {name: fn for name, fn in stages.items() if name in only}
     defaults = {name: getattr(kern, name) for options in TUNING.values() for o in options for name in o}
     report: dict[str, Any] = {"L": L, "batch": B}
     for stage, fn in stages.items():
@@ -234,10 +249,13 @@ def main() -> None:
     parser.add_argument("--lengths", nargs="+", default=["32k", "128k"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--compressions", nargs="+", type=float, default=[5.0, 10.0, 20.0])
-    parser.add_argument("--check", action="store_true", help="kernel vs reference at real sizes first")
+    parser.add_argument(
+        "--check", action="store_true", help="kernel vs reference at real sizes first (after --tune)"
+    )
     parser.add_argument(
         "--tune", action="store_true", help="pick the kernels' launch settings first (L max, B 1)"
     )
+    parser.add_argument("--tune-stages", nargs="+", default=list(TUNING), choices=list(TUNING))
     parser.add_argument("--rep-ms", type=int, default=100, help="do_bench measuring time per row")
     parser.add_argument("--out", default=os.environ.get("OUT", "bench_out"))
     args = parser.parse_args()
@@ -258,6 +276,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
+    if args.tune:
+        results["tune"] = tune(max(lengths), 1, 30, args.tune_stages)
+        torch.cuda.empty_cache()
     if args.check:
         results["check"] = check(lengths, args.batches, args.compressions)
         failed = [r for r in results["check"] if not (r["same_pages"] and r["same_attended"])]
@@ -266,11 +287,9 @@ def main() -> None:
         print(
             f"check: {len(results['check']) - len(failed)}/{len(results['check'])} cases passed", flush=True
         )
-    if args.tune:
-        results["tune"] = tune(max(lengths), 1, 30)
-        torch.cuda.empty_cache()
     results["settings"] = {
-        name: getattr(kern, name) for options in TUNING.values() for o in options for name in o
+        name: getattr(kern, name)
+        for name in [*(n for options in TUNING.values() for o in options for n in o), *SELECTION]
     }
     print(f"kernel settings: {results['settings']}", flush=True)
     rows = []
