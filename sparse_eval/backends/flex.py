@@ -152,6 +152,7 @@ def _call(
     bq, bk = block_mask.BLOCK_SIZE
     flash_kind = ("flex " + kind, bq, bk, query.dtype, query.shape[-1])
     shape = (*flash_kind, tuple(query.shape), tuple(key.shape))
+    common = {"block_mask": block_mask, "scale": scaling, "enable_gqa": gqa, "return_lse": lse}
     if (
         kind in FLASH_KINDS
         and bq % _FLASH_MIN_TILE == 0
@@ -161,32 +162,14 @@ def _call(
         and (shape in _flash_shapes or len(_flash_shapes) < _FLASH_MAX_SHAPES)
     ):
         try:
-            result = _flex_flash()(
-                query,
-                key,
-                value,
-                block_mask=block_mask,
-                scale=scaling,
-                enable_gqa=gqa,
-                return_lse=lse,
-                kernel_options={"BACKEND": "FLASH"},
-            )
+            result = _flex_flash()(query, key, value, **common, kernel_options={"BACKEND": "FLASH"})
             _flash_shapes.add(shape)
             backend_counts[f"FLASH {kind}"] += 1
             return result
         except Exception as error:  # an unsupported configuration: this kind of call runs on Triton
             flash.record_failure(flash_kind, error)
     backend_counts[f"TRITON {kind}"] += 1
-    return _flex()(
-        query,
-        key,
-        value,
-        block_mask=block_mask,
-        scale=scaling,
-        enable_gqa=gqa,
-        return_lse=lse,
-        kernel_options=opts,
-    )
+    return _flex()(query, key, value, **common, kernel_options=opts)
 
 
 def flex_attention_pattern(
