@@ -6,23 +6,27 @@ skips mask evaluation there. Exact key columns (verticals) run as a second FlexA
 gathered columns while the tile pass skips those key positions, so no pair counts twice; the two partial
 results are merged through their log-sum-exp. FlexAttention must be compiled: uncompiled it silently ignores the block indices.
 
-Kernels: FlexAttention's FLASH backend (FlashAttention-4, `longtasks[flash]`) runs the tile pass of patterns
-without exact columns, where it is usable (`sparse_eval.backends.flash`: installed, Hopper or newer,
-`SPARSE_EVAL_FLASH` not "off") and the tiles are multiples of 64 (FA4's smallest tile: 128 x 64, 64 x 64 and
-128 x 128 run, 16 x 16 does not); everything else, and a kind of call that failed once, runs on the Triton
-backend. The two passes of a pattern with exact columns stay on Triton: on the H200 (torch 2.11, flash-attn-4
-4.0.0b36) FLASH gave wrong outputs for them (relative error 0.13-0.22 against the reference at L = 1000,
-0.09-0.11 against Triton at 32k/128k), while plain causal tiles matched (2e-3). Both passes use a mask_mod
-that reads a captured tensor and return the log-sum-exp for the merge; which of the two FLASH gets wrong was
-not isolated. FLASH is compiled for static shapes (it has no dynamic-shape path).
+Kernels: FlexAttention's FLASH backend (FlashAttention-4, `longtasks[flash]`) runs every pass where it is usable
+(`sparse_eval.backends.flash`: installed, Hopper or newer, `SPARSE_EVAL_FLASH` not "off") and the tiles are
+multiples of 64 (FA4's smallest tile: 128 x 64, 64 x 64 and 128 x 128 run, 16 x 16 does not); everything else,
+and a kind of call that failed once, runs on the Triton backend. The two passes of a pattern with exact columns
+return their log-sum-exp for the merge, and its base differs by torch version: torch 2.11 multiplies FA4's
+natural-log LSE by ln 2 as if it were log2 (pytorch issue 181645; later releases return it natural). Measured on
+the H200 (torch 2.11, flash-attn-4 4.0.0b36), that was the whole fault of the earlier FLASH column passes (outputs
+right to 2e-3, LSE off by that factor, so the merge weighted the passes wrongly: relative error 0.13-0.22), so
+`_call` probes FLASH's base once per (device, dtype, head size) against a float32 log-sum-exp and rescales; a
+base that matches no known one sends those passes to Triton. FLASH is compiled for static shapes (it has no
+dynamic-shape path).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -35,13 +39,16 @@ COLUMN_BLOCK = 64  # gathered columns per tile of the vertical pass (a multiple 
 _MIN_RECOMPILE_LIMIT = 128  # each new (length, budget) shape recompiles; eager fallback would be dense
 _FLASH_MIN_TILE = 64  # FA4 tiles: 64 or 128 rows, 64 or 128 keys on Hopper (d = 128)
 _FLASH_MAX_SHAPES = 48  # distinct static FLASH shapes per process before new ones go to Triton (recompiles)
-FLASH_KINDS = frozenset({"tiles"})  # calls FLASH runs correctly (measured); column passes stay on Triton
+FLASH_KINDS = frozenset({"tiles", "tiles without columns", "column pass"})  # calls FLASH may run
+_LN2 = math.log(2.0)
 
 _compiled: Callable[..., Any] | None = None
 _compiled_flash: Callable[..., Any] | None = None
 _compiled_merge: Callable[..., Any] | None = None
 _flash_shapes: set[tuple[Any, ...]] = set()
 backend_counts: Counter[str] = Counter()  # FlexAttention calls per backend and kind (benchmarks read it)
+_flash_lse_factors: dict[tuple[Any, ...], float | None] = {}  # probed once per device, dtype, d
+_column_tiles_broken = False  # the tile-pass index kernel failed once: torch path from then on
 
 
 def _merge_fn(
@@ -162,14 +169,52 @@ def _call(
         and (shape in _flash_shapes or len(_flash_shapes) < _FLASH_MAX_SHAPES)
     ):
         try:
+            factor = _flash_lse_factor(query) if lse else 1.0
+            if factor is None:
+                raise RuntimeError("FLASH's log-sum-exp is neither natural nor a known rescaling of it")
             result = _flex_flash()(query, key, value, **common, kernel_options={"BACKEND": "FLASH"})
             _flash_shapes.add(shape)
             backend_counts[f"FLASH {kind}"] += 1
+            if lse and factor != 1.0:
+                return result[0], result[1] * factor
             return result
         except Exception as error:  # an unsupported configuration: this kind of call runs on Triton
             flash.record_failure(flash_kind, error)
     backend_counts[f"TRITON {kind}"] += 1
     return _flex()(query, key, value, **common, kernel_options=opts)
+
+
+def lse_to_natural_factor(returned: torch.Tensor, natural: torch.Tensor, tol: float = 0.02) -> float | None:
+    """The factor that turns a FLASH log-sum-exp into natural log, from one probe against a float32
+    reference: 1 where it already is natural; 1 / ln 2 where torch multiplied FA4's natural LSE by ln 2 as
+    if it were log2 (torch 2.11; pytorch issue 181645, fixed in later releases); ln 2 for log2. None where it
+    matches none of them (then FLASH must not run a pass whose LSE is merged)."""
+    returned, natural = returned.float(), natural.float()
+    size = float(natural.abs().max().clamp(min=1.0))
+    for factor in (1.0, 1.0 / _LN2, _LN2):
+        if float((returned * factor - natural).abs().max()) <= tol * size:
+            return factor
+    return None
+
+
+def _flash_lse_factor(query: torch.Tensor) -> float | None:
+    """`lse_to_natural_factor` of this torch's FLASH path, probed once per (device, dtype, head dim) on a
+    small causal problem (the base differs between torch versions, so it is measured, not assumed)."""
+    probe_key = (query.device, query.dtype, query.shape[-1])
+    if probe_key not in _flash_lse_factors:
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        n, d = 256, query.shape[-1]
+        g = torch.Generator(device=query.device).manual_seed(0)
+        q, k, v = (torch.randn(1, 1, n, d, generator=g, device=query.device).to(query.dtype) for _ in "qkv")
+        mask = create_block_mask(_causal, 1, 1, n, n, device=query.device, BLOCK_SIZE=128)
+        opts = {"BACKEND": "FLASH"}
+        _, lse = _flex_flash()(q, k, v, block_mask=mask, scale=d**-0.5, return_lse=True, kernel_options=opts)
+        scores = (q.float() @ k.float().transpose(-1, -2)) * d**-0.5
+        causal = torch.ones(n, n, dtype=torch.bool, device=query.device).tril()
+        natural = torch.logsumexp(scores.masked_fill(~causal, float("-inf")), dim=-1)
+        _flash_lse_factors[probe_key] = lse_to_natural_factor(lse, natural)
+    return _flash_lse_factors[probe_key]
 
 
 def flex_attention_pattern(
@@ -195,16 +240,27 @@ def flex_attention_pattern(
         mask = _block_mask(part_num, part_idx, full_num, full_idx, (bq, bk), _causal, (L, L))
         return _call(query, key, value, mask, scaling, gqa, opts, lse=False)
 
+    out, lse = _tile_pass(query, key, value, pattern, scaling)
+    col_out, col_lse = _column_pass(query, key, value, pattern, scaling)
+    return _merge(out, lse, col_out, col_lse)
+
+
+def _tile_pass(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pattern: BlockPattern, scaling: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention over the pattern's causal tiles without its column positions, with its log-sum-exp."""
     assert pattern.columns is not None
+    L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
+    device = query.device
+    gqa = query.shape[1] != key.shape[1]
+    opts = _kernel_options(bq, bk, device)
     cols = pattern.columns
     is_col = torch.zeros(*cols.shape[:2], L + 1, dtype=torch.int32, device=device)  # int32: a FA4 aux tensor
     is_col.scatter_(-1, cols.clamp(max=L), 1)
     is_col = is_col[..., :L].contiguous()
     nkb = pattern.num_kv_blocks
     col_in_tile = torch.nn.functional.pad(is_col, (0, nkb * bk - L)).unflatten(-1, (nkb, bk)).amax(-1) > 0
-    clean = full_tiles & ~col_in_tile[..., None, :]  # (B, H, nqb, nkb): no mask needed
-    part_num, part_idx = selected_first(sel & ~clean)
-    full_num, full_idx = selected_first(sel & clean)
+    part_num, part_idx, full_num, full_idx = _tile_pass_indices(pattern.blocks, col_in_tile, L, bq, bk)
 
     def tiles_without_columns(
         b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor
@@ -212,9 +268,41 @@ def flex_attention_pattern(
         return (q_idx >= kv_idx) & (is_col[b, h, kv_idx] == 0)
 
     mask = _block_mask(part_num, part_idx, full_num, full_idx, (bq, bk), tiles_without_columns, (L, L))
-    out, lse = _call(query, key, value, mask, scaling, gqa, opts, lse=True, kind="tiles without columns")
-    col_out, col_lse = _column_pass(query, key, value, pattern, scaling)
-    return _merge(out, lse, col_out, col_lse)
+    return _call(query, key, value, mask, scaling, gqa, opts, lse=True, kind="tiles without columns")
+
+
+def _tile_pass_indices(
+    blocks: torch.Tensor, col_in_tile: torch.Tensor, L: int, bq: int, bk: int
+) -> tuple[torch.Tensor, ...]:
+    """(part_num, part_idx, full_num, full_idx) of the tile pass: selected causal tiles, "full" where all
+    pairs are causal and no column lies in the tile's keys. One Triton program per tile row on CUDA
+    (`sparse_eval.kernels.column_tiles`), else `selected_first` on the grid; the same tensors either way."""
+    global _column_tiles_broken
+    if blocks.is_cuda and not _column_tiles_broken:
+        try:
+            from sparse_eval.kernels import column_tiles
+
+            return column_tiles.split_tiles(blocks, _tile_kind_codes(L, bq, bk, blocks.device), col_in_tile)
+        except ImportError:
+            pass  # no triton: the torch path
+        except Exception as error:  # a kernel that cannot compile here: the torch path gives the same lists
+            _column_tiles_broken = True
+            warnings.warn(
+                f"column_tiles kernel failed ({type(error).__name__}: {str(error)[:200]}); using torch",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    causal_tiles, full_tiles = tile_kinds(L, bq, bk, blocks.device)
+    sel = blocks & causal_tiles
+    clean = full_tiles & ~col_in_tile[..., None, :]  # (B, H, nqb, nkb): no mask needed
+    return (*selected_first(sel & ~clean), *selected_first(sel & clean))
+
+
+@lru_cache(maxsize=16)
+def _tile_kind_codes(L: int, bq: int, bk: int, device: torch.device) -> torch.Tensor:
+    """int8 (nqb, nkb): 0 no causal pair, 1 all pairs causal, 2 partly causal (cached per shape)."""
+    causal, full = tile_kinds(L, bq, bk, device)
+    return (causal.to(torch.int8) * 2 - full.to(torch.int8)).contiguous()
 
 
 def _causal(b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:

@@ -157,8 +157,10 @@ def dense_mask(pattern: BlockPattern) -> torch.Tensor:
 def columns_from_mask(mask: torch.Tensor) -> torch.Tensor:
     """Selected key columns of a bool (B, H, L) mask as ascending indices (B, H, C), padded with L."""
     L = mask.shape[-1]
-    count = mask.sum(-1)
-    width = int(count.max().item()) if mask.numel() else 0
+    width = int(mask.sum(-1).max().item()) if mask.numel() else 0  # one host read: the column count
+    # Stable compaction instead of a sort: selected column c goes to slot (selected before c); the others
+    # to a spare slot `width` that is cut off.
+    slot = torch.where(mask, torch.cumsum(mask, -1) - 1, width)
     idx = torch.arange(L, device=mask.device).expand_as(mask)
-    ordered = torch.sort(torch.where(mask, idx, torch.full_like(idx, L)), dim=-1).values
-    return ordered[..., :width]
+    out = torch.full((*mask.shape[:-1], width + 1), L, dtype=torch.long, device=mask.device)
+    return out.scatter_(-1, slot, torch.where(mask, idx, L))[..., :width]

@@ -3,6 +3,8 @@ is validated, and the CPU never tries it."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -94,8 +96,8 @@ def test_flex_dispatch_uses_flash_only_for_plain_tiles_and_falls_back(monkeypatc
     assert call((128, 64), "tiles") == "flash"
     assert call((128, 128), "tiles") == "flash"
     assert call((16, 16), "tiles") == "triton"  # FA4 has no 16-wide tiles
-    assert call((128, 64), "tiles without columns") == "triton"  # wrong on FLASH when measured
-    assert call((128, 64), "column pass") == "triton"
+    assert call((128, 64), "tiles without columns") == "flash"
+    assert call((128, 64), "column pass") == "flash"
 
     def broken(*args, **kwargs):
         raise RuntimeError("unsupported here")
@@ -104,4 +106,41 @@ def test_flex_dispatch_uses_flash_only_for_plain_tiles_and_falls_back(monkeypatc
     with pytest.warns(RuntimeWarning, match="unsupported here"):
         assert call((64, 64), "tiles") == "triton"
     assert call((64, 64), "tiles") == "triton"  # remembered: not tried again
+    flash._failed.clear()
+
+
+def test_flash_lse_convention_is_classified_from_a_probe():
+    from sparse_eval.backends import flex
+
+    natural = torch.tensor([[0.3, 1.7, 4.2, 5.5]])
+    assert flex.lse_to_natural_factor(natural + 1e-3, natural) == 1.0
+    assert flex.lse_to_natural_factor(natural * math.log(2), natural) == pytest.approx(1 / math.log(2))
+    assert flex.lse_to_natural_factor(natural / math.log(2), natural) == pytest.approx(math.log(2))
+    assert flex.lse_to_natural_factor(natural + 1.0, natural) is None  # no known convention: do not merge
+
+
+def test_flash_lse_is_rescaled_to_natural_log_or_the_pass_runs_on_triton(monkeypatch):
+    from sparse_eval.backends import flex
+
+    monkeypatch.setenv(flash.ENV, "auto")
+    monkeypatch.setattr(flash, "flex_flash_usable", lambda device: True)
+    out = torch.ones(1, 2, 8, 16)
+    lse = torch.full((1, 2, 8), 2.0)
+    monkeypatch.setattr(flex, "_flex", lambda: lambda *a, **k: ("triton", lse))
+    monkeypatch.setattr(flex, "_flex_flash", lambda: lambda *a, **k: (out, lse))
+    q = torch.zeros(1, 2, 8, 16, dtype=torch.bfloat16)
+
+    def call(kind: str) -> tuple:
+        return flex._call(q, q, q, _Mask((128, 64)), 0.25, False, None, lse=True, kind=kind)
+
+    monkeypatch.setattr(flex, "_flash_lse_factor", lambda query: 1 / math.log(2))  # torch 2.11's FLASH
+    got_out, got_lse = call("column pass")
+    assert got_out is out
+    torch.testing.assert_close(got_lse, lse / math.log(2))
+    monkeypatch.setattr(flex, "_flash_lse_factor", lambda query: 1.0)  # already natural: untouched
+    assert call("column pass")[1] is lse
+    monkeypatch.setattr(flex, "_flash_lse_factor", lambda query: None)  # unknown: Triton, remembered
+    with pytest.warns(RuntimeWarning, match="neither natural"):
+        assert call("tiles without columns")[0] == "triton"
+    assert call("tiles without columns")[0] == "triton"
     flash._failed.clear()
