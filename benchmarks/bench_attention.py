@@ -95,11 +95,17 @@ CHECK_CASES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def check(results: dict[str, Any], lengths: tuple[int, ...] = (1000, 4096), quick: bool = False) -> bool:
+def check(
+    results: dict[str, Any],
+    lengths: tuple[int, ...] = (1000, 4096),
+    quick: bool = False,
+    methods: tuple[str, ...] = (),
+) -> bool:
     """Fast backend vs the float32 masked-SDPA reference on fresh random inputs for every method, a few
     lengths and tile sizes; compression 1 checks the dense kernel (FA4 where installed). Runs under the
     current `SPARSE_EVAL_FLASH` mode and records which FlexAttention backend each case used."""
     cases = CHECK_CASES[:2] + CHECK_CASES[3:6] if quick else CHECK_CASES
+    cases = [case for case in cases if not methods or case[0] in methods]
     ok = True
     rows = results.setdefault("check", [])
     seed = 0
@@ -481,6 +487,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="flex backend vs reference on small shapes")
     parser.add_argument("--check-lengths", nargs="*", type=int, default=[1000, 4096])
     parser.add_argument("--check-quick", action="store_true", help="check 5 of the 8 cases (fewer compiles)")
+    parser.add_argument("--check-methods", nargs="*", default=[], help="check only these methods' cases")
     parser.add_argument("--lengths", nargs="*", default=[], help="prefill lengths, e.g. 32k 128k")
     parser.add_argument("--compressions", nargs="*", type=float, default=[5.0, 10.0, 20.0])
     parser.add_argument("--methods", nargs="*", default=list(PREFILL_METHODS))
@@ -530,7 +537,8 @@ def main() -> int:
         profile = (parse_length(length), args.profile_compression, out_dir, args.methods)
         sections.append(("profile", lambda profile=profile: profile_select(results, *profile)))
     if args.check:  # after the tables: with --time-budget, a short run keeps the tables first
-        sections.append(("check", lambda: check(results, tuple(args.check_lengths), args.check_quick)))
+        checks = (tuple(args.check_lengths), args.check_quick, tuple(args.check_methods))
+        sections.append(("check", lambda: check(results, *checks)))
     if args.kv:
         sections.append(("kv", lambda: kv_table(results, parse_length(args.kv), args.compressions)))
     if args.e2e:
