@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from sparse_eval.backends import flash
+from sparse_eval.backends import flash, tile_index
 from sparse_eval.backends.fused import fused
 from sparse_eval.backends.pattern import BlockPattern, tile_kinds
 
@@ -129,6 +129,23 @@ def selected_first(sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     src = torch.arange(n, device=sel.device, dtype=torch.int32).expand_as(sel_i)
     out = torch.empty_like(sel_i).scatter_(-1, pos, src)
     return count, out
+
+
+def _tile_indices(pattern: BlockPattern) -> tuple[torch.Tensor, ...]:
+    """(part_num, part_idx, full_num, full_idx) of a tile-only pattern: its own index form when the method
+    emitted one, else from its grid (the row kernel on CUDA, `selected_first` elsewhere); same tensors."""
+    tiles = pattern.tiles
+    if tiles is None:
+        L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
+        module = tile_index.kernel_for(pattern.blocks, pattern.num_kv_blocks)
+        if module is not None:
+            tiles = tile_index.index_from_grid(module, pattern.blocks, L, bq, bk)
+            pattern.tiles = tiles
+        else:
+            causal_tiles, full_tiles = tile_kinds(L, bq, bk, pattern.blocks.device)
+            sel = pattern.blocks & causal_tiles
+            return (*selected_first(sel & ~full_tiles), *selected_first(sel & full_tiles))
+    return tiles.part_num, tiles.part_idx, tiles.full_num, tiles.full_idx
 
 
 def _kernel_options(q_block: int, kv_block: int, device: torch.device) -> dict[str, Any] | None:
@@ -229,15 +246,11 @@ def flex_attention_pattern(
     """
     L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
     device = query.device
-    causal_tiles, full_tiles = tile_kinds(L, bq, bk, device)
-    sel = pattern.blocks & causal_tiles
     gqa = query.shape[1] != key.shape[1]
     opts = _kernel_options(bq, bk, device)
     has_columns = pattern.columns is not None and pattern.columns.shape[-1] > 0
     if not has_columns:
-        part_num, part_idx = selected_first(sel & ~full_tiles)
-        full_num, full_idx = selected_first(sel & full_tiles)
-        mask = _block_mask(part_num, part_idx, full_num, full_idx, (bq, bk), _causal, (L, L))
+        mask = _block_mask(*_tile_indices(pattern), (bq, bk), _causal, (L, L))
         return _call(query, key, value, mask, scaling, gqa, opts, lse=False)
 
     out, lse = _tile_pass(query, key, value, pattern, scaling)

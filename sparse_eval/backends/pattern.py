@@ -4,6 +4,8 @@ A pattern is a set of (query, key) pairs per head, described as
   * whole tiles of `q_block` rows x `kv_block` keys (a boolean tile grid), clipped to the causal triangle, plus
   * optional exact key columns (MInference verticals): column c is attended by every query at or after c.
 Methods produce patterns; backends execute them; `attended_pairs` counts them for the compression report.
+A tile-only pattern may come as block-mask indices with its pair counts (`TileIndex`, emitted by a selection
+kernel) instead of a grid: the fast backend uses them as they are, and the grid is built only if asked for.
 Nothing here loops over heads or blocks in Python, so selection stays cheap at 128k tokens on a GPU.
 """
 
@@ -22,6 +24,30 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 @dataclass
+class TileIndex:
+    """A tile pattern already in FlexAttention's block-mask form, with its pair counts (no tile grid).
+
+    Per (batch, head, query tile): the kept partial (diagonal) and full key tiles, counts int32 (B, H, nqb)
+    and indices int32 (B, H, nqb, nkb) listing the kept tiles first in ascending order, then the others
+    (each row a permutation of the key tiles); `pairs` float64 (B, H): attended causal pairs (exact).
+    """
+
+    part_num: torch.Tensor
+    part_idx: torch.Tensor
+    full_num: torch.Tensor
+    full_idx: torch.Tensor
+    pairs: torch.Tensor
+
+    def grid(self) -> torch.Tensor:
+        """The kept tiles as a bool grid (B, H, nqb, nkb)."""
+        nkb = self.part_idx.shape[-1]
+        ranks = torch.arange(nkb, device=self.part_idx.device)
+        out = torch.zeros(self.part_idx.shape, dtype=torch.bool, device=self.part_idx.device)
+        out.scatter_(-1, self.part_idx.long(), ranks < self.part_num[..., None])
+        full = torch.zeros_like(out).scatter_(-1, self.full_idx.long(), ranks < self.full_num[..., None])
+        return out | full
+
+
 class BlockPattern:
     """Selected pairs of a causal prefill of `seq_len` tokens for each (batch, head).
 
@@ -30,33 +56,67 @@ class BlockPattern:
         q_block: tile height (queries per tile).
         kv_block: tile width (keys per tile).
         blocks: bool (B, H, ceil(L/q_block), ceil(L/kv_block)); True tiles are attended (their causal part).
+            A pattern made from `tiles` builds it on first use only (the fast backend never needs it).
         columns: optional long (B, H, C), ascending, distinct per head; value `seq_len` marks padding.
+        tiles: optional `TileIndex`, the same tiles as block-mask indices (selection kernels emit it).
     """
 
-    seq_len: int
-    q_block: int
-    kv_block: int
-    blocks: torch.Tensor
-    columns: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        nqb, nkb = _ceil_div(self.seq_len, self.q_block), _ceil_div(self.seq_len, self.kv_block)
-        if self.blocks.dtype != torch.bool or tuple(self.blocks.shape[-2:]) != (nqb, nkb):
+    def __init__(
+        self,
+        seq_len: int,
+        q_block: int,
+        kv_block: int,
+        blocks: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+        tiles: TileIndex | None = None,
+    ) -> None:
+        self.seq_len, self.q_block, self.kv_block = seq_len, q_block, kv_block
+        self.columns, self.tiles = columns, tiles
+        self._blocks = blocks
+        nqb, nkb = self.num_q_blocks, self.num_kv_blocks
+        if blocks is None and tiles is None:
+            raise ValueError("a BlockPattern needs blocks (a bool tile grid) or tiles (a TileIndex)")
+        if blocks is not None and (blocks.dtype != torch.bool or tuple(blocks.shape[-2:]) != (nqb, nkb)):
             raise ValueError(
-                f"blocks must be a bool tensor (B, H, {nqb}, {nkb}) for seq_len={self.seq_len}, "
-                f"q_block={self.q_block}, kv_block={self.kv_block}; got {self.blocks.dtype} "
-                f"{tuple(self.blocks.shape)}"
+                f"blocks must be a bool tensor (B, H, {nqb}, {nkb}) for seq_len={seq_len}, "
+                f"q_block={q_block}, kv_block={kv_block}; got {blocks.dtype} {tuple(blocks.shape)}"
             )
-        if self.columns is not None and self.columns.shape[:2] != self.blocks.shape[:2]:
-            raise ValueError(f"columns {tuple(self.columns.shape)} must share (B, H) with blocks")
+        if tiles is not None and tuple(tiles.part_idx.shape[-2:]) != (nqb, nkb):
+            raise ValueError(f"tiles {tuple(tiles.part_idx.shape)} must index ({nqb}, {nkb}) tiles")
+        if columns is not None and columns.shape[:2] != self.batch_heads:
+            raise ValueError(f"columns {tuple(columns.shape)} must share (B, H) with blocks")
+
+    @property
+    def blocks(self) -> torch.Tensor:
+        if self._blocks is None:
+            assert self.tiles is not None
+            self._blocks = self.tiles.grid()
+        return self._blocks
+
+    @property
+    def batch_heads(self) -> tuple[int, ...]:
+        grid = self._blocks if self._blocks is not None else self.tiles.part_idx  # type: ignore[union-attr]
+        return tuple(grid.shape[:2])
+
+    @property
+    def device(self) -> torch.device:
+        grid = self._blocks if self._blocks is not None else self.tiles.part_idx  # type: ignore[union-attr]
+        return grid.device
 
     @property
     def num_q_blocks(self) -> int:
-        return self.blocks.shape[-2]
+        return _ceil_div(self.seq_len, self.q_block)
 
     @property
     def num_kv_blocks(self) -> int:
-        return self.blocks.shape[-1]
+        return _ceil_div(self.seq_len, self.kv_block)
+
+    def __repr__(self) -> str:
+        form = "tiles" if self._blocks is None else "blocks"
+        return (
+            f"BlockPattern(seq_len={self.seq_len}, q_block={self.q_block}, kv_block={self.kv_block}, "
+            f"batch_heads={self.batch_heads}, form={form}, columns={self.columns is not None})"
+        )
 
 
 def tile_pair_counts(seq_len: int, q_block: int, kv_block: int, device: torch.device | str) -> torch.Tensor:
@@ -134,6 +194,8 @@ def tile_pairs(blocks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def attended_pairs(pattern: BlockPattern) -> torch.Tensor:
     """Exact number of attended causal pairs per (batch, head), float64 (B, H)."""
     L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
+    if pattern.tiles is not None and pattern.columns is None:
+        return pattern.tiles.pairs
     total = tile_pairs(pattern.blocks, tile_pair_counts(L, bq, bk, pattern.blocks.device))
     if pattern.columns is None or pattern.columns.numel() == 0:
         return total

@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 
 from sparse_eval.backends.pattern import BlockPattern, tile_kinds, tile_pair_counts
+from sparse_eval.backends.tile_index import index_from_scores, kernel_for, tile_codes
 from sparse_eval.compression import pair_budget
 from sparse_eval.methods.pattern_method import PatternPrefillMethod, check_block_sizes
 from sparse_eval.registry import register_method
@@ -164,14 +165,29 @@ class BlockSparse(PatternPrefillMethod):
         pooled_q = mean_pool(query, bq)
         pooled_k = mean_pool(key, bk).repeat_interleave(groups, dim=1)
         scores = torch.matmul(pooled_q, pooled_k.transpose(-1, -2)) * scaling
+        budget = pair_budget(L, self.compression)
+        _, keep_list = tiles_per_row(L, bq, bk, self.sink_blocks, self.local_blocks, budget, device)
+        module = kernel_for(scores, scores.shape[-1])
+        if module is not None:  # one row kernel: top-k per row straight to block-mask indices
+            codes, take = _kernel_tables(L, bq, bk, self.sink_blocks, self.local_blocks, budget, device)
+            return BlockPattern(L, bq, bk, tiles=index_from_scores(module, scores, codes, take, L, bq, bk))
         causal, _ = tile_kinds(L, bq, bk, device)
         forced = forced_tiles(L, bq, bk, self.sink_blocks, self.local_blocks, device)
         scores = scores.masked_fill(~causal, float("-inf")).masked_fill(forced, float("inf"))
-        _, keep_list = tiles_per_row(
-            L, bq, bk, self.sink_blocks, self.local_blocks, pair_budget(L, self.compression), device
-        )
         keep = _row_keep(tuple(keep_list), device)
         return BlockPattern(L, bq, bk, top_per_row(scores, keep, max(keep_list)) & causal)
+
+
+@lru_cache(maxsize=16)
+def _kernel_tables(
+    seq_len: int, q_block: int, kv_block: int, sink: int, local: int, budget: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes, take) for the row kernel: tile kinds with the forced full tiles marked, and per row the
+    candidate tiles to take on top of the forced ones (keep[r] - forced[r]; keep[r] >= forced[r])."""
+    forced = forced_tiles(seq_len, q_block, kv_block, sink, local, device)
+    _, keep = tiles_per_row(seq_len, q_block, kv_block, sink, local, budget, device)
+    take = torch.tensor(keep, dtype=torch.int32, device=device) - forced.sum(-1, dtype=torch.int32)
+    return tile_codes(seq_len, q_block, kv_block, device, forced), take
 
 
 _CHUNK_ELEMENTS = 1 << 28  # score elements per chunk of heads (bounded memory at 16 x 16 tiles and 128k)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 import torch
 
 from sparse_eval.backends.pattern import BlockPattern, tile_kinds, tile_pair_counts
+from sparse_eval.backends.tile_index import index_from_grid, kernel_for
 from sparse_eval.compression import pair_budget
 from sparse_eval.methods.block_sparse import mean_pool
 from sparse_eval.methods.estimation import vertical_slash_scores
@@ -124,8 +126,9 @@ class FlexPrefill(PatternPrefillMethod):
         n = min(self.last_q_size, L)
         vertical, slash = vertical_slash_scores(query, key, scaling, n)
         vertical, slash = vertical / n, slash / n
-        v_cum = torch.cumsum(torch.sort(vertical, dim=-1, descending=True).values, -1)
-        s_cum = torch.cumsum(torch.sort(slash, dim=-1, descending=True).values, -1)
+        v_cum, s_cum = torch.cumsum(
+            torch.sort(torch.stack([vertical, slash]), -1, descending=True).values, -1
+        )
         v_blk, s_blk = sum_pool(vertical, bs), sum_pool(slash, bs)
 
         groups = H // key.shape[1]
@@ -136,19 +139,10 @@ class FlexPrefill(PatternPrefillMethod):
 
         v_blk[..., 0] = float("inf")
         s_blk[..., 0] = float("inf")
-        v_rank, s_rank = _ranks(v_blk), _ranks(s_blk)
+        v_rank, s_rank = _ranks(torch.stack([v_blk, s_blk]))
 
-        weights = tile_pair_counts(L, bs, bs, device).to(torch.float64)  # (nb, nb)
-        i = torch.arange(nb, device=device)
-        diag_of = (i[:, None] - i[None, :]).clamp(min=0)  # t = i - j for causal tiles
-        col_w = weights.sum(0)
-        diag_w = torch.zeros(nb, dtype=torch.float64, device=device).index_add_(
-            0, diag_of[causal], weights[causal]
-        )
-        rows = (i[:, None] + i[None, :]).clamp(max=nb - 1)  # overlap[j, t] = weight of tile (j + t, j)
-        overlap = torch.where(
-            i[:, None] + i[None, :] < nb, weights[rows, i[:, None]], torch.zeros_like(weights)
-        )
+        pair_counts = tile_pair_counts(L, bs, bs, device)  # int64 (nb, nb)
+        diag_of, col_w, diag_w, overlap, tri = _shape_tables(L, bs, device)
 
         def vs_counts(gammas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """Tile columns and tile-diagonals (B, H, G) for G candidate gammas."""
@@ -167,18 +161,22 @@ class FlexPrefill(PatternPrefillMethod):
             return iv @ col_w + is_ @ diag_w - ((iv @ overlap) * is_).sum(-1)
 
         # Query-aware heads: sorted row-normalised pooled tile scores (only those heads, to bound the sort).
+        # Only the causal tiles are sorted: the others have probability 0, so they sort after every positive
+        # one and never move the cumulative sum; a prefix that reaches them takes every zero, causal ones too.
         qa_index = query_aware.flatten().nonzero().squeeze(-1)
         qa_cum = qa_extra_cum = qa_order = None
         if qa_index.numel():
             pooled_q = mean_pool(query, bs).flatten(0, 1)[qa_index]
             logits = torch.matmul(pooled_q, pooled_k.flatten(0, 1)[qa_index].transpose(-1, -2)) * scaling
-            probs = torch.softmax(logits.masked_fill(~causal, float("-inf")), -1).flatten(-2)
-            sorted_probs, qa_order = torch.sort(probs, dim=-1, descending=True, stable=True)
-            qa_cum = torch.cumsum(sorted_probs.double(), -1)
+            probs = torch.softmax(logits.masked_fill(~causal, float("-inf")), -1).flatten(-2)[:, tri]
+            sorted_probs, packed_order = torch.sort(probs, dim=-1, descending=True, stable=True)
+            qa_order = tri[packed_order]  # flat tile indices, best first
+            qa_cum = _row_cumsum(sorted_probs.double(), nb // 2 if nb % 2 == 0 else nb)  # divides nb(nb+1)/2
             iv_min, is_min = vs_indicators(*vs_counts(torch.zeros(1, device=device)))
             in_vs = _vs_tiles(iv_min[..., 0, :], is_min[..., 0, :], diag_of, causal).flatten(0, 1)[qa_index]
-            gain = torch.where(in_vs.flatten(-2), 0.0, weights.flatten())
-            qa_extra_cum = torch.cumsum(torch.gather(gain, -1, qa_order), -1)
+            in_vs_sorted = torch.gather(in_vs.flatten(-2), -1, qa_order)
+            gain = torch.where(in_vs_sorted, 0, pair_counts.flatten()[qa_order])  # int64: exact in any order
+            qa_extra_cum = _row_cumsum(gain, nb // 2 if nb % 2 == 0 else nb)
 
         def qa_taken(gammas: torch.Tensor) -> torch.Tensor:
             """Query-aware tiles taken (Hqa, G): the prefix whose cumulative probability <= gamma * rows."""
@@ -192,7 +190,7 @@ class FlexPrefill(PatternPrefillMethod):
             if qa_extra_cum is not None:
                 m = qa_taken(gammas)
                 extra = torch.gather(qa_extra_cum, -1, (m - 1).clamp(min=0))
-                per_head = per_head.index_add(0, qa_index, torch.where(m > 0, extra, 0.0))
+                per_head = per_head.index_add(0, qa_index, torch.where(m > 0, extra, 0).to(per_head.dtype))
             return per_head.sum(0)
 
         if self.gamma is not None:
@@ -215,12 +213,52 @@ class FlexPrefill(PatternPrefillMethod):
         blocks = _vs_tiles(ind_v[..., 0, :], ind_s[..., 0, :], diag_of, causal)
         if qa_order is not None:
             m = qa_taken(gamma)
-            take = torch.arange(nb * nb, device=device)[None, :] < m
-            qa_tiles = torch.zeros_like(take).scatter_(-1, qa_order, take).unflatten(-1, (nb, nb))
+            take = torch.arange(qa_order.shape[-1], device=device)[None, :] < m
+            qa_tiles = torch.zeros(take.shape[0], nb * nb, dtype=torch.bool, device=device)
+            qa_tiles = qa_tiles.scatter_(-1, qa_order, take).unflatten(-1, (nb, nb))
             flat = blocks.flatten(0, 1)
             flat[qa_index] |= qa_tiles
             blocks = flat.unflatten(0, (B, H))
+        module = kernel_for(blocks, nb)
+        if module is not None:  # block-mask indices and pair counts in one pass, no grid left to count
+            return BlockPattern(L, bs, bs, tiles=index_from_grid(module, blocks, L, bs, bs))
         return BlockPattern(L, bs, bs, blocks & causal)
+
+
+def _shape_tables(seq_len: int, block: int, device: torch.device | str) -> tuple[torch.Tensor, ...]:
+    """Tables that depend on the shape only (cached: every layer asks for the same; do not modify them):
+    the tile-diagonal t = i - j of each tile (nb, nb); float64 pairs per key-tile column and per
+    tile-diagonal; overlap[j, t] = pairs of tile (j + t, j), where column j meets diagonal t; the flat
+    indices of the causal tiles, ascending."""
+    return _shape_tables_cached(seq_len, block, torch.device(device))
+
+
+@lru_cache(maxsize=8)
+def _shape_tables_cached(seq_len: int, block: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    weights = tile_pair_counts(seq_len, block, block, device).to(torch.float64)
+    causal, _ = tile_kinds(seq_len, block, block, device)
+    nb = weights.shape[-1]
+    i = torch.arange(nb, device=device)
+    diag_of = (i[:, None] - i[None, :]).clamp(min=0)  # t = i - j for causal tiles
+    col_w = weights.sum(0)
+    diag_w = torch.zeros(nb, dtype=torch.float64, device=device).index_add_(
+        0, diag_of[causal], weights[causal]
+    )
+    rows = (i[:, None] + i[None, :]).clamp(max=nb - 1)
+    overlap = torch.where(i[:, None] + i[None, :] < nb, weights[rows, i[:, None]], torch.zeros_like(weights))
+    return diag_of, col_w, diag_w, overlap, causal.flatten().nonzero().squeeze(-1)
+
+
+def _row_cumsum(x: torch.Tensor, part: int, pieces: bool | None = None) -> torch.Tensor:
+    """cumsum over the last dim of (R, N), on CUDA (`pieces` None) as scans of `part`-long pieces plus their
+    offsets: one long scan per row runs on one thread block (1.9 ms for 28 rows of 1M at 128k). Exact for
+    integers; floats are summed in another order than one scan (on CUDA that order was never sequential)."""
+    n = x.shape[-1]
+    if not (x.is_cuda if pieces is None else pieces) or n % part or n <= part:
+        return torch.cumsum(x, -1)
+    local = torch.cumsum(x.unflatten(-1, (n // part, part)), -1)
+    ends = local[..., -1]
+    return (local + (torch.cumsum(ends, -1) - ends)[..., None]).flatten(-2)
 
 
 def _ranks(scores: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,11 @@ def causal_mask(L: int) -> torch.Tensor:
     return torch.ones(L, L, dtype=torch.bool).tril()
 
 
+def causal_tiles(L: int, bs: int) -> torch.Tensor:
+    n = math.ceil(L / bs)
+    return torch.ones(n, n, dtype=torch.bool).tril()
+
+
 def tile_ids(L: int, bq: int, bk: int) -> tuple[torch.Tensor, torch.Tensor]:
     rows = torch.arange(L)[:, None].expand(L, L)
     cols = torch.arange(L)[None, :].expand(L, L)
@@ -269,3 +274,24 @@ def test_sparse_output_differs_from_dense_and_matches_masked_reference():
         expected = torch.softmax(scores.masked_fill(~mask, -INF), -1) @ v.repeat_interleave(2, 1)
         torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
         assert not torch.allclose(out, dense_attention(q, k, v, 0.25), atol=1e-3)
+
+
+@pytest.mark.parametrize(("gamma", "scaling"), [(0.9, 100.0), (1.0, 100.0), (1.0, 0.25), (0.5, 0.25)])
+def test_flexprefill_sorting_only_causal_tiles_equals_sorting_all(gamma, scaling, monkeypatch):
+    """Scaling 100: sharp pooled softmaxes, 90-218 causal tiles of probability 0 per head; gamma 1: the
+    prefix reaches the zeros in two of the four heads. Sorting every tile (the plain rule) takes the same."""
+    from sparse_eval.methods import flexprefill
+
+    q, k, _ = qk(417, 12)
+    method = get_method("flexprefill", **{**SMALL["flexprefill"], "tau": 10.0, "gamma": gamma})
+    packed = method.select(q, k, scaling=scaling, layer_idx=0)
+    tables = flexprefill._shape_tables
+
+    def every_tile(L, bs, device):
+        *rest, _ = tables(L, bs, device)
+        return (*rest, torch.arange(math.ceil(L / bs) ** 2))
+
+    monkeypatch.setattr(flexprefill, "_shape_tables", every_tile)
+    plain = method.select(q, k, scaling=scaling, layer_idx=0)
+    assert torch.equal(packed.blocks, plain.blocks & causal_tiles(417, 16))
+    assert torch.equal(attended_pairs(packed), attended_pairs(plain))
