@@ -3,18 +3,20 @@
     python benchmarks/bench_decode.py --check --tune --out $OUT  # kernel == reference at real sizes, launch
                                                                  # settings tried at 128k, then the table
     python benchmarks/bench_decode.py --lengths 128k --batches 1 # one cell
-    python benchmarks/bench_decode.py --tune --tune-stages top --check --lengths 32k 128k --compressions 20
+    python benchmarks/bench_decode.py --tune --check --lengths 32k 128k --compressions 20
 
 One layer of Qwen2.5-7B's attention (28 query / 4 KV heads, d = 128, bf16), random inputs, a cache of L tokens
 per sequence, batch B. Rows: dense SDPA (PyTorch's default backend), Quest through torch ops (`fused=False`:
 page scores, topk, gather, SDPA) and Quest through the Triton kernels (`fused=True`), at a 4k-token budget
 and at c = 5, 10, 20; page summaries are kept between steps as the method keeps them. "eager" launches every op
 from Python; "graph" replays the step captured in a CUDA graph (as serving engines run decode). Times are
-`triton.testing.do_bench` medians in microseconds. `--check` first compares, per cell, the kernel's pages with
-the torch path's (exactly) and its output with the masked reference (after `--tune`, so it checks the settings
-the rows use). At the 4k budget each cell also times the stages alone, the selection both ways (bucket counts
-first where the kernel uses them, and the radix search alone). JSON goes to `--out` (default: $OUT, else
-./bench_out).
+`triton.testing.do_bench` medians in microseconds. `--check` first compares, per cell, the page list the
+kernel path reads with the torch path's pages (exactly) and its output with the masked reference (after
+`--tune`, so it checks the settings the rows use); every timed row also checks that 20 graph replays give the
+eager output bit for bit. At the 4k budget each cell also times the stages alone (page scores; the selection
+and the attention apart; the attention that selects its own pages). `--tune` times the whole step under each
+launch setting of TUNING (stage by stage, keeping the best) and the cost of kernel boundaries in a graph
+(1, 2, 4 and 8 tiny kernels). JSON goes to `--out` (default: $OUT, else ./bench_out).
 """
 
 from __future__ import annotations
@@ -64,6 +66,30 @@ def graph_us(fn: Callable[[], Any], rep_ms: int) -> float:
     return bench_us(graph.replay, rep_ms)
 
 
+def replays_match(fn: Callable[[], torch.Tensor], expect: torch.Tensor, replays: int = 20) -> bool:
+    """Whether `fn` captured in a CUDA graph gives `expect` bit for bit on every one of `replays` replays (the
+    kernels of a step may overlap there: a race would show here, not in the eager check)."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    same = True
+    for _ in range(replays):
+        graph.replay()
+        same &= bool(torch.equal(out, expect))
+    return same
+
+
+def boundaries(rep_ms: int) -> dict[str, float]:
+    """Graph replay time of 1, 2, 4 and 8 tiny kernels in a row: the fixed cost of a replay and of a kernel
+    boundary, against which the step's kernel count is weighed."""
+    x = torch.zeros(1, device="cuda")
+
+    def tiny(n: int) -> Callable[[], None]:
+        return lambda: [x.add_(1) for _ in range(n)] and None
+
+    return {f"{n}_kernels_graph_us": graph_us(tiny(n), rep_ms) for n in (1, 2, 4, 8)}
+
+
 def inputs(batch: int, length: int, seed: int = 7) -> tuple[torch.Tensor, ...]:
     g = torch.Generator(device="cuda").manual_seed(seed)
     q = torch.randn(batch, HQ, 1, D, device="cuda", dtype=torch.bfloat16, generator=g)
@@ -82,7 +108,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def check(lengths: list[int], batches: list[int], compressions: list[float]) -> list[dict[str, Any]]:
     """Kernel vs torch path at real sizes: identical page sets, outputs close to the masked reference."""
-    from sparse_eval.kernels.quest_decode import select_pages
+    from sparse_eval.kernels.quest_decode import page_list
 
     rows = []
     for L in lengths:
@@ -92,7 +118,7 @@ def check(lengths: list[int], batches: list[int], compressions: list[float]) -> 
             for label, c in [*configs(L, compressions), ("c=1 (dense)", 1.0)]:
                 for share in (True, False) if label == "4k budget" else (True,):
                     extra = budget_pages(L, c, PAGE)
-                    pages = select_pages(q, summaries, L, extra, PAGE, share)
+                    pages = page_list(q, summaries, L, extra, PAGE, share)
                     tokens = select_tokens(q, summaries, L, c, PAGE, share)
                     ref_sets = [set((row // PAGE).tolist()) for row in tokens.flatten(0, 1)]
                     same = [set(row.tolist()) for row in pages] == ref_sets
@@ -119,7 +145,7 @@ def check(lengths: list[int], batches: list[int], compressions: list[float]) -> 
 
 def speed(L: int, B: int, compressions: list[float], rep_ms: int) -> list[dict[str, Any]]:
     """One (L, B) cell: dense, then Quest torch / kernel, eager / graph, per configuration."""
-    from sparse_eval.kernels.quest_decode import attend_pages, page_keys, select_pages, top_pages
+    from sparse_eval.kernels.quest_decode import attend_pages, page_keys, top_pages
 
     q, k, v = inputs(B, L)
     summaries = page_summaries(k, PAGE)
@@ -146,84 +172,97 @@ def speed(L: int, B: int, compressions: list[float], rep_ms: int) -> list[dict[s
             row["achieved"] = L / attended
             row[f"{path}_eager_us"] = bench_us(step, rep_ms)
             row[f"{path}_graph_us"] = graph_us(step, rep_ms)
+            if fused:
+                row["graph_replays_match_eager"] = replays_match(step, step())
         if label == "4k budget":  # where the kernel path's time goes (graph replays, so no launch costs)
             extra = budget_pages(L, c, PAGE)
-            keys, stats = page_keys(q, summaries, L, PAGE, True)
-            pages = top_pages(keys, stats, extra)
+            keys = page_keys(q, summaries, L, PAGE, True)
+            pages = top_pages(keys, extra)
+            blank = torch.empty_like(pages)
             stages = {
-                "select_pages": lambda e=extra: select_pages(q, summaries, L, e, PAGE, True),
                 "page_keys": lambda: page_keys(q, summaries, L, PAGE, True),
-                "top_pages": lambda e=extra, ks=keys, st=stats: top_pages(ks, st, e),
+                "top_pages": lambda e=extra, ks=keys: top_pages(ks, e),
                 "attend_pages": lambda p=pages: attend_pages(q, k, v, p, PAGE, True, D**-0.5),
+                "attend_select": lambda ks=keys, p=blank: attend_pages(
+                    q, k, v, p, PAGE, True, D**-0.5, keys=ks
+                ),
             }
             row["stage_graph_us"] = {name: graph_us(fn, rep_ms) for name, fn in stages.items()}
             row["stage_eager_us"] = {name: bench_us(fn, rep_ms) for name, fn in stages.items()}
-            radix = lambda e=extra, ks=keys: top_pages(ks, None, e)  # noqa: E731  (the radix search alone)
-            row["stage_graph_us"]["top_pages_radix_only"] = graph_us(radix, rep_ms)
         row["speedup_graph"] = d_graph / row["kernel_graph_us"]
         row["speedup_eager"] = d_eager / row["kernel_eager_us"]
         rows.append(row)
         print(f"  {label:>9} (achieved {row['achieved']:5.2f}x): torch eager {row['torch_eager_us']:7.1f} "
               f"graph {row['torch_graph_us']:7.1f} | kernel eager {row['kernel_eager_us']:6.1f} "
               f"graph {row['kernel_graph_us']:6.1f} | vs dense graph x{row['speedup_graph']:.2f}, "
-              f"eager x{row['speedup_eager']:.2f}"
+              f"eager x{row['speedup_eager']:.2f} | replays match {row['graph_replays_match_eager']}"
               + (f"\n    stages graph {row['stage_graph_us']} eager {row['stage_eager_us']}"
                  if "stage_graph_us" in row else ""), flush=True)  # fmt: skip
     return rows
 
 
-TUNING = {  # kernel-module launch settings tried by --tune, per stage (the first of each is the default)
-    "select": [
-        {"SCORE_PROGRAMS_PER_SM": p, "SCORE_PAGES": n, "SCORE_WARPS": w}
-        for p, n, w in ((2, 64, 8), (1, 64, 8), (4, 64, 8), (2, 32, 8), (2, 64, 4), (2, 16, 8))
+TUNING = {  # kernel-module launch settings tried by --tune, stage by stage (the first of each is the default)
+    "select": [  # who selects (the attention programs, or one program per row), warps, programs
+        {"FUSE_SELECT": f, "ATTEND_WARPS": w, "PROGRAMS_PER_SM": p, "SELECT_WARPS": s}
+        for f, w, p, s in (
+            (True, 16, 1, 16),
+            (True, 8, 1, 16),
+            (True, 8, 2, 16),
+            (True, 32, 1, 16),
+            (False, 4, 2, 16),
+            (False, 4, 2, 32),
+            (False, 16, 1, 16),
+        )
     ],
-    "attend": [
-        {"MIN_PAGES_PER_SPLIT": m, "PROGRAMS_PER_SM": p} for m, p in ((4, 2), (4, 1), (8, 2), (8, 1), (16, 1))
-    ],
-    "top": [  # the selection after the scores (bucket counts + the selecting program)
-        {"SELECT_CHUNK": c, "CANDIDATES": n, "SELECT_WARPS": w}
-        for c, n, w in ((4096, 128, 16), (4096, 64, 16), (4096, 256, 16), (4096, 128, 8))
+    "score": [
+        {"SCORE_PROGRAMS_PER_SM": p, "SCORE_PAGES": n, "SCORE_WARPS": w, "SCORE_STAGES": st}
+        for p, n, w, st in ((4, 32, 4, 3), (2, 64, 8, 3), (8, 16, 4, 3), (4, 32, 4, 1))
     ],
 }
 
 
-SELECTION = ("SELECT_CHUNK", "SELECT_BUCKETS", "BUCKET_BITS", "BUCKET_KEYS", "CANDIDATES")  # reported as set
+SELECTION = ("SELECT_CHUNK",)  # reported as set
 
 
 def tune(L: int, B: int, rep_ms: int, only: list[str]) -> dict[str, Any]:
-    """Time each stage in `only` (graph replays) under each launch setting at a 4k budget, keep the fastest."""
+    """Time the whole kernel step (graph replays, 4k budget) under each launch setting of each stage in
+    `only`, keep the fastest. A setting that fails (e.g. a launch option the driver refuses) is reported and
+    skipped."""
     from sparse_eval.kernels import quest_decode as kern
 
     q, k, v = inputs(B, L)
     summaries = page_summaries(k, PAGE)
-    extra = budget_pages(L, L / BUDGET, PAGE)
-    pages = kern.select_pages(q, summaries, L, extra, PAGE, True)
-    keys, stats = kern.page_keys(q, summaries, L, PAGE, True)
-    stages = {
-        "select": lambda: kern.select_pages(q, summaries, L, extra, PAGE, True),
-        "attend": lambda: kern.attend_pages(q, k, v, pages, PAGE, True, D**-0.5),
-        "top": lambda: kern.top_pages(keys, stats, extra),
-    }
-    stages = {name: fn for name, fn in stages.items() if name in only}
+    c = L / BUDGET
+
+    def step() -> torch.Tensor:
+        return quest_decode_attention(
+            q, k, v, scaling=D**-0.5, compression=c, page_size=PAGE, summaries=summaries, fused=True
+        )[0]
+
     defaults = {name: getattr(kern, name) for options in TUNING.values() for o in options for name in o}
-    report: dict[str, Any] = {"L": L, "batch": B}
-    for stage, fn in stages.items():
+    report: dict[str, Any] = {"L": L, "batch": B, "boundaries": boundaries(rep_ms)}
+    print(f"tune: kernel boundaries in a graph (us): {report['boundaries']}", flush=True)
+    for stage in [s for s in TUNING if s in only]:
         timed = []
         for setting in TUNING[stage]:
             for name, value in {**defaults, **setting}.items():
                 setattr(kern, name, value)
-            timed.append((graph_us(fn, rep_ms), bench_us(fn, rep_ms), setting))
+            try:
+                timed.append((graph_us(step, rep_ms), bench_us(step, rep_ms), setting))
+            except Exception as exc:  # reported, and the setting is not used
+                print(f"tune {stage} {setting}: failed: {exc!r}"[:300], flush=True)
+                timed.append((float("inf"), float("inf"), {**setting, "error": repr(exc)[:300]}))
         best = min(timed, key=lambda t: t[0])
-        for name, value in {**defaults, **best[2]}.items():
+        for name, value in {**defaults, **TUNING[stage][timed.index(best)]}.items():
             setattr(kern, name, value)
             defaults[name] = value
         report[stage] = {
-            "best": best[2],
+            "best": TUNING[stage][timed.index(best)],
             "tried": [{"graph_us": g, "eager_us": e, **st} for g, e, st in timed],
         }
         print(f"tune L={L // 1024}k B={B} {stage} (graph / eager us): "
               + ", ".join(f"{g:.1f}/{e:.1f}" for g, e, _ in timed)
-              + f" -> {best[2]} ({timed[0][0]:.1f} -> {best[0]:.1f} us)", flush=True)  # fmt: skip
+              + f" -> {report[stage]['best']} ({timed[0][0]:.1f} -> {best[0]:.1f} us)", flush=True)  # fmt: skip
     return report
 
 
@@ -299,10 +338,12 @@ def main() -> None:
             torch.cuda.empty_cache()
             (out / "bench_decode.json").write_text(json.dumps({**results, "rows": rows}, indent=1))
     results["rows"] = rows
+    results["graph_replays_match"] = all(r.get("graph_replays_match_eager", True) for r in rows)
     results["seconds"] = time.time() - start
     (out / "bench_decode.json").write_text(json.dumps(results, indent=1))
     print_table(rows)
-    print(f"\n{time.time() - start:.0f} s; results in {out / 'bench_decode.json'}")
+    print(f"\ngraph replays equal eager outputs in every row: {results['graph_replays_match']}")
+    print(f"{time.time() - start:.0f} s; results in {out / 'bench_decode.json'}")
 
 
 if __name__ == "__main__":

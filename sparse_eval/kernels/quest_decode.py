@@ -1,30 +1,29 @@
 """One Quest decode step in Triton: page scores, an exact top-k of pages, and attention over those pages only.
 
 Why: with torch ops a Quest step at 128k was slower than dense decode on an H200 (BENCHMARKS.md): `topk` over
-~8k page scores runs one thread block per row, and gathering the chosen K/V builds a new tensor. Here:
+~8k page scores runs one thread block per row, and gathering the chosen K/V builds a new tensor. Here, three
+kernels a step (a step at batch 1 is latency-bound, so every kernel boundary and serial phase counts):
 
 1. `_page_keys` (many programs per batch row and selecting head, each looping over its pages): Quest's bound
    per page from the page summaries and the GQA group's q+ / q- sums, accumulated in float64 and rounded to
    float32 exactly as `quest.page_scores` does, stored as a radix key (its bits, read as uint32, order like
-   the scores); on long rows also each row's largest and smallest key (atomic max);
-2. the k-th largest key t of a row. Long rows (more keys than one selection chunk, e.g. 8,191 pages at 128k):
-   `_count_buckets` (many programs per row) counts the keys into 2,048 buckets spanning the row's key range
-   (the bits below those all its keys share, so buckets order like keys), and `_select_pages` (one program per
-   row) finds t's bucket from the counts and ranks the few keys in it against each other; a bucket of more
-   than CANDIDATES keys, and every short row, takes the radix search of 16-bin histograms (4 bits a pass over
-   all keys, no sort) instead. On the H200 the buckets cut this step at 128k (28.9 vs 33.0 us, batch 1) and
-   cost more at 32k (19.4 vs 14.3 us), hence the split. `_select_pages` then writes every page above t and,
-   among pages equal to t, the latest ones (the tie rule of `quest.select_tokens`), in ascending order, then
-   the current page;
-3. `_attend_pages` (split-K flash decoding): each program walks one slice of that page list, reads those pages'
-   keys and values in place (no gather into a new tensor) and serves all query heads of a GQA group from one
-   read, keeping a running max and sum; `_merge_splits` combines the slices.
+   the scores);
+2. `_attend_pages` (split-K flash decoding, many programs per row): with FUSE_SELECT every program first
+   finds a bound t for its row's k best keys itself (`_select_into`: the row's keys held in registers, a
+   bisection over the key bits below those all its keys share, one count a step, no sort, no single-program
+   phase) and writes its own slice of the page list (slots from one prefix count of the keys above and
+   equal to t: every page above, and among the pages equal to it the latest, the tie rule of
+   `quest.select_tokens`; ascending, then the current page); without it, `_select_pages` (one program per
+   row) writes the list first. Each program then reads its pages' keys and values in place (no gather into
+   a new tensor) and serves all query heads of a GQA group from one read, keeping a running max and sum;
+3. `_merge_splits` combines the slices.
 
 Budgets come from the cache length (a Python int), so nothing waits on the GPU and a step can be captured in a
 CUDA graph. Runs under `TRITON_INTERPRET=1` on CPU tensors too (how the tests check it). Launch settings are
-module attributes (the values `benchmarks/bench_decode.py --tune` picked on an H200); fusing the selection
-into the scoring kernel and the merge into the attention kernel (last program of a row, by an atomic
-counter) was measured there and was not faster.
+module attributes (the values `benchmarks/bench_decode.py --tune` picked on an H200). Earlier selections, measured
+there at 128k and replaced (BENCHMARKS.md): one selecting program per row after bucket counts over many
+programs (28.9 us), radix searches of 16-bin histograms (33.0 us from global memory, ~20 us from registers,
+also when every attention program ran it).
 """
 
 from __future__ import annotations
@@ -36,18 +35,17 @@ import triton
 import triton.language as tl
 
 # launch settings (module attributes, so a benchmark can try others)
-SCORE_PAGES = 64  # pages a scoring program rates per iteration
-SCORE_WARPS = 8
-SCORE_PROGRAMS_PER_SM = 2  # scoring programs to aim for per multiprocessor (each loops over its pages)
-SELECT_CHUNK = 4096  # keys the selection reads per iteration
-SELECT_WARPS = 16
-SELECT_BUCKETS = True  # rows of more than SELECT_CHUNK keys: a many-program bucket count first (False: never)
-BUCKET_BITS = 11  # 2**BUCKET_BITS buckets spanning each row's key range
-BUCKET_KEYS = 512  # keys one counting program reads
-CANDIDATES = 128  # keys in the k-th key's bucket the selection ranks directly; more: the radix search
+SCORE_PAGES = 32  # pages a scoring program rates per iteration
+SCORE_WARPS = 4
+SCORE_PROGRAMS_PER_SM = 4  # scoring programs to aim for per multiprocessor (each loops over its pages)
+SCORE_STAGES = 3  # software pipelining depth of the scoring loop
+SELECT_CHUNK = 8192  # keys a selecting program holds at once (rows of at most this many stay in registers;
+# at most 16,384: its prefix counts share one int32)
+SELECT_WARPS = 16  # `_select_pages` (FUSE_SELECT off)
+FUSE_SELECT = True  # every attention program selects its own pages (False: one selecting program per row)
 MIN_PAGES_PER_SPLIT = 4  # pages one attention program reads at least (64 tokens at the seed's 16-key pages)
-PROGRAMS_PER_SM = 2  # attention programs to aim for per multiprocessor
-ATTEND_WARPS = 4
+PROGRAMS_PER_SM = 1  # attention programs to aim for per multiprocessor
+ATTEND_WARPS = 8
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
@@ -56,7 +54,6 @@ def _page_keys(
     q_ptr,
     sum_ptr,
     keys_ptr,
-    stats_ptr,
     n_rank,
     heads_sel,
     per_prog,
@@ -66,18 +63,14 @@ def _page_keys(
     stride_sh,
     stride_sp,
     stride_keys,
-    stride_stats,
     ROWS: tl.constexpr,
     ROWS_P2: tl.constexpr,
     GROUP: tl.constexpr,
     D: tl.constexpr,
     BLOCK_P: tl.constexpr,
-    NB: tl.constexpr,
-    EXTREMES: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
-    """keys[row, p] = radix key of float32(sum_d Q+_d max_pd + Q-_d min_pd) for this program's pages; with
-    EXTREMES, the row's largest key and largest complemented key (its smallest) go to stats[row, NB : NB + 2]
-    by atomic max."""
+    """keys[row, p] = radix key of float32(sum_d Q+_d max_pd + Q-_d min_pd) for this program's pages."""
     row = tl.program_id(0)
     prog = tl.program_id(1)
     b = (row // heads_sel).to(tl.int64)
@@ -92,9 +85,7 @@ def _page_keys(
     sum_row = sum_ptr + b * stride_sb + kv * stride_sh
     first = prog * per_prog
     last = tl.minimum(first + per_prog, n_rank)
-    top = tl.zeros([BLOCK_P], dtype=tl.uint32)
-    bottom = tl.zeros([BLOCK_P], dtype=tl.uint32)
-    for start in range(first, last, BLOCK_P):
+    for start in tl.range(first, last, BLOCK_P, num_stages=STAGES):
         p = start + tl.arange(0, BLOCK_P)
         live = p < last
         base = sum_row + p[:, None] * stride_sp + d[None, :]
@@ -105,143 +96,99 @@ def _page_keys(
         bits = tl.where(bits == -2147483648, 0, bits)  # -0.0 ranks as +0.0
         key = bits ^ tl.where(bits < 0, -1, -2147483648)  # negatives: flip all bits; others: the sign bit
         tl.store(keys_ptr + row * stride_keys + p, key, mask=live)
-        if EXTREMES:
-            u = key.to(tl.uint32, bitcast=True)
-            top = tl.maximum(top, tl.where(live, u, 0))
-            bottom = tl.maximum(bottom, tl.where(live, ~u, 0))
-    if EXTREMES:
-        extremes = stats_ptr.to(tl.pointer_type(tl.uint32)) + row * stride_stats + NB
-        tl.atomic_max(extremes, tl.max(top, axis=0))
-        tl.atomic_max(extremes + 1, tl.max(bottom, axis=0))
 
 
 @triton.jit
-def _bucket_shift(stats, NB: tl.constexpr, BITS: tl.constexpr):
-    """Right shift that leaves a row's keys BITS bits that differ between them: every key lies between the row's
-    smallest and largest, so all share the bits above the highest one where those two differ."""
-    top = tl.load(stats + NB).to(tl.uint32, bitcast=True)
-    bottom = ~tl.load(stats + NB + 1).to(tl.uint32, bitcast=True)
+def _key_chunk(keys_row, start, n, u_first, live_first, offs, ONE: tl.constexpr):
+    """Keys start .. start + CHUNK of a row as uint32 and which exist: the ones held in registers when the
+    row fits one chunk (ONE), else loaded."""
+    if ONE:
+        return u_first, live_first
+    else:
+        idx = start + offs
+        live = idx < n
+        return tl.load(keys_row + idx, mask=live, other=0).to(tl.uint32, bitcast=True), live
+
+
+@triton.jit
+def _count_from(keys_row, n, floor, u_first, live_first, offs, CHUNK: tl.constexpr, ONE: tl.constexpr):
+    """How many of the row's keys are >= floor."""
+    count = n * 0
+    for start in range(0, n, CHUNK):
+        u, live = _key_chunk(keys_row, start, n, u_first, live_first, offs, ONE)
+        count += tl.sum((live & (u >= floor)).to(tl.int32), axis=0)
+    return count
+
+
+@triton.jit
+def _select_into(keys_row, pages_row, n, k, lo, hi, CHUNK: tl.constexpr, ONE: tl.constexpr):
+    """Entries lo .. hi - 1 (within 0 .. k - 1) of the row's page list: the k best-keyed of keys_row[:n] (ties:
+    the later pages) in ascending order. Every program that calls it finds the same k-th largest key t.
+
+    A bound t with at least k keys >= t and at most k keys > t, by bisection over the key bits below those
+    the row's largest and smallest key share (every key shares them): the largest t with at least k keys
+    >= t (the k-th largest key), one count a bit, or the first bound with exactly k keys >= it. One count a
+    pass is cheap per key, where a radix histogram (16 bins) cost ~2 us a pass on 8k keys in one program on
+    the H200. Then one prefix count gives each chosen page its slot: the keys above t before it plus the
+    taken keys equal to t before it (the latest `k - #above` of them)."""
+    offs = tl.arange(0, CHUNK)
+    zero = n * 0  # (k may arrive as a constant 1)
+    live_first = offs < n
+    u_first = tl.load(keys_row + offs, mask=live_first, other=0).to(tl.uint32, bitcast=True)
+    top = zero.to(tl.uint32)
+    for start in range(0, n, CHUNK):
+        u, live = _key_chunk(keys_row, start, n, u_first, live_first, offs, ONE)
+        top = tl.maximum(top, tl.max(tl.where(live, u, 0), axis=0))
+    bottom = top
+    for start in range(0, n, CHUNK):
+        u, live = _key_chunk(keys_row, start, n, u_first, live_first, offs, ONE)
+        bottom = tl.minimum(bottom, tl.min(tl.where(live, u, top), axis=0))
     pos = tl.arange(0, 32).to(tl.uint32)
-    width = tl.sum(((top ^ bottom) >> pos != 0).to(tl.int32), axis=0)  # bit length of the difference
-    return tl.maximum(width - BITS, 0).to(tl.uint32)
-
-
-@triton.jit
-def _count_buckets(
-    keys_ptr, stats_ptr, n_rank, stride_keys, stride_stats, NB: tl.constexpr, BITS: tl.constexpr,
-    BLOCK: tl.constexpr,
-):  # fmt: skip
-    """stats[row, bucket] += how many of this program's keys fall in each bucket (the keys' BITS bits below
-    the ones a row's keys share: the buckets order like the keys)."""
-    row = tl.program_id(0)
-    idx = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    live = idx < n_rank
-    stats = stats_ptr + row * stride_stats
-    shift = _bucket_shift(stats, NB, BITS)
-    u = tl.load(keys_ptr + row * stride_keys + idx, mask=live, other=0).to(tl.uint32, bitcast=True)
-    bucket = ((u >> shift) & (NB - 1)).to(tl.int32)
-    tl.atomic_add(stats + bucket, 1, mask=live)
+    width = tl.sum(((top ^ bottom) >> pos != 0).to(tl.int32), axis=0)  # bits below the shared ones
+    low = (tl.full([], 1, tl.int64) << width.to(tl.int64)) - 1
+    t = (top.to(tl.int64) & (4294967295 - low)).to(tl.uint32)  # the shared bits: n >= k keys are >= t
+    one = zero.to(tl.uint32) + 1
+    bit = width - 1
+    done = zero
+    while (bit >= 0) & (done == 0):
+        floor = t | (one << bit.to(tl.uint32))
+        count = _count_from(keys_row, n, floor, u_first, live_first, offs, CHUNK, ONE)
+        t = tl.where(count >= k, floor, t)
+        done = (count == k).to(tl.int32)
+        bit -= 1
+    # now at least k keys are >= t and fewer than k, or exactly k, are > t
+    above_all = zero
+    ties_all = zero
+    for start in range(0, n, CHUNK):
+        u, live = _key_chunk(keys_row, start, n, u_first, live_first, offs, ONE)
+        above_all += tl.sum(((u > t) & live).to(tl.int32), axis=0)
+        ties_all += tl.sum(((u == t) & live).to(tl.int32), axis=0)
+    skip = ties_all - (k - above_all)  # keys equal to t left out: the earliest
+    above_seen = zero
+    ties_seen = zero
+    for start in range(0, n, CHUNK):
+        u, live = _key_chunk(keys_row, start, n, u_first, live_first, offs, ONE)
+        above = (u > t) & live
+        tie = (u == t) & live
+        packed = above.to(tl.int32) + (tie.to(tl.int32) << 16)  # both prefix counts from one scan
+        before = tl.cumsum(packed, axis=0) - packed
+        ties_before = (before >> 16) + ties_seen
+        slot = (before & 65535) + above_seen + tl.maximum(ties_before - skip, 0)
+        chosen = above | (tie & (ties_before >= skip))
+        tl.store(pages_row + slot, start + offs, mask=chosen & (slot >= lo) & (slot < hi))
+        above_seen += tl.sum(above.to(tl.int32), axis=0)
+        ties_seen += tl.sum(tie.to(tl.int32), axis=0)
 
 
 @triton.jit
 def _select_pages(
-    keys_ptr,
-    stats_ptr,
-    cand_ptr,
-    pages_ptr,
-    n_rank,
-    k,
-    stride_keys,
-    stride_stats,
-    stride_pages,
-    CHUNK: tl.constexpr,
-    BUCKETS: tl.constexpr,
-    NB: tl.constexpr,
-    BITS: tl.constexpr,
-    CAND: tl.constexpr,
+    keys_ptr, pages_ptr, n_rank, k, stride_keys, stride_pages, CHUNK: tl.constexpr, ONE: tl.constexpr
 ):
     """pages[row, :k] = the k best-keyed pages of keys[row, :n_rank] (ties: later pages), ascending;
-    pages[row, k] = n_rank (the current page). Needs 1 <= k < n_rank.
-
-    The k-th largest key t: with BUCKETS, the bucket counts (`_count_buckets`) name the bucket that holds it;
-    when at most CAND keys fall in it, they are gathered and ranked against each other at once. Otherwise a
-    radix search over all keys, 4 bits a pass. Then every key above t and the latest keys equal to t."""
+    pages[row, k] = n_rank (the current page). Needs 1 <= k < n_rank."""
     row = tl.program_id(0)
-    keys_row = keys_ptr + row * stride_keys
     pages_row = pages_ptr + row * stride_pages
-    offs = tl.arange(0, CHUNK)
-    zero = n_rank * 0  # (k may arrive as a constant 1)
-    t = zero.to(tl.uint32)
-    skip = zero  # keys equal to t left out: the earliest
-    searching = n_rank > 0
-    if BUCKETS:
-        stats = stats_ptr + row * stride_stats
-        shift = _bucket_shift(stats, NB, BITS)
-        bins = tl.arange(0, NB)
-        hist = tl.load(stats + bins)
-        tl.store(stats + bins, 0)  # counts back to zero: the buffers can count again (benchmarks replay this)
-        reach = tl.cumsum(hist, axis=0, reverse=True)  # keys in this bucket or a higher one
-        best = tl.sum((reach >= k).to(tl.int32), axis=0) - 1
-        need = k - tl.sum(tl.where(bins > best, hist, 0), axis=0)  # keys to take from bucket `best`
-        n_cand = tl.sum(tl.where(bins == best, hist, 0), axis=0)
-        if n_cand <= CAND:
-            cand_row = cand_ptr + row * CAND
-            found = zero
-            for start in range(0, n_rank, CHUNK):
-                idx = start + offs
-                live = idx < n_rank
-                u = tl.load(keys_row + idx, mask=live, other=0).to(tl.uint32, bitcast=True)
-                inside = live & (((u >> shift) & (NB - 1)).to(tl.int32) == best)
-                slot = tl.cumsum(inside.to(tl.int32), axis=0) - 1 + found
-                tl.store(cand_row + slot, idx, mask=inside & (slot < CAND))
-                found += tl.sum(inside.to(tl.int32), axis=0)
-            tl.debug_barrier()  # the gathered indices are read back by other threads of this block
-            c = tl.arange(0, CAND)
-            c_live = c < n_cand
-            c_idx = tl.load(cand_row + c, mask=c_live, other=0, cache_modifier=".cg")
-            cu = tl.load(keys_row + c_idx, mask=c_live, other=0).to(tl.uint32, bitcast=True)
-            above = tl.sum(((cu[None, :] > cu[:, None]) & c_live[None, :]).to(tl.int32), axis=1)
-            equal = tl.sum(((cu[None, :] == cu[:, None]) & c_live[None, :]).to(tl.int32), axis=1)
-            # t: the largest candidate key with at least `need` candidates at or above it
-            t = tl.max(tl.where(c_live & (above + equal >= need), cu, 0), axis=0)
-            at_t = c_live & (cu == t)
-            take = need - tl.max(tl.where(at_t, above, 0), axis=0)  # keys equal to t to take
-            skip = tl.max(tl.where(at_t, equal, 0), axis=0) - take
-            searching = n_rank < 0
-    if searching:  # radix search, 4 bits a pass: the k-th largest key t, and how many keys equal to t to take
-        bins16 = tl.arange(0, 16)
-        need16 = zero + k
-        ties = zero
-        t16 = zero.to(tl.uint32)
-        for step in tl.static_range(8):
-            hist16 = tl.zeros([16], dtype=tl.int32)
-            for start in range(0, n_rank, CHUNK):
-                idx = start + offs
-                live = idx < n_rank
-                u = tl.load(keys_row + idx, mask=live, other=0).to(tl.uint32, bitcast=True)
-                if step > 0:  # only keys that share t's digits so far
-                    live = live & ((u >> (32 - 4 * step)) == (t16 >> (32 - 4 * step)))
-                hist16 += tl.histogram(((u >> (28 - 4 * step)) & 15).to(tl.int32), 16, mask=live)
-            reach16 = tl.cumsum(hist16, axis=0, reverse=True)  # keys with this digit or a larger one
-            digit = tl.sum((reach16 >= need16).to(tl.int32), axis=0) - 1
-            need16 -= tl.sum(tl.where(bins16 > digit, hist16, 0), axis=0)
-            ties = tl.sum(tl.where(bins16 == digit, hist16, 0), axis=0)
-            t16 = t16 | (digit.to(tl.uint32) << (28 - 4 * step))
-        t = t16
-        skip = ties - need16
-    seen = zero
-    written = zero
-    for start in range(0, n_rank, CHUNK):
-        idx = start + offs
-        live = idx < n_rank
-        u = tl.load(keys_row + idx, mask=live, other=0).to(tl.uint32, bitcast=True)
-        tie = (u == t) & live
-        tie_rank = tl.cumsum(tie.to(tl.int32), axis=0) + seen
-        chosen = ((u > t) & live) | (tie & (tie_rank > skip))
-        slot = tl.cumsum(chosen.to(tl.int32), axis=0) - 1 + written
-        tl.store(pages_row + slot, idx, mask=chosen)
-        seen += tl.sum(tie.to(tl.int32), axis=0)
-        written += tl.sum(chosen.to(tl.int32), axis=0)
+    _select_into(keys_ptr + row * stride_keys, pages_row, n_rank, k, 0, k, CHUNK, ONE)
     tl.store(pages_row + k, n_rank)
 
 
@@ -250,10 +197,13 @@ def _attend_pages(
     q_ptr,
     k_ptr,
     v_ptr,
+    keys_ptr,
     pages_ptr,
     part_ptr,
     stats_ptr,
     kv_len,
+    n_rank,
+    n_extra,
     n_list,
     per_split,
     heads_sel,
@@ -267,6 +217,7 @@ def _attend_pages(
     stride_vb,
     stride_vh,
     stride_vl,
+    stride_keys,
     stride_pages,
     ROWS: tl.constexpr,
     GROUP: tl.constexpr,
@@ -276,9 +227,14 @@ def _attend_pages(
     BLOCK_PAGES: tl.constexpr,
     PRECISION: tl.constexpr,
     DOT_F32: tl.constexpr,
+    SELECT: tl.constexpr,
+    CHUNK: tl.constexpr,
+    ONE: tl.constexpr,
 ):
     """Unnormalised attention of the ROWS query heads of one selecting head over the pages
-    pages[row, split * per_split : (split + 1) * per_split], with its running max (log2 units) and sum."""
+    pages[row, split * per_split : (split + 1) * per_split], with its running max (log2 units) and sum. With
+    SELECT, this program first writes those entries of the page list itself from the row's keys (entry
+    n_extra is the current page, n_rank)."""
     row = tl.program_id(0)
     split = tl.program_id(1)
     b = (row // heads_sel).to(tl.int64)
@@ -290,6 +246,15 @@ def _attend_pages(
     q = tl.load(q_rows, mask=(m < ROWS)[:, None], other=0.0)
     if DOT_F32:  # the interpreter's dot mishandles 16-bit floats
         q = q.to(tl.float32)
+    first = split * per_split
+    last = tl.minimum(first + per_split, n_list)
+    pages_row = pages_ptr + row * stride_pages
+    if SELECT:
+        keys_row = keys_ptr + row * stride_keys
+        _select_into(keys_row, pages_row, n_rank, n_extra, first, tl.minimum(last, n_extra), CHUNK, ONE)
+        if last > n_extra:
+            tl.store(pages_row + n_extra, n_rank)
+        tl.debug_barrier()  # the entries are read back by other threads of this program
     n = tl.arange(0, BLOCK_PAGES * PAGE)
     slot = n // PAGE
     within = n % PAGE
@@ -298,12 +263,10 @@ def _attend_pages(
     m_i = tl.full([BLOCK_M], -1.0e30, dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, D], dtype=tl.float32)
-    first = split * per_split
-    last = tl.minimum(first + per_split, n_list)
     for start in range(first, last, BLOCK_PAGES):
         entry = start + slot
         live = entry < last
-        page = tl.load(pages_ptr + row * stride_pages + entry, mask=live, other=0)
+        page = tl.load(pages_row + entry, mask=live, other=0, cache_modifier=".cg")
         token = page * PAGE + within
         live = live & (token < kv_len)
         keys = tl.load(k_base + token[:, None] * stride_kl + d[None, :], mask=live[:, None], other=0.0)
@@ -395,18 +358,17 @@ def _score_plan(current: int, rows: int, device: torch.device) -> tuple[int, int
     return triton.cdiv(current, per), per
 
 
-def bucketed(n_keys: int) -> bool:
-    """Whether the selection counts buckets first: on the H200 it paid at 8,191 keys a row (128k tokens) and
-    cost more than it saved at 2,047 (32k), where the radix search reads each row in one chunk a pass."""
-    return SELECT_BUCKETS and n_keys > SELECT_CHUNK
+def _chunk(n_keys: int) -> tuple[int, bool]:
+    """(keys a selecting program reads at once, whether the whole row fits: then it stays in registers)."""
+    chunk = min(SELECT_CHUNK, triton.next_power_of_2(n_keys))
+    return chunk, n_keys <= chunk
 
 
 def page_keys(
     query: torch.Tensor, summaries: torch.Tensor, kv_len: int, page_size: int, share_pages: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> torch.Tensor:
     """Radix keys of the pages before the current one, (B * S, pages - 1) int32 (S = KV heads with shared pages,
-    else query heads), and, where the selection counts buckets (`bucketed`), per row the zeroed bucket counts
-    then the keys' extremes (`top_pages` reads them), else None. Needs at least two pages."""
+    else query heads). Needs at least two pages."""
     batch, q_heads, _, dim = query.shape
     kv_heads = summaries.shape[1]
     heads_sel, rows = (kv_heads, q_heads // kv_heads) if share_pages else (q_heads, 1)
@@ -414,43 +376,32 @@ def page_keys(
     current = triton.cdiv(kv_len, page_size) - 1
     width = triton.cdiv(current, 16) * 16  # rows 64-byte aligned: vector loads when selecting
     keys = torch.empty(n_rows, width, device=query.device, dtype=torch.int32)[:, :current]
-    n_buckets = 1 << BUCKET_BITS
-    stats = None
-    if bucketed(current):
-        stats = torch.zeros(n_rows, n_buckets + 16, device=query.device, dtype=torch.int32)
     progs, per = _score_plan(current, n_rows, query.device)
     _page_keys[(n_rows, progs)](
-        query, summaries, keys, keys if stats is None else stats, current, heads_sel, per,
+        query, summaries, keys, current, heads_sel, per,
         query.stride(0), query.stride(1), summaries.stride(0), summaries.stride(1), summaries.stride(2),
-        keys.stride(0), 0 if stats is None else stats.stride(0),
-        ROWS=rows, ROWS_P2=triton.next_power_of_2(rows), GROUP=q_heads // kv_heads, D=dim, BLOCK_P=SCORE_PAGES,
-        NB=n_buckets, EXTREMES=stats is not None, num_warps=SCORE_WARPS,
+        keys.stride(0), ROWS=rows, ROWS_P2=triton.next_power_of_2(rows), GROUP=q_heads // kv_heads, D=dim,
+        BLOCK_P=SCORE_PAGES, STAGES=SCORE_STAGES, num_warps=SCORE_WARPS,
     )  # fmt: skip
-    return keys, stats
+    return keys
 
 
-def top_pages(keys: torch.Tensor, stats: torch.Tensor | None, extra: int) -> torch.Tensor:
+def top_pages(keys: torch.Tensor, extra: int) -> torch.Tensor:
     """(rows, extra + 1) int32: the `extra` best-keyed pages of each row (ties: later pages) in ascending order,
-    then the current page (index keys.shape[1]). `stats` as `page_keys` returns it (its counts are zero again
-    afterwards); None: the radix search alone. Needs 1 <= extra < keys.shape[1]."""
+    then the current page (index keys.shape[1]). Needs 1 <= extra < keys.shape[1]."""
     rows, current = keys.shape
     pages = torch.empty(rows, extra + 1, device=keys.device, dtype=torch.int32)
-    n_buckets = 1 << BUCKET_BITS
-    stats_arg, candidates, stride_stats = keys, keys, 0  # (unread without buckets)
-    if stats is not None:
-        n_buckets = stats.shape[1] - 16
-        stats_arg, stride_stats = stats, stats.stride(0)
-        candidates = torch.empty(rows, CANDIDATES, device=keys.device, dtype=torch.int32)
-        _count_buckets[(rows, triton.cdiv(current, BUCKET_KEYS))](
-            keys, stats, current, keys.stride(0), stats.stride(0), NB=n_buckets, BITS=n_buckets.bit_length() - 1,
-            BLOCK=BUCKET_KEYS, num_warps=4,
-        )  # fmt: skip
+    chunk, one = _chunk(current)
     _select_pages[(rows,)](
-        keys, stats_arg, candidates, pages, current, extra, keys.stride(0), stride_stats, pages.stride(0),
-        CHUNK=min(SELECT_CHUNK, triton.next_power_of_2(current)), BUCKETS=stats is not None, NB=n_buckets,
-        BITS=n_buckets.bit_length() - 1, CAND=CANDIDATES, num_warps=SELECT_WARPS,
+        keys, pages, current, extra, keys.stride(0), pages.stride(0), CHUNK=chunk, ONE=one,
+        num_warps=SELECT_WARPS,
     )  # fmt: skip
     return pages
+
+
+def _ranked(kv_len: int, extra: int, page_size: int) -> bool:
+    """Whether the step ranks pages: some but not all of the pages before the current one are attended."""
+    return 0 < extra < triton.cdiv(kv_len, page_size) - 1
 
 
 def select_pages(
@@ -466,7 +417,22 @@ def select_pages(
         return torch.arange(current + 1, device=query.device, dtype=torch.int32).expand(rows, -1)
     if extra == 0:
         return torch.full((rows, 1), current, device=query.device, dtype=torch.int32)
-    return top_pages(*page_keys(query, summaries, kv_len, page_size, share_pages), extra)
+    return top_pages(page_keys(query, summaries, kv_len, page_size, share_pages), extra)
+
+
+def page_list(
+    query: torch.Tensor, summaries: torch.Tensor, kv_len: int, extra: int, page_size: int, share_pages: bool
+) -> torch.Tensor:
+    """The page list `quest_decode` reads, made as it makes it (with FUSE_SELECT, by the attention programs,
+    here over an all-zero cache): what the checks compare with the torch path's pages."""
+    if not (FUSE_SELECT and _ranked(kv_len, extra, page_size)):
+        return select_pages(query, summaries, kv_len, extra, page_size, share_pages)
+    keys = page_keys(query, summaries, kv_len, page_size, share_pages)
+    pages = torch.empty(keys.shape[0], extra + 1, device=query.device, dtype=torch.int32)
+    batch, dim = query.shape[0], query.shape[-1]
+    blank = query.new_zeros(1, 1, 1, dim).expand(batch, summaries.shape[1], kv_len, dim)
+    attend_pages(query, blank, blank, pages, page_size, share_pages, 1.0, keys=keys)
+    return pages
 
 
 def attend_pages(
@@ -477,9 +443,11 @@ def attend_pages(
     page_size: int,
     share_pages: bool,
     scaling: float,
+    keys: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention of each query head over the tokens of its selecting head's pages (B, Hq, 1, D); tokens at or
-    past the cache length (the current page's tail) are masked."""
+    past the cache length (the current page's tail) are masked. With `keys` (from `page_keys`), `pages` is an
+    empty (rows, extra + 1) buffer that the attention programs fill with the page list themselves."""
     batch, q_heads, _, dim = query.shape
     kv_heads, kv_len = key.shape[1], key.shape[2]
     group = q_heads // kv_heads
@@ -493,12 +461,16 @@ def attend_pages(
     part, stats = buffer[: n_part * dim].view(n_part, dim), buffer[n_part * dim :].view(n_part, 2)
     dot_f32 = query.device.type != "cuda"  # CPU tensors: the triton interpreter
     precision = "ieee" if dot_f32 or query.dtype == torch.float32 else "tf32"
+    n_rank = keys.shape[1] if keys is not None else 0
+    chunk, one = _chunk(max(n_rank, 1))
     _attend_pages[(n_rows, splits)](
-        query, key, value, pages, part, stats, kv_len, n_list, per, heads_sel, splits, scaling * 1.4426950408889634,
+        query, key, value, pages if keys is None else keys, pages, part, stats, kv_len, n_rank, n_list - 1,
+        n_list, per, heads_sel, splits, scaling * 1.4426950408889634,
         query.stride(0), query.stride(1), key.stride(0), key.stride(1), key.stride(2),
-        value.stride(0), value.stride(1), value.stride(2), pages.stride(0),
+        value.stride(0), value.stride(1), value.stride(2), 0 if keys is None else keys.stride(0), pages.stride(0),
         ROWS=rows, GROUP=group, BLOCK_M=max(16, triton.next_power_of_2(rows)), D=dim, PAGE=page_size,
-        BLOCK_PAGES=block_pages, PRECISION=precision, DOT_F32=dot_f32, num_warps=ATTEND_WARPS, num_stages=2,
+        BLOCK_PAGES=block_pages, PRECISION=precision, DOT_F32=dot_f32, SELECT=keys is not None, CHUNK=chunk,
+        ONE=one, num_warps=ATTEND_WARPS, num_stages=2,
     )  # fmt: skip
     out = torch.empty(batch, q_heads, 1, dim, device=query.device, dtype=query.dtype)
     _merge_splits[(n_rows, rows)](
@@ -521,5 +493,10 @@ def quest_decode(
 ) -> torch.Tensor:
     """One Quest decode step (B, Hq, 1, D): the `extra` best pages before the current one plus the current page.
     `summaries` (B, Hkv, >= pages - 1, 2D) as `quest.page_summaries` makes them."""
-    pages = select_pages(query, summaries, key.shape[2], extra, page_size, share_pages)
+    kv_len = key.shape[2]
+    if FUSE_SELECT and _ranked(kv_len, extra, page_size):
+        keys = page_keys(query, summaries, kv_len, page_size, share_pages)
+        pages = torch.empty(keys.shape[0], extra + 1, device=query.device, dtype=torch.int32)
+        return attend_pages(query, key, value, pages, page_size, share_pages, scaling, keys=keys)
+    pages = select_pages(query, summaries, kv_len, extra, page_size, share_pages)
     return attend_pages(query, key, value, pages, page_size, share_pages, scaling)

@@ -19,7 +19,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sparse_eval.methods.quest import budget_pages, page_summaries, quest_decode_attention, select_tokens
+from sparse_eval.methods.quest import (
+    budget_pages,
+    page_scores,
+    page_summaries,
+    quest_decode_attention,
+    select_tokens,
+)
 
 NAME = "sparse_eval.kernels.quest_decode"
 
@@ -91,16 +97,19 @@ CASES = [  # batch, kv heads, group, length, dim, page, compression, share
 ]
 
 
-@pytest.mark.parametrize("chunk", [None, 16])
+@pytest.mark.parametrize(("chunk", "fuse"), [(None, True), (16, True), (16, False)])
 @pytest.mark.parametrize(
     ("batch", "kv_heads", "group", "length", "dim", "page", "compression", "share"), CASES
 )
 def test_kernel_selects_the_same_pages_and_output(
-    kernels, device, monkeypatch, batch, kv_heads, group, length, dim, page, compression, share, chunk
+    kernels, device, monkeypatch, batch, kv_heads, group, length, dim, page, compression, share, chunk, fuse
 ):
-    """chunk 16: rows of more keys than that are narrowed by bucket counts first (`bucketed`)."""
+    """chunk 16: rows of more keys than that are read chunk by chunk instead of held at once; fuse: the
+    attention programs select their own pages (else one selecting program per row, which `select_pages`
+    always runs)."""
     if chunk is not None:
         monkeypatch.setattr(kernels, "SELECT_CHUNK", chunk)
+    monkeypatch.setattr(kernels, "FUSE_SELECT", fuse)
     q, k, v = _inputs(length, batch, kv_heads, group, length, dim, device=device)
     summaries = page_summaries(k, page)
     extra = budget_pages(length, compression, page)
@@ -118,30 +127,38 @@ def test_kernel_selects_the_same_pages_and_output(
     torch.testing.assert_close(fused, masked, rtol=2e-5, atol=2e-6)
 
 
+def _fused_page_list(kernels, q, summaries, length, extra, page, share) -> torch.Tensor:
+    """The page list the attention programs write when they select their own pages (FUSE_SELECT)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "FUSE_SELECT", True)
+        return kernels.page_list(q, summaries, length, extra, page, share)
+
+
 @pytest.mark.parametrize(
-    ("chunk", "score_pages", "programs", "min_pages", "buckets", "candidates", "bucket_keys"),
-    [(64, 16, 1, 1, True, 2, 64), (128, 64, 8, 16, False, 128, 512), (128, 64, 2, 4, True, 16, 128)],
+    ("chunk", "score_pages", "programs", "min_pages", "split_programs"),
+    [(64, 16, 1, 1, 2), (128, 64, 8, 16, 1), (4096, 64, 2, 4, 4), (32, 32, 4, 8, 8)],
 )
 def test_kernel_launch_settings_agree(
-    kernels, device, monkeypatch, chunk, score_pages, programs, min_pages, buckets, candidates, bucket_keys
+    kernels, device, monkeypatch, chunk, score_pages, programs, min_pages, split_programs
 ):
-    """Other launch settings (several key chunks per selection pass, other page blocks and program counts, the
-    radix search alone or after too full a bucket) select the same pages and give the same output."""
+    """Other launch settings (keys read in several chunks a pass, other page blocks and program counts) select
+    the same pages, and the page list the attention programs write themselves (in 1-4 slices a row) equals
+    the selecting kernel's."""
     for name, value in (
         ("SELECT_CHUNK", chunk),
         ("SCORE_PAGES", score_pages),
         ("SCORE_PROGRAMS_PER_SM", programs),
         ("MIN_PAGES_PER_SPLIT", min_pages),
-        ("SELECT_BUCKETS", buckets),
-        ("CANDIDATES", candidates),
-        ("BUCKET_KEYS", bucket_keys),
+        ("PROGRAMS_PER_SM", split_programs),
     ):
         monkeypatch.setattr(kernels, name, value)
     q, k, v = _inputs(11, 2, 2, 4, 3000, 32, device=device)
     summaries = page_summaries(k, 16)
-    pages = kernels.select_pages(q, summaries, 3000, budget_pages(3000, 6.0, 16), 16, True)
+    extra = budget_pages(3000, 6.0, 16)
+    pages = kernels.select_pages(q, summaries, 3000, extra, 16, True)
     tokens = select_tokens(q, summaries, 3000, 6.0, 16)
     assert [set(row.tolist()) for row in pages] == _page_sets(tokens, 16)
+    assert torch.equal(_fused_page_list(kernels, q, summaries, 3000, extra, 16, True), pages)
     kw = {"scaling": 0.2, "compression": 6.0, "page_size": 16, "summaries": summaries}
     fused, _ = quest_decode_attention(q, k, v, fused=True, **kw)
     masked, _ = quest_decode_attention(q, k, v, gather=False, **kw)
@@ -193,16 +210,52 @@ def test_torch_path_ties_go_to_the_later_pages(share):
     assert _page_sets(tokens, 16) == [{2, 9, 10, 11, 12}] * tokens.shape[1]
 
 
-@pytest.mark.parametrize(("chunk", "candidates"), [(8, 128), (8, 8), (4096, 128)])
+@pytest.mark.parametrize("chunk", [8, 4096])
 @pytest.mark.parametrize("share", [True, False])
-def test_kernel_ties_go_to_the_later_pages(kernels, device, monkeypatch, share, chunk, candidates):
-    """Ranked in the k-th key's bucket (11 tied keys), by the radix search after a too full bucket, or by the
-    radix search alone (12 keys fit one chunk)."""
+def test_kernel_ties_go_to_the_later_pages(kernels, device, monkeypatch, share, chunk):
+    """11 tied keys, 4 pages wanted: the first one and the latest three of the ties; the row read in chunks
+    of 8 keys or held at once, by the selecting kernel and by the attention programs."""
     monkeypatch.setattr(kernels, "SELECT_CHUNK", chunk)
-    monkeypatch.setattr(kernels, "CANDIDATES", candidates)
     q, k = (t.to(device) for t in _tied_keys(200, 16))
-    pages = kernels.select_pages(q, page_summaries(k, 16), 200, 4, 16, share)
+    summaries = page_summaries(k, 16)
+    pages = kernels.select_pages(q, summaries, 200, 4, 16, share)
     assert [row.tolist() for row in pages] == [[2, 9, 10, 11, 12]] * pages.shape[0]
+    assert torch.equal(_fused_page_list(kernels, q, summaries, 200, 4, 16, share), pages)
+
+
+@pytest.mark.parametrize("extra", [1, 2, 5, 11])
+def test_kernel_all_keys_equal(kernels, device, monkeypatch, extra):
+    """Every page ties (all key bits shared, no bisection step runs): the latest `extra` pages."""
+    monkeypatch.setattr(kernels, "SELECT_CHUNK", 8)
+    gen = torch.Generator().manual_seed(4)
+    q = torch.randn(1, 2, 1, 16, generator=gen).to(device)
+    k = torch.randn(1, 1, 1, 16, 16, generator=gen).expand(1, 1, 13, 16, 16).reshape(1, 1, 208, 16).to(device)
+    summaries = page_summaries(k, 16)
+    pages = kernels.select_pages(q, summaries, 200, extra, 16, True)
+    assert pages.tolist() == [list(range(12 - extra, 13))]
+    assert torch.equal(_fused_page_list(kernels, q, summaries, 200, extra, 16, True), pages)
+
+
+def test_kernel_negative_zero_and_tied_scores(kernels, device, monkeypatch):
+    """Scores of both signs and zero ties: pages of constant keys score q.w, pages of zero and of negative-zero
+    keys score 0 under a positive query (a sum of -0.0 products may come out -0.0, which ranks as +0.0); the
+    kernel ranks them as the torch path."""
+    monkeypatch.setattr(kernels, "SELECT_CHUNK", 16)
+    gen = torch.Generator().manual_seed(8)
+    q = torch.randn(1, 4, 1, 16, generator=gen).abs()
+    k = torch.randn(1, 2, 50, 1, 16, generator=gen).expand(-1, -1, -1, 16, -1).clone()
+    k[:, :, 10:20] = 0.0
+    k[:, :, 20:30] = -0.0
+    k = k.reshape(1, 2, 800, 16)
+    summaries = page_summaries(k, 16)
+    scores = page_scores(q, summaries)
+    assert (scores < 0).any() and (scores > 0).any() and (scores == 0).sum() == 40
+    for extra in (3, 10, 20, 30, 40):
+        pages = kernels.select_pages(q.to(device), summaries.to(device), 800, extra, 16, True)
+        tokens = select_tokens(q, summaries, 800, 800 / (extra * 16 + 16), 16)
+        assert [set(row.tolist()) for row in pages.cpu()] == _page_sets(tokens, 16)
+        fused = _fused_page_list(kernels, q.to(device), summaries.to(device), 800, extra, 16, True)
+        assert torch.equal(fused, pages)
 
 
 def test_fused_without_kernels_says_how_to_fall_back(monkeypatch):
