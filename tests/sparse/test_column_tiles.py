@@ -7,10 +7,7 @@ skipped where triton is not installed (CI) or its interpreter does not run here.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
@@ -18,45 +15,17 @@ import torch
 
 from sparse_eval.backends import flex
 from sparse_eval.backends.pattern import columns_from_mask, tile_kinds
+from tests.sparse.triton_kernels import kernel_module
 
 NAME = "sparse_eval.kernels.column_tiles"
 
 
-@contextmanager
-def _interpreted_triton() -> Iterator[None]:
-    """Triton's Python modules imported afresh with TRITON_INTERPRET=1 (read at import time), put back after."""
-    saved = {
-        n: m for n, m in sys.modules.items() if n.split(".")[0] == "triton" and not n.startswith("triton._C")
-    }
-    for name in saved:
-        del sys.modules[name]
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("TRITON_INTERPRET", "1")
-            yield
-    finally:
-        for name in [n for n in sys.modules if n.split(".")[0] == "triton" and not n.startswith("triton._C")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-
-
 @pytest.fixture(scope="module")
 def kernels() -> Iterator[ModuleType]:
-    pytest.importorskip("triton", reason="triton is not installed (optional GPU dependency)")
-    if torch.cuda.is_available():
-        yield importlib.import_module(NAME)
-        return
-    try:
-        with _interpreted_triton():
-            module = importlib.reload(importlib.import_module(NAME))
-            one = torch.ones(1, 1, 1, 1, dtype=torch.bool)
-            try:
-                module.split_tiles(one, torch.ones(1, 1, dtype=torch.int8), one[0, :, 0])
-            except Exception as exc:  # e.g. triton 3.6's interpreter under numpy >= 2.4
-                pytest.skip(f"triton's interpreter does not run here: {exc!r}")
-            yield module
-    finally:
-        importlib.reload(importlib.import_module(NAME))
+    one = torch.ones(1, 1, 1, 1, dtype=torch.bool)
+    yield from kernel_module(
+        NAME, lambda m: m.split_tiles(one, torch.ones(1, 1, dtype=torch.int8), one[0, :, 0])
+    )
 
 
 # 128 x 64 (the default), 32 x 16, one tile, and a length one past a tile boundary

@@ -8,11 +8,8 @@ The tie-rule tests of the torch path always run.
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
@@ -26,47 +23,17 @@ from sparse_eval.methods.quest import (
     quest_decode_attention,
     select_tokens,
 )
+from tests.sparse.triton_kernels import kernel_module
 
 NAME = "sparse_eval.kernels.quest_decode"
-
-
-@contextmanager
-def _interpreted_triton() -> Iterator[None]:
-    """Triton's Python modules imported afresh with TRITON_INTERPRET=1, which every @triton.jit (triton's own
-    tl.sum & co. included) reads when it is imported; torch may have imported triton before (torch._dynamo
-    does). The previous modules are put back afterwards; the compiled extension is shared."""
-    saved = {
-        n: m for n, m in sys.modules.items() if n.split(".")[0] == "triton" and not n.startswith("triton._C")
-    }
-    for name in saved:
-        del sys.modules[name]
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("TRITON_INTERPRET", "1")
-            yield
-    finally:
-        for name in [n for n in sys.modules if n.split(".")[0] == "triton" and not n.startswith("triton._C")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
 
 
 @pytest.fixture(scope="module")
 def kernels() -> Iterator[ModuleType]:
     """sparse_eval.kernels.quest_decode: compiled on a CUDA machine, else run by triton's interpreter."""
-    pytest.importorskip("triton", reason="triton is not installed (optional GPU dependency)")
-    if torch.cuda.is_available():
-        yield importlib.import_module(NAME)
-        return
-    try:
-        with _interpreted_triton():
-            module = importlib.reload(importlib.import_module(NAME))
-            try:
-                module.select_pages(torch.zeros(1, 1, 1, 16), torch.zeros(1, 1, 3, 32), 64, 1, 16, True)
-            except Exception as exc:  # e.g. triton 3.6's interpreter under numpy >= 2.4
-                pytest.skip(f"triton's interpreter does not run here: {exc!r}")
-            yield module
-    finally:
-        importlib.reload(importlib.import_module(NAME))  # compiled kernels again, with the original triton
+    yield from kernel_module(
+        NAME, lambda m: m.select_pages(torch.zeros(1, 1, 1, 16), torch.zeros(1, 1, 3, 32), 64, 1, 16, True)
+    )
 
 
 @pytest.fixture(scope="module")

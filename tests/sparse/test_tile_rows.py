@@ -9,10 +9,7 @@ not run. The index-form tests of `BlockPattern` always run.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
@@ -33,46 +30,18 @@ from sparse_eval.compression import pair_budget
 from sparse_eval.methods import block_sparse, flexprefill
 from sparse_eval.methods.block_sparse import _kernel_tables, forced_tiles, tiles_per_row, top_per_row
 from sparse_eval.methods.flexprefill import _row_cumsum
+from tests.sparse.triton_kernels import kernel_module
 
 NAME = "sparse_eval.kernels.tile_rows"
 
 
-@contextmanager
-def _interpreted_triton() -> Iterator[None]:
-    """Triton's Python modules imported afresh with TRITON_INTERPRET=1 (read at import by @triton.jit);
-    the previous modules are put back afterwards."""
-    saved = {
-        n: m for n, m in sys.modules.items() if n.split(".")[0] == "triton" and not n.startswith("triton._C")
-    }
-    for name in saved:
-        del sys.modules[name]
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("TRITON_INTERPRET", "1")
-            yield
-    finally:
-        for name in [n for n in sys.modules if n.split(".")[0] == "triton" and not n.startswith("triton._C")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-
-
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[ModuleType]:
-    pytest.importorskip("triton", reason="triton is not installed (optional GPU dependency)")
-    if torch.cuda.is_available():
-        yield importlib.import_module(NAME)
-        return
-    try:
-        with _interpreted_triton():
-            module = importlib.reload(importlib.import_module(NAME))
-            try:
-                codes = torch.ones(1, 2, dtype=torch.int8)
-                module.tile_rows(torch.zeros(1, 1, 1, 2), codes, torch.ones(1, dtype=torch.int32), 64, 32, 32)
-            except Exception as exc:  # e.g. an interpreter that does not run under this numpy
-                pytest.skip(f"triton's interpreter does not run here: {exc!r}")
-            yield module
-    finally:
-        importlib.reload(importlib.import_module(NAME))
+    codes = torch.ones(1, 2, dtype=torch.int8)
+    yield from kernel_module(
+        NAME,
+        lambda m: m.tile_rows(torch.zeros(1, 1, 1, 2), codes, torch.ones(1, dtype=torch.int32), 64, 32, 32),
+    )
 
 
 @pytest.fixture(scope="module")

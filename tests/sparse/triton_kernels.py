@@ -1,0 +1,54 @@
+"""Triton kernel modules for CPU tests: compiled on a CUDA machine, else run by triton's interpreter, else
+skipped (triton is an optional GPU dependency; CI installs none)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+
+import pytest
+import torch
+
+
+def _triton_modules() -> list[str]:
+    return [n for n in sys.modules if n.split(".")[0] == "triton" and not n.startswith("triton._C")]
+
+
+@contextmanager
+def interpreted_triton() -> Iterator[None]:
+    """Triton's Python modules imported afresh with TRITON_INTERPRET=1, which every @triton.jit (triton's own
+    tl.sum & co. included) reads when it is imported; torch may have imported triton before (torch._dynamo
+    does). The previous modules are put back afterwards; the compiled extension is shared."""
+    saved = {name: sys.modules[name] for name in _triton_modules()}
+    for name in saved:
+        del sys.modules[name]
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("TRITON_INTERPRET", "1")
+            yield
+    finally:
+        for name in _triton_modules():
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def kernel_module(name: str, smoke: Callable[[ModuleType], object]) -> Iterator[ModuleType]:
+    """Yield module `name` for a fixture: compiled on CUDA, else interpreted once `smoke(module)` runs (an
+    interpreter that cannot run, e.g. triton 3.6's under numpy >= 2.4, skips the tests with the reason)."""
+    pytest.importorskip("triton", reason="triton is not installed (optional GPU dependency)")
+    if torch.cuda.is_available():
+        yield importlib.import_module(name)
+        return
+    try:
+        with interpreted_triton():
+            module = importlib.reload(importlib.import_module(name))
+            try:
+                smoke(module)
+            except Exception as exc:
+                pytest.skip(f"triton's interpreter does not run here: {exc!r}")
+            yield module
+    finally:
+        importlib.reload(importlib.import_module(name))  # compiled kernels again, with the original triton
