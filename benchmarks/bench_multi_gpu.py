@@ -169,8 +169,10 @@ def main() -> None:
         samples = args.num_samples * len(args.tasks.split(","))
         rows = []
         for mode in args.modes:
-            log = (args.from_logs / f"{mode}.log").read_text(encoding="utf-8")
-            rows.append(summarise(mode, log, None, samples))
+            path = args.from_logs / f"{mode}.log"
+            if not path.is_file():
+                parser.error(f"--from-logs: no {path}; the folder needs <mode>.log for each of --modes")
+            rows.append(summarise(mode, path.read_text(encoding="utf-8"), None, samples))
         report(rows, args, [], args.out or args.from_logs)
         return
 
@@ -178,7 +180,7 @@ def main() -> None:
 
     gpus = torch.cuda.device_count()
     if gpus < 2 and ("dp2" in args.modes or "mp2" in args.modes):
-        sys.exit(f"needs 2 GPUs for dp2/mp2, found {gpus}; run with --modes 1gpu")
+        parser.error(f"--modes dp2/mp2 need 2 GPUs, found {gpus}; use --modes 1gpu")
     args.work.mkdir(parents=True, exist_ok=True)
     log_dir = args.out or args.work
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -245,6 +247,7 @@ def report(rows: list[dict], args: argparse.Namespace, gpus: list[str], log_dir:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     payload = {"settings": settings, "gpus": gpus, "rows": rows}
     text = json.dumps(payload, indent=2, default=str)
+    log_dir.mkdir(parents=True, exist_ok=True)
     (log_dir / "bench_multi_gpu.json").write_text(text, encoding="utf-8")
 
 
