@@ -14,15 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-
-@triton.jit
-def _store_list(take, ok, j, NUM, IDX, row, NKB):
-    """Row `row`'s count of `take` and its index list: taken tiles ascending, then the others ascending."""
-    t = take.to(tl.int32)
-    n = tl.sum(t, 0)
-    pos = tl.where(take, tl.cumsum(t, 0) - 1, n + tl.cumsum((1 - t) * ok.to(tl.int32), 0) - 1)
-    tl.store(NUM + row, n)
-    tl.store(IDX + row.to(tl.int64) * NKB + pos, j, mask=ok)
+from sparse_eval.kernels.tile_rows import compact
 
 
 @triton.jit
@@ -40,8 +32,9 @@ def _split_row(
     col = tl.load(COLS + bh * NKB + j, mask=ok, other=0) != 0
     sel = sel & (kind != 0)
     clean = (kind == 1) & (col == 0)
-    _store_list(sel & (clean == 0), ok, j, PART_NUM, PART_IDX, row, NKB)
-    _store_list(sel & clean, ok, j, FULL_NUM, FULL_IDX, row, NKB)
+    base = row.to(tl.int64) * NKB
+    compact(sel & (clean == 0), j, ok, PART_NUM + row, PART_IDX + base)
+    compact(sel & clean, j, ok, FULL_NUM + row, FULL_IDX + base)
 
 
 def split_tiles(

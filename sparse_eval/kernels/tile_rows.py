@@ -111,12 +111,12 @@ def _tile_rows(
     tl.store(pairs + r, tl.sum(tl.where(keep, tile_pairs, 0).to(tl.int64), 0))
     part = keep & (kind == 3)
     full = keep & (kind != 3)
-    _compact(part, j, inside, part_num + r, part_idx + row)
-    _compact(full, j, inside, full_num + r, full_idx + row)
+    compact(part, j, inside, part_num + r, part_idx + row)
+    compact(full, j, inside, full_num + r, full_idx + row)
 
 
 @triton.jit
-def _compact(sel, j, inside, num_ptr, idx_ptr):
+def compact(sel, j, inside, num_ptr, idx_ptr):
     """Selected positions first (ascending), then the others (ascending): every row a permutation."""
     ones = sel.to(tl.int32)
     before = tl.cumsum(ones, 0)
