@@ -166,7 +166,6 @@ class BlockSparse(PatternPrefillMethod):
         pooled_k = mean_pool(key, bk).repeat_interleave(groups, dim=1)
         scores = torch.matmul(pooled_q, pooled_k.transpose(-1, -2)) * scaling
         budget = pair_budget(L, self.compression)
-        _, keep_list = tiles_per_row(L, bq, bk, self.sink_blocks, self.local_blocks, budget, device)
         module = kernel_for(scores, scores.shape[-1])
         if module is not None:  # one row kernel: top-k per row straight to block-mask indices
             codes, take = _kernel_tables(L, bq, bk, self.sink_blocks, self.local_blocks, budget, device)
@@ -174,6 +173,7 @@ class BlockSparse(PatternPrefillMethod):
         causal, _ = tile_kinds(L, bq, bk, device)
         forced = forced_tiles(L, bq, bk, self.sink_blocks, self.local_blocks, device)
         scores = scores.masked_fill(~causal, float("-inf")).masked_fill(forced, float("inf"))
+        _, keep_list = tiles_per_row(L, bq, bk, self.sink_blocks, self.local_blocks, budget, device)
         keep = _row_keep(tuple(keep_list), device)
         return BlockPattern(L, bq, bk, top_per_row(scores, keep, max(keep_list)) & causal)
 
