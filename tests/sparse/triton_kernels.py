@@ -12,6 +12,8 @@ from types import ModuleType
 import pytest
 import torch
 
+_KERNELS = "sparse_eval.kernels"
+
 
 def _triton_modules() -> list[str]:
     return [n for n in sys.modules if n.split(".")[0] == "triton" and not n.startswith("triton._C")]
@@ -35,6 +37,14 @@ def interpreted_triton() -> Iterator[None]:
         sys.modules.update(saved)
 
 
+def _reload_kernels(name: str) -> ModuleType:
+    """Reload the kernel modules already imported, then `name`: a kernel calls @triton.jit helpers of other
+    kernel modules, which must come from the same triton (interpreted or compiled) as the caller."""
+    for other in sorted(n for n in sys.modules if n.startswith(f"{_KERNELS}.") and n != name):
+        importlib.reload(sys.modules[other])
+    return importlib.reload(importlib.import_module(name))
+
+
 def kernel_module(name: str, smoke: Callable[[ModuleType], object]) -> Iterator[ModuleType]:
     """Yield module `name` for a fixture: compiled on CUDA, else interpreted once `smoke(module)` runs (an
     interpreter that cannot run, e.g. triton 3.6's under numpy >= 2.4, skips the tests with the reason)."""
@@ -44,11 +54,11 @@ def kernel_module(name: str, smoke: Callable[[ModuleType], object]) -> Iterator[
         return
     try:
         with interpreted_triton():
-            module = importlib.reload(importlib.import_module(name))
+            module = _reload_kernels(name)
             try:
                 smoke(module)
             except Exception as exc:
                 pytest.skip(f"triton's interpreter does not run here: {exc!r}")
             yield module
     finally:
-        importlib.reload(importlib.import_module(name))  # compiled kernels again, with the original triton
+        _reload_kernels(name)  # compiled kernels again, with the original triton
