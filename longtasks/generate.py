@@ -8,7 +8,8 @@ import multiprocessing
 import os
 import random
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,7 +189,11 @@ def generate_samples(
         rest = [(task, parsed_knobs, length, seed, i, chat) for i in indices[len(samples) :]]
         if rest:
             # multiprocessing.Pool's context exit terminates the workers, also on an interrupt.
-            with multiprocessing.Pool(workers, initializer=_worker_init, initargs=(tok,)) as pool:
+            with ExitStack() as stack:
+                with _interrupts_held():
+                    pool = stack.enter_context(
+                        multiprocessing.Pool(workers, initializer=_worker_init, initargs=(tok,))
+                    )
                 chunk = max(1, len(rest) // (4 * workers))
                 for sample in pool.imap(_build_in_worker, rest, chunksize=chunk):
                     samples.append(sample)
@@ -200,6 +205,22 @@ def generate_samples(
 
 
 _worker_tokenizer: LengthTokenizer | None = None
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while the pool forks its workers; they arrive right after. A KeyboardInterrupt
+    raised from a signal handler inside fork's hooks (logging releases its lock there) is swallowed: the run
+    then ignores the interrupt, or leaves that lock held and hangs at exit (seen about 1 run in 10)."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX: nothing to hold
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _worker_init(tokenizer: LengthTokenizer) -> None:
@@ -208,6 +229,8 @@ def _worker_init(tokenizer: LengthTokenizer) -> None:
     # The parent decides about interrupts and terminates the pool; workers stop quietly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # forked while the parent held them (`_interrupts_held`)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _worker_tokenizer = tokenizer
 
