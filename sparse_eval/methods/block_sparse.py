@@ -161,10 +161,7 @@ class BlockSparse(PatternPrefillMethod):
         L = query.shape[-2]
         bq, bk = self.q_block_size, self.block_size
         device = query.device
-        groups = query.shape[1] // key.shape[1]
-        pooled_q = mean_pool(query, bq)
-        pooled_k = mean_pool(key, bk).repeat_interleave(groups, dim=1)
-        scores = torch.matmul(pooled_q, pooled_k.transpose(-1, -2)) * scaling
+        scores = pooled_scores(query, key, bq, bk)
         budget = pair_budget(L, self.compression)
         module = kernel_for(scores, scores.shape[-1])
         if module is not None:  # one row kernel: top-k per row straight to block-mask indices
@@ -176,6 +173,19 @@ class BlockSparse(PatternPrefillMethod):
         _, keep_list = tiles_per_row(L, bq, bk, self.sink_blocks, self.local_blocks, budget, device)
         keep = _row_keep(tuple(keep_list), device)
         return BlockPattern(L, bq, bk, top_per_row(scores, keep, max(keep_list)) & causal)
+
+
+def pooled_scores(query: torch.Tensor, key: torch.Tensor, q_block: int, kv_block: int) -> torch.Tensor:
+    """Mean-pooled q . mean-pooled k per tile, float32 (B, Hq, nqb, nkb). Unscaled: a positive scale does not
+    change any row's order, and the rule only ranks. Each KV head's query group is one matrix product (GQA
+    heads of a group are consecutive), so pooled keys are not repeated per query head."""
+    B, Hq = query.shape[:2]
+    Hkv = key.shape[1]
+    pooled_q = mean_pool(query, q_block)  # (B, Hq, nqb, D)
+    pooled_k = mean_pool(key, kv_block)  # (B, Hkv, nkb, D)
+    nqb, nkb = pooled_q.shape[-2], pooled_k.shape[-2]
+    grouped = pooled_q.reshape(B, Hkv, (Hq // Hkv) * nqb, -1)
+    return torch.matmul(grouped, pooled_k.transpose(-1, -2)).view(B, Hq, nqb, nkb)
 
 
 @lru_cache(maxsize=16)
