@@ -6,8 +6,9 @@ full tile count with the tiles not kept. Built from a boolean grid with torch, t
 the (heads, query tiles, key tiles) grid; here one program handles one row with the row in registers:
 
   * SELECT: the row's scores (float32); keep the forced tiles, plus the `m[i]` best candidate tiles
-    (ties to the lower index: the prefix of a stable descending sort). The m-th best key is found first,
-    by a 32-step bitwise search on the scores' order-preserving unsigned keys in a one-warp program per row
+    (ties to the lower index: the prefix of a stable descending sort). The m-th best key (or a bound with
+    exactly m keys above it) is found first, by a bitwise search of at most 32 steps on the scores'
+    order-preserving unsigned keys in a one-warp program per row
     (`_kth_key`: no barrier between its dependent reductions; on the H200 the same search inside the
     four-warp row program cost 1.2 ms at 128k, 128 x 64 tiles), then ties are ranked by index.
   * otherwise: the row of a boolean grid (kept = grid & causal).
@@ -44,19 +45,24 @@ def _row_keys(src, code, r, i, nkb, BLOCK: tl.constexpr):
 
 @triton.jit
 def _kth_key(src, code, m_ptr, kth_out, nqb, nkb, BLOCK: tl.constexpr):
-    """Per row: the m-th best candidate key, i.e. the largest t with #(keys >= t) >= m, one bit a step.
-    Launched with one warp per row, so its 32 dependent reductions need no barrier."""
+    """Per row: a bound t with #(keys >= t) >= m and #(keys > t) <= m, one bit a step: the largest t with
+    at least m keys >= t (the m-th best key), or the first bound with exactly m keys >= it (then the m best
+    are exactly the keys >= t, and `_tile_rows` takes them all: random scores get there in ~15 of 32 steps).
+    Launched with one warp per row, so its dependent reductions need no barrier."""
     r = tl.program_id(0)
     i = r % nqb
     key = _row_keys(src, code, r, i, nkb, BLOCK)
     m = tl.load(m_ptr + i)
-    kth = tl.zeros([1], dtype=tl.uint32)
-    bit = tl.full([1], 2147483648, tl.uint32)
-    for _ in range(32):
+    kth = (m * 0).to(tl.uint32)
+    bit = kth + 2147483648
+    done = m * 0
+    while (bit != 0) & (done == 0):
         trial = kth | bit
-        kth = tl.where(tl.sum((key >= trial).to(tl.int32), 0) >= m, trial, kth)
+        count = tl.sum((key >= trial).to(tl.int32), 0)
+        kth = tl.where(count >= m, trial, kth)
+        done = (count == m).to(tl.int32)
         bit = bit >> 1
-    tl.store(kth_out + r + tl.arange(0, 1), kth.to(tl.int32, bitcast=True))
+    tl.store(kth_out + r, kth.to(tl.int32, bitcast=True))
 
 
 @triton.jit
