@@ -248,12 +248,14 @@ def flex_attention_pattern(
     device = query.device
     gqa = query.shape[1] != key.shape[1]
     opts = _kernel_options(bq, bk, device)
-    has_columns = pattern.columns is not None and pattern.columns.shape[-1] > 0
-    if not has_columns:
+    listed = pattern.column_mask is None  # a list's width is known; flags wait until the tile pass is queued
+    if not pattern.has_columns or (listed and pattern.columns.shape[-1] == 0):  # type: ignore[union-attr]
         mask = _block_mask(*_tile_indices(pattern), (bq, bk), _causal, (L, L))
         return _call(query, key, value, mask, scaling, gqa, opts, lse=False)
 
     out, lse = _tile_pass(query, key, value, pattern, scaling)
+    if pattern.columns.shape[-1] == 0:  # type: ignore[union-attr]  # flags, none set: tiles only
+        return out
     col_out, col_lse = _column_pass(query, key, value, pattern, scaling)
     return _merge(out, lse, col_out, col_lse)
 
@@ -262,15 +264,11 @@ def _tile_pass(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pattern: BlockPattern, scaling: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention over the pattern's causal tiles without its column positions, with its log-sum-exp."""
-    assert pattern.columns is not None
     L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
     device = query.device
     gqa = query.shape[1] != key.shape[1]
     opts = _kernel_options(bq, bk, device)
-    cols = pattern.columns
-    is_col = torch.zeros(*cols.shape[:2], L + 1, dtype=torch.int32, device=device)  # int32: a FA4 aux tensor
-    is_col.scatter_(-1, cols.clamp(max=L), 1)
-    is_col = is_col[..., :L].contiguous()
+    is_col = pattern.column_flags().to(torch.int32).contiguous()  # int32: a FA4 aux tensor
     nkb = pattern.num_kv_blocks
     col_in_tile = torch.nn.functional.pad(is_col, (0, nkb * bk - L)).unflatten(-1, (nkb, bk)).amax(-1) > 0
     part_num, part_idx, full_num, full_idx = _tile_pass_indices(pattern.blocks, col_in_tile, L, bq, bk)

@@ -59,6 +59,11 @@ class BlockPattern:
             A pattern made from `tiles` builds it on first use only (the fast backend never needs it).
         columns: optional long (B, H, C), ascending, distinct per head; value `seq_len` marks padding.
         tiles: optional `TileIndex`, the same tiles as block-mask indices (selection kernels emit it).
+        column_mask: optional bool (B, H, L), the exact columns as flags instead of `columns`. Their list needs
+            the column count on the host; it is copied without stopping the device when the pattern is made
+            and read when the list is first asked for, so a backend can queue work that needs only the flags
+            (the tile pass) before it waits.
+        pairs: optional float64 (B, H), the attended pairs when the method has counted them already.
     """
 
     def __init__(
@@ -69,10 +74,23 @@ class BlockPattern:
         blocks: torch.Tensor | None = None,
         columns: torch.Tensor | None = None,
         tiles: TileIndex | None = None,
+        column_mask: torch.Tensor | None = None,
+        pairs: torch.Tensor | None = None,
     ) -> None:
         self.seq_len, self.q_block, self.kv_block = seq_len, q_block, kv_block
-        self.columns, self.tiles = columns, tiles
+        self.tiles, self.column_mask, self.pairs = tiles, column_mask, pairs
+        self._columns = columns
         self._blocks = blocks
+        if columns is not None and column_mask is not None:
+            raise ValueError("give the exact columns as columns (a list) or column_mask (flags), not both")
+        if column_mask is not None and (
+            column_mask.dtype != torch.bool or column_mask.shape[-1] != seq_len or column_mask.dim() != 3
+        ):
+            raise ValueError(
+                f"column_mask must be a bool tensor (B, H, {seq_len}), got {column_mask.dtype} "
+                f"{tuple(column_mask.shape)}"
+            )
+        self._column_count = None if column_mask is None else _HostCount(column_mask.sum(-1).amax())
         nqb, nkb = self.num_q_blocks, self.num_kv_blocks
         if blocks is None and tiles is None:
             raise ValueError("a BlockPattern needs blocks (a bool tile grid) or tiles (a TileIndex)")
@@ -83,8 +101,32 @@ class BlockPattern:
             )
         if tiles is not None and tuple(tiles.part_idx.shape[-2:]) != (nqb, nkb):
             raise ValueError(f"tiles {tuple(tiles.part_idx.shape)} must index ({nqb}, {nkb}) tiles")
-        if columns is not None and columns.shape[:2] != self.batch_heads:
-            raise ValueError(f"columns {tuple(columns.shape)} must share (B, H) with blocks")
+        for label, cols in (("columns", columns), ("column_mask", column_mask)):
+            if cols is not None and cols.shape[:2] != self.batch_heads:
+                raise ValueError(f"{label} {tuple(cols.shape)} must share (B, H) with blocks")
+
+    @property
+    def columns(self) -> torch.Tensor | None:
+        """The exact columns as ascending indices (B, H, C) padded with `seq_len`, or None without columns.
+        From `column_mask`, built on first use (waits for the column count only)."""
+        if self._columns is None and self.column_mask is not None:
+            assert self._column_count is not None
+            self._columns = columns_from_mask(self.column_mask, width=self._column_count.value())
+        return self._columns
+
+    @property
+    def has_columns(self) -> bool:
+        """Exact columns were given (as a list or as flags; possibly none selected). Never waits."""
+        return self._columns is not None or self.column_mask is not None
+
+    def column_flags(self) -> torch.Tensor:
+        """bool (B, H, L): True at the exact columns (the flags as given, or scattered from the list)."""
+        if self.column_mask is not None:
+            return self.column_mask
+        cols = self.columns
+        assert cols is not None, "column_flags() of a pattern without columns"
+        flags = torch.zeros(*cols.shape[:2], self.seq_len + 1, dtype=torch.bool, device=cols.device)
+        return flags.scatter_(-1, cols.clamp(max=self.seq_len), True)[..., : self.seq_len]
 
     @property
     def blocks(self) -> torch.Tensor:
@@ -117,6 +159,26 @@ class BlockPattern:
             f"BlockPattern(seq_len={self.seq_len}, q_block={self.q_block}, kv_block={self.kv_block}, "
             f"batch_heads={self.batch_heads}, form={form}, columns={self.columns is not None})"
         )
+
+
+class _HostCount:
+    """A device scalar copied to the host without stopping the device: on CUDA an asynchronous copy into
+    pinned memory and an event; `value()` waits for that event only, not for work queued after it."""
+
+    def __init__(self, count: torch.Tensor) -> None:
+        self._event: torch.cuda.Event | None = None
+        if count.is_cuda:
+            self._host = torch.empty((), dtype=count.dtype, pin_memory=True)
+            self._host.copy_(count, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._host = count
+
+    def value(self) -> int:
+        if self._event is not None:
+            self._event.synchronize()
+        return int(self._host)
 
 
 def tile_pair_counts(seq_len: int, q_block: int, kv_block: int, device: torch.device | str) -> torch.Tensor:
@@ -194,7 +256,9 @@ def tile_pairs(blocks: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def attended_pairs(pattern: BlockPattern) -> torch.Tensor:
     """Exact number of attended causal pairs per (batch, head), float64 (B, H)."""
     L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
-    if pattern.tiles is not None and pattern.columns is None:
+    if pattern.pairs is not None:
+        return pattern.pairs
+    if pattern.tiles is not None and not pattern.has_columns:
         return pattern.tiles.pairs
     total = tile_pairs(pattern.blocks, tile_pair_counts(L, bq, bk, pattern.blocks.device))
     if pattern.columns is None or pattern.columns.numel() == 0:
@@ -207,19 +271,18 @@ def dense_mask(pattern: BlockPattern) -> torch.Tensor:
     L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
     device = pattern.blocks.device
     mask = pattern.blocks.repeat_interleave(bq, dim=-2)[..., :L, :].repeat_interleave(bk, dim=-1)[..., :L]
-    if pattern.columns is not None:
-        cols = pattern.columns
-        col_mask = torch.zeros(*cols.shape[:2], L + 1, dtype=torch.bool, device=device)
-        col_mask.scatter_(-1, cols.clamp(max=L), True)
-        mask = mask | col_mask[..., None, :L]
+    if pattern.has_columns:
+        mask = mask | pattern.column_flags()[..., None, :]
     causal = torch.ones(L, L, dtype=torch.bool, device=device).tril()
     return mask & causal
 
 
-def columns_from_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Selected key columns of a bool (B, H, L) mask as ascending indices (B, H, C), padded with L."""
+def columns_from_mask(mask: torch.Tensor, width: int | None = None) -> torch.Tensor:
+    """Selected key columns of a bool (B, H, L) mask as ascending indices (B, H, C), padded with L.
+    `width` = the largest count of a head, when known (else one host read)."""
     L = mask.shape[-1]
-    width = int(mask.sum(-1).max().item()) if mask.numel() else 0  # one host read: the column count
+    if width is None:
+        width = int(mask.sum(-1).max().item()) if mask.numel() else 0
     # Stable compaction instead of a sort: selected column c goes to slot (selected before c); the others
     # to a spare slot `width` that is cut off.
     slot = torch.where(mask, torch.cumsum(mask, -1) - 1, width)

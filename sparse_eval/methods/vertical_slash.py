@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from sparse_eval.backends.pattern import (
     BlockPattern,
     column_costs,
-    columns_from_mask,
     tile_pair_counts,
 )
 from sparse_eval.compression import pair_budget
@@ -163,4 +162,5 @@ class VerticalSlash(PatternPrefillMethod):
             torch.gather(vertical, -1, v_order)
         )
         col_sel = torch.zeros_like(v_take).scatter_(-1, v_order, v_take) & (cost > 0)
-        return BlockPattern(L, bq, bk, blocks, columns_from_mask(col_sel))
+        pairs = tile_pairs + torch.where(col_sel, cost, 0.0).sum(-1)  # integers in float64: exact
+        return BlockPattern(L, bq, bk, blocks, column_mask=col_sel, pairs=pairs)

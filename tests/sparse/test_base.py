@@ -205,7 +205,13 @@ def test_attended_pairs_and_column_costs_count_the_dense_mask(L, bq, bk, density
     pattern = BlockPattern(L, bq, bk, blocks, cols)
     mask = dense_mask(pattern)
     assert torch.equal(attended_pairs(pattern), mask.sum((-1, -2)).double())
+    flagged = BlockPattern(L, bq, bk, blocks, column_mask=col_mask)  # the same columns as flags
+    assert flagged.has_columns and torch.equal(flagged.column_flags(), col_mask)
+    assert torch.equal(flagged.columns, cols)
+    assert torch.equal(dense_mask(flagged), mask)
+    assert torch.equal(attended_pairs(flagged), attended_pairs(pattern))
     tiles_only = dense_mask(BlockPattern(L, bq, bk, blocks))
+    assert not BlockPattern(L, bq, bk, blocks).has_columns
     all_cols = torch.arange(L).expand(1, 3, L)
     brute = (~tiles_only & torch.ones(L, L, dtype=torch.bool).tril()).sum(-2).double()
     assert torch.equal(column_costs(blocks, L, bq, bk, all_cols), brute)
@@ -214,6 +220,20 @@ def test_attended_pairs_and_column_costs_count_the_dense_mask(L, bq, bk, density
 def test_pattern_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="blocks must be a bool tensor"):
         BlockPattern(100, 32, 32, torch.zeros(1, 1, 3, 4, dtype=torch.bool))
+    blocks = torch.zeros(1, 2, 4, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="column_mask must be a bool tensor"):
+        BlockPattern(100, 32, 32, blocks, column_mask=torch.zeros(1, 2, 99, dtype=torch.bool))
+    with pytest.raises(ValueError, match="not both"):
+        BlockPattern(
+            100,
+            32,
+            32,
+            blocks,
+            torch.zeros(1, 2, 1, dtype=torch.long),
+            column_mask=torch.zeros(1, 2, 100).bool(),
+        )
+    with pytest.raises(ValueError, match="must share"):
+        BlockPattern(100, 32, 32, blocks, column_mask=torch.zeros(1, 3, 100, dtype=torch.bool))
 
 
 # --------------------------------------------------------------------------------------------- estimate

@@ -184,6 +184,7 @@ def test_vertical_slash_matches_slow_rule(L, seed, compression):
     method = get_method("vertical_slash", compression=compression, **SMALL["vertical_slash"])
     pattern = method.select(q, k, scaling=0.25, layer_idx=0)
     assert torch.equal(dense_mask(pattern)[0], slow_vertical_slash(method, q, k, 0.25))
+    assert torch.equal(attended_pairs(pattern), dense_mask(pattern).sum((-1, -2)).double())  # its own count
 
 
 @pytest.mark.parametrize("compression", [2.0, 4.0])
