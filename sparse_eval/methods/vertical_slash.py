@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
 import torch
@@ -49,6 +50,39 @@ def diagonal_offset_ranges(
     lo.scatter_reduce_(0, u[valid], tile_lo.expand(nqb, nkb)[valid], reduce="amin")
     hi.scatter_reduce_(0, u[valid], tile_hi.expand(nqb, nkb)[valid], reduce="amax")
     return lo, hi
+
+
+def _diagonal_tables(
+    seq_len: int, q_block: int, kv_block: int, device: torch.device | str
+) -> tuple[torch.Tensor, ...]:
+    """Shape-only tables of the slash scoring (every layer asks for the same; do not modify them):
+      outside: bool (n_diag, q_block + kv_block - 1), the offsets of each tile-diagonal's window that none of
+        its causal pairs has (window u starts at offset (u - ratio) * kv_block + 1);
+      diag_cost: float64 (n_diag,), the causal pairs of each tile-diagonal;
+      u_flat: long (nqb * nkb,), the tile-diagonal of each tile, clamped into range;
+      causal_tiles: bool (nqb, nkb), tiles that lie on a tile-diagonal and hold a causal pair.
+    Cached per shape and device: built with boolean indexing (host syncs), so only the first layer waits."""
+    return _diagonal_tables_cached(seq_len, q_block, kv_block, torch.device(device))
+
+
+@lru_cache(maxsize=8)
+def _diagonal_tables_cached(
+    seq_len: int, q_block: int, kv_block: int, device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    ratio = q_block // kv_block
+    nqb, nkb = math.ceil(seq_len / q_block), math.ceil(seq_len / kv_block)
+    n_diag = nkb + ratio - 1
+    window = q_block + kv_block - 1
+    lo, hi = diagonal_offset_ranges(seq_len, q_block, kv_block, n_diag, device)
+    starts = (torch.arange(n_diag, device=device) - ratio) * kv_block + 1
+    offsets = starts[:, None] + torch.arange(window, device=device)[None, :]
+    outside = (offsets < lo[:, None]) | (offsets > hi[:, None])
+    weights = tile_pair_counts(seq_len, q_block, kv_block, device).to(torch.float64)
+    u = diagonal_tile_index(nqb, nkb, ratio, device)
+    in_range = (u >= 0) & (u < n_diag)
+    diag_cost = torch.zeros(n_diag, dtype=torch.float64, device=device)
+    diag_cost.index_add_(0, u[in_range], weights[in_range])
+    return outside, diag_cost, u.clamp(0, n_diag - 1).flatten(), in_range & (weights > 0)
 
 
 @register_method
@@ -127,29 +161,22 @@ class VerticalSlash(PatternPrefillMethod):
         # [(u - ratio) * bk + 1, (u - ratio) * bk + bq + bk - 1], clipped where tiles meet the sequence ends.
         n_diag = nkb + ratio - 1
         window = bq + bk - 1
-        lo, hi = diagonal_offset_ranges(L, bq, bk, n_diag, device)
-        starts = (torch.arange(n_diag, device=device) - ratio) * bk + 1
+        outside, diag_cost, u_flat, causal_tiles = _diagonal_tables(L, bq, bk, device)
         padded = F.pad(slash, (bq - 1, n_diag * bk + window), value=float("-inf"))
-        windows = padded.unfold(-1, window, bk)[..., :n_diag, :]  # window u starts at offset starts[u]
-        offsets = starts[:, None] + torch.arange(window, device=device)[None, :]
-        inside = (offsets >= lo[:, None]) & (offsets <= hi[:, None])
-        diag_score = windows.masked_fill(~inside, float("-inf")).amax(-1)
-        weights = tile_pair_counts(L, bq, bk, device).to(torch.float64)
-        u = diagonal_tile_index(nqb, nkb, ratio, device)
-        in_range = (u >= 0) & (u < n_diag)
-        diag_cost = torch.zeros(n_diag, dtype=torch.float64, device=device)
-        diag_cost.index_add_(0, u[in_range], weights[in_range])
+        windows = padded.unfold(-1, window, bk)[
+            ..., :n_diag, :
+        ]  # window u starts at offset (u - ratio) bk + 1
+        diag_score = windows.masked_fill(outside, float("-inf")).amax(-1)
         order = torch.sort(diag_score, dim=-1, descending=True, stable=True).indices
         cum = torch.cumsum(diag_cost[order], dim=-1)
         slash_budget = budget * (1.0 - self.vertical_share)
         take = (cum <= slash_budget) | torch.isinf(torch.gather(diag_score, -1, order))
         diag_sel = torch.zeros_like(take).scatter_(-1, order, take)
         blocks = (
-            torch.gather(
-                diag_sel, -1, u.clamp(0, n_diag - 1).flatten().expand(*diag_sel.shape[:-1], -1)
-            ).reshape(*diag_sel.shape[:-1], nqb, nkb)
-            & in_range
-            & (weights > 0)
+            torch.gather(diag_sel, -1, u_flat.expand(*diag_sel.shape[:-1], -1)).reshape(
+                *diag_sel.shape[:-1], nqb, nkb
+            )
+            & causal_tiles
         )
 
         # Verticals: exact columns with their marginal cost, within what the tiles left of the budget.
