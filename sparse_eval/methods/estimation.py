@@ -1,13 +1,40 @@
 """Attention of the last queries over all keys: the cheap estimate that vertical-slash style methods use.
 
 Computed a few heads at a time so the (heads, n_last, L) probability tensor stays bounded at 128k tokens.
+On CUDA tensors `vertical_slash_scores` runs the Triton kernel `sparse_eval.kernels.last_query` when triton
+imports and `SPARSE_EVAL_ESTIMATE_KERNEL` is not "off" (the same sums up to rounding, ~1.3x faster at 128k);
+"off" exists to measure the torch path. A kernel that fails at runtime warns once and the torch path runs.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
+import warnings
+from types import ModuleType
+
 import torch
 
+ENV = "SPARSE_EVAL_ESTIMATE_KERNEL"
 _HEAD_CHUNK_ELEMENTS = 1 << 28  # ~1 GiB of float32 probabilities per chunk
+_kernel_failed = False
+
+
+@functools.cache
+def _module() -> ModuleType | None:
+    try:
+        return importlib.import_module("sparse_eval.kernels.last_query")
+    except ImportError:  # triton is optional (CPU-only installs)
+        return None
+
+
+def kernel_for(query: torch.Tensor, key: torch.Tensor) -> ModuleType | None:
+    """The kernel module when it may run on these inputs, else None (the torch path runs)."""
+    if not query.is_cuda or os.environ.get(ENV, "auto").lower() == "off":
+        return None
+    module = _module()
+    return module if module is not None and module.supports(query, key) else None
 
 
 def last_query_probs(query: torch.Tensor, key: torch.Tensor, scaling: float, n_last: int) -> torch.Tensor:
@@ -54,6 +81,21 @@ def vertical_slash_scores(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(vertical, slash) float32 (B, Hq, L): summed attention of the last queries per key column and per
     diagonal offset, computed a few KV heads (with their query groups) at a time to bound memory."""
+    global _kernel_failed
+    module = None if _kernel_failed else kernel_for(query, key)
+    if module is not None:
+        try:
+            return module.vertical_slash(query, key, scaling, n_last)
+        except torch.cuda.OutOfMemoryError:
+            raise  # the inputs' size, not the kernel: the torch path needs as much
+        except Exception as error:  # e.g. a compile error on some GPU: warn once, then torch from now on
+            _kernel_failed = True
+            warnings.warn(
+                f"the last-query estimate kernel failed ({type(error).__name__}: {error}); "
+                f"using the torch path from now on (set {ENV}=off to silence this)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     B, Hq, L, _ = query.shape
     Hkv = key.shape[1]
     groups = Hq // Hkv
