@@ -29,7 +29,7 @@ HEAD_DIMS = (16, 32, 64, 128)
 # Tuned on an H200 at 128k tokens, n = 512 (benchmarks/bench_estimation.py). SUM_KEYS must divide BLOCK_N.
 BLOCK_M, BLOCK_N, STRETCH = 128, 64, 16  # score tile rows x keys; key blocks per `_scores` program
 SCORE_WARPS, SCORE_STAGES = 4, 3
-SUM_ROWS, SUM_KEYS, SUM_WARPS = 16, 64, 4  # rows per step, keys (and offsets) per `_sums` program
+SUM_ROWS, SUM_KEYS, SUM_WARPS = 16, 64, 2  # rows per step, keys (and offsets) per `_sums` program
 TUNABLES = (
     "BLOCK_M",
     "BLOCK_N",
@@ -86,7 +86,8 @@ def _scores(
         else:
             s = tl.dot(q, tl.trans(k)).to(Q.dtype.element_ty)
         s = s.to(tl.float32) * 1.4426950408889634  # rounded as torch's scores, then in log2 units
-        s = tl.where((keys[None, :] > pos[:, None]) | (key_ok[None, :] == 0), float("-inf"), s)
+        if (blk + 1) * BLOCK_N > L - N:  # only the last n keys can be future ones, or past the end
+            s = tl.where((keys[None, :] > pos[:, None]) | (key_ok[None, :] == 0), float("-inf"), s)
         m = tl.max(s, 1)
         e = tl.exp2(s - tl.where(m == float("-inf"), 0.0, m)[:, None])  # a block of future keys only: 0
         if INTERPRETED:
