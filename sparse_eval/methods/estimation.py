@@ -63,15 +63,17 @@ def diagonal_sums(probs: torch.Tensor) -> torch.Tensor:
     A strided view walks the diagonals in place (no padded copy): with r = L - 1 - o, row i's entry is flat
     index i * (L + 1) + r + 1 - n. For rows i >= 1 an index that falls before the row lands on the previous
     row's future keys, whose probability is exactly 0, so only row 0 needs separate handling.
+    Sums in float32 whatever the probabilities' dtype (bf16 sums would round every diagonal to 8 bits and
+    turn near-equal slashes into ties).
     """
     n, L = probs.shape[-2:]
     flat = probs.reshape(-1, n * L)
-    out = flat.new_zeros(flat.shape[0], L)
+    out = flat.new_zeros(flat.shape[0], L, dtype=torch.float32)
     if n > 1:
         view = flat.as_strided(
             (flat.shape[0], n - 1, L), (flat.stride(0), L + 1, 1), storage_offset=L + 2 - n
         )
-        out += view.sum(-2)
+        out += view.sum(-2, dtype=torch.float32)
     out[:, n - 1 :] += flat[:, : L - n + 1]  # row 0: key c sits at r = c + n - 1
     return out.flip(-1).reshape(*probs.shape[:-2], L)
 
