@@ -320,21 +320,22 @@ def _causal(b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch
     return q_idx >= kv_idx
 
 
-def _column_pass(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pattern: BlockPattern, scaling: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of every query over its head's gathered key columns at or before it."""
+def gathered_columns(
+    key: torch.Tensor, value: torch.Tensor, pattern: BlockPattern, num_q_heads: int
+) -> tuple[torch.Tensor, ...]:
+    """(cols, k_cols, v_cols, n_any, n_full) of a pattern's exact columns: the column list padded to
+    `padded_column_count` with `seq_len`, each query head's columns gathered from its KV head (B, Hq, C, D),
+    and per query tile the column tiles it needs at all and those it needs without a mask (a prefix each)."""
     assert pattern.columns is not None
     L, bq = pattern.seq_len, pattern.q_block
-    B, Hq = query.shape[:2]
-    Hkv = key.shape[1]
+    B, Hkv = key.shape[:2]
+    Hq = num_q_heads
     cols = pattern.columns
     pad = padded_column_count(cols.shape[-1]) - cols.shape[-1]
     if pad:
         cols = torch.cat(
             [cols, torch.full((*cols.shape[:-1], pad), L, dtype=cols.dtype, device=cols.device)], -1
         )
-    n_cols = cols.shape[-1]
     # Gather each query head's columns from its KV head without repeating the whole cache.
     head_rows = torch.arange(B, device=cols.device)[:, None] * Hkv + torch.arange(Hq, device=cols.device)[
         None, :
@@ -345,13 +346,25 @@ def _column_pass(
     # Columns are ascending: tile c is needed by query tile i once its first column is <= the tile's last
     # row, and needs no mask once its last column is <= the tile's first row (padding counts as L).
     nqb = pattern.num_q_blocks
-    n_tiles = n_cols // COLUMN_BLOCK
     first_rows = torch.arange(nqb, device=cols.device) * bq
     last_rows = torch.clamp(first_rows + bq, max=L) - 1
     firsts = cols[..., ::COLUMN_BLOCK].contiguous()
     lasts = cols[..., COLUMN_BLOCK - 1 :: COLUMN_BLOCK].contiguous()
     n_any = torch.searchsorted(firsts, last_rows.expand(B, Hq, nqb).contiguous(), right=True)
     n_full = torch.searchsorted(lasts, first_rows.expand(B, Hq, nqb).contiguous(), right=True)
+    return cols, k_cols, v_cols, n_any, n_full
+
+
+def _column_pass(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pattern: BlockPattern, scaling: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of every query over its head's gathered key columns at or before it."""
+    L, bq = pattern.seq_len, pattern.q_block
+    B, Hq = query.shape[:2]
+    cols, k_cols, v_cols, n_any, n_full = gathered_columns(key, value, pattern, Hq)
+    n_cols = cols.shape[-1]
+    nqb = pattern.num_q_blocks
+    n_tiles = n_cols // COLUMN_BLOCK
     ranks = torch.arange(n_tiles, device=cols.device)
     full_idx = ranks.expand(B, Hq, nqb, n_tiles).to(torch.int32).contiguous()
     part_idx = ((ranks + n_full[..., None]) % n_tiles).to(torch.int32)
