@@ -15,7 +15,7 @@ tensor, ~8 ms at 128k tokens for n = 512 on an H200. Here (one KV head's query g
       No exp here: P already holds the exponentials.
 
 Rounding: each probability is rounded once to bf16 (P), as torch rounds its softmax output; the sums run in
-float32 (torch's diagonal sums run in bf16). Runs under `TRITON_INTERPRET=1` on CPU tensors too.
+float32, as the torch path's do. Runs under `TRITON_INTERPRET=1` on CPU tensors too.
 """
 
 from __future__ import annotations
