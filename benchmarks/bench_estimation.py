@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_attention import D, bench_ms, parse_length, qkv
 
+from sparse_eval import kernels
 from sparse_eval.backends.pattern import BlockPattern, attended_pairs, tile_kinds
 from sparse_eval.fidelity.runner import MethodSpec
 from sparse_eval.methods import estimation
@@ -107,7 +108,7 @@ def selection_changes(name: str, q: torch.Tensor, k: torch.Tensor, rep: int) -> 
 
 
 def kernel_config() -> dict[str, int]:
-    module = estimation._module()
+    module = kernels.optional("last_query")
     return {name: getattr(module, name) for name in module.TUNABLES}
 
 
@@ -123,7 +124,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("bench_estimation.py needs a CUDA GPU", file=sys.stderr)
         return 2
-    if estimation._module() is None:
+    if kernels.optional("last_query") is None:
         print("bench_estimation.py needs triton (the kernel)", file=sys.stderr)
         return 2
     out_dir = Path(args.out)

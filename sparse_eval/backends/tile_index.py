@@ -8,32 +8,23 @@ when triton imports and `SPARSE_EVAL_TILE_KERNEL` is not "off"; otherwise caller
 
 from __future__ import annotations
 
-import functools
-import importlib
 import os
 from functools import lru_cache
 from types import ModuleType
 
 import torch
 
+from sparse_eval import kernels
 from sparse_eval.backends.pattern import TileIndex, tile_kinds
 
 ENV = "SPARSE_EVAL_TILE_KERNEL"
-
-
-@functools.cache
-def _module() -> ModuleType | None:
-    try:
-        return importlib.import_module("sparse_eval.kernels.tile_rows")
-    except ImportError:  # triton is optional (CPU-only installs)
-        return None
 
 
 def kernel_for(x: torch.Tensor, num_kv_blocks: int) -> ModuleType | None:
     """The kernel module when it may run on `x`'s device for rows of `num_kv_blocks` tiles, else None."""
     if not x.is_cuda or os.environ.get(ENV, "auto").lower() == "off":
         return None
-    module = _module()
+    module = kernels.optional("tile_rows")
     return module if module is not None and num_kv_blocks <= module.MAX_TILES else None
 
 

@@ -9,9 +9,15 @@ from types import ModuleType
 
 
 @functools.cache
-def quest_kernels() -> ModuleType | None:
-    """The Quest decode kernels module, or None when triton cannot be imported (CPU-only installs)."""
+def optional(name: str) -> ModuleType | None:
+    """The kernel module `sparse_eval.kernels.<name>`, or None when triton cannot be imported (CPU-only
+    installs): callers then take their torch path. Imported once per process."""
     try:
-        return importlib.import_module("sparse_eval.kernels.quest_decode")
+        return importlib.import_module(f"{__name__}.{name}")
     except ImportError:
         return None
+
+
+def quest_kernels() -> ModuleType | None:
+    """The Quest decode kernels module, or None without triton."""
+    return optional("quest_decode")

@@ -8,32 +8,24 @@ imports and `SPARSE_EVAL_ESTIMATE_KERNEL` is not "off" (the same sums up to roun
 
 from __future__ import annotations
 
-import functools
-import importlib
 import os
 import warnings
 from types import ModuleType
 
 import torch
 
+from sparse_eval import kernels
+
 ENV = "SPARSE_EVAL_ESTIMATE_KERNEL"
 _HEAD_CHUNK_ELEMENTS = 1 << 28  # ~1 GiB of float32 probabilities per chunk
 _kernel_failed = False
-
-
-@functools.cache
-def _module() -> ModuleType | None:
-    try:
-        return importlib.import_module("sparse_eval.kernels.last_query")
-    except ImportError:  # triton is optional (CPU-only installs)
-        return None
 
 
 def kernel_for(query: torch.Tensor, key: torch.Tensor) -> ModuleType | None:
     """The kernel module when it may run on these inputs, else None (the torch path runs)."""
     if not query.is_cuda or os.environ.get(ENV, "auto").lower() == "off":
         return None
-    module = _module()
+    module = kernels.optional("last_query")
     return module if module is not None and module.supports(query, key) else None
 
 
