@@ -395,6 +395,11 @@ def profile_select(
             torch.cuda.synchronize()
         table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30)
         lines.append(f"==== {name} L={L} c={compression} SPARSE_EVAL_FLASH={flash.mode()}\n{table}")
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            method.select(q, k, scaling=D**-0.5, layer_idx=0)  # selection alone: host vs GPU time
+            torch.cuda.synchronize()
+        table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=45)
+        lines.append(f"==== {name} select only, L={L} c={compression}\n{table}")
     path = out_dir / f"profile_{L}.txt"
     path.write_text("\n".join(lines))
     results.setdefault("profile_files", []).append(path.name)
