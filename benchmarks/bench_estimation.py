@@ -116,7 +116,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--lengths", nargs="*", default=["32k", "128k"])
+    parser.add_argument(
+        "--lengths", nargs="*", type=parse_length, default=["32k", "128k"], help="e.g. 32k 128k"
+    )
     parser.add_argument("--n-last", nargs="*", type=int, default=[256, 512])
     parser.add_argument("--no-select", action="store_true", help="skip the selection comparison")
     parser.add_argument("--out", default=os.environ.get("OUT", "bench_out"))
@@ -133,7 +135,7 @@ def main() -> int:
     results: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                                "argv": sys.argv[1:], "kernel_config": kernel_config(), "rows": [], "select": []}  # fmt: skip
     start = time.perf_counter()
-    for L in [parse_length(x) for x in args.lengths]:
+    for L in args.lengths:
         q, k, _ = qkv(L)
         rep = 200 if L > 65536 else 100
         for n in args.n_last:

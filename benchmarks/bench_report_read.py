@@ -31,19 +31,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--lengths", nargs="*", default=["32k", "128k"])
+    parser.add_argument(
+        "--lengths", nargs="*", type=parse_length, default=["32k", "128k"], help="e.g. 32k 128k"
+    )
     parser.add_argument("--compression", type=float, default=10.0)
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the two timings per cell")
     parser.add_argument("--out", default="bench_out")
     args = parser.parse_args()
+    for name in args.methods:  # a bad name ends here, in one line, before any GPU work
+        try:
+            MethodSpec.parse(name)
+        except (ValueError, KeyError, TypeError) as error:
+            parser.error(f"--methods {name!r}: {error}")
     if not torch.cuda.is_available():
         print("bench_report_read.py needs a CUDA GPU", file=sys.stderr)
         return 2
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, object]] = []
-    for L in (parse_length(x) for x in args.lengths):
+    for L in args.lengths:
         q, k, v = qkv(L)
         rep = 1000 if L > 65536 else 300
         for name in args.methods:
