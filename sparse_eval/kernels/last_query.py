@@ -28,10 +28,10 @@ DTYPES = (torch.bfloat16, torch.float16)
 HEAD_DIMS = (16, 32, 64, 128)
 # Tuned on an H200 at 128k tokens, n = 512 and 256 (benchmarks/bench_estimation.py). SUM_KEYS must divide BLOCK_N.
 # A 31-config sweep: 64-row score tiles and 8-row `_sums` steps won (~4% each); no other tile shape, warp or
-# stage count or STRETCH was faster, and the grid order (ROWS_FIRST) made no difference at 128-row tiles.
+# stage count or STRETCH was faster; launching the row blocks of a key stretch together (below) made no
+# measurable difference at 128-row tiles but is what ran in every benchmark since.
 BLOCK_M, BLOCK_N, STRETCH = 64, 64, 16  # score tile rows x keys; key blocks per `_scores` program
 SCORE_WARPS, SCORE_STAGES = 4, 3
-ROWS_FIRST = True  # `_scores` grid: row blocks fastest (False: key stretches fastest)
 SUM_ROWS, SUM_KEYS, SUM_WARPS = 8, 64, 2  # rows per step, keys (and offsets) per `_sums` program
 TUNABLES = (
     "BLOCK_M",
@@ -39,7 +39,6 @@ TUNABLES = (
     "STRETCH",
     "SCORE_WARPS",
     "SCORE_STAGES",
-    "ROWS_FIRST",
     "SUM_ROWS",
     "SUM_KEYS",
     "SUM_WARPS",
@@ -63,18 +62,14 @@ def _scores(
     ROWS, N, L, NKB,
     stride_kh, stride_kl,
     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, STRETCH: tl.constexpr,
-    ROWS_FIRST: tl.constexpr, INTERPRETED: tl.constexpr,
+    INTERPRETED: tl.constexpr,
 ):  # fmt: skip
     """Q (H, ROWS, D) contiguous, scaled; K rows at K + h * stride_kh + key * stride_kl; P (H, ROWS, L) bf16;
     M, SUMEXP (H, ROWS, NKB) float32. Per (row, key block): m = the block's row max of the scores in log2
     units, P = 2^(s - m) rounded to bf16 (0 for keys after the query's position), SUMEXP = their float32 sum."""
     h = tl.program_id(2)
-    if ROWS_FIRST:  # the programs that share a stretch of keys run together: its K tiles stay in L2
-        rb = tl.program_id(0)
-        split = tl.program_id(1)
-    else:
-        rb = tl.program_id(1)
-        split = tl.program_id(0)
+    rb = tl.program_id(0)  # row blocks fastest: the programs sharing a stretch of keys run together
+    split = tl.program_id(1)
     rows = rb * BLOCK_M + tl.arange(0, BLOCK_M)
     row_ok = rows < ROWS
     pos = L - N + rows % N  # the query's position in the sequence
@@ -199,10 +194,10 @@ def vertical_slash(
             probs = buffer[: hc * rows * L].view(hc, rows, L)
             m = torch.empty(hc, rows, nkb, dtype=torch.float32, device=dev)
             sumexp = torch.empty_like(m)
-            grid = (triton.cdiv(nkb, STRETCH), triton.cdiv(rows, BLOCK_M))
-            _scores[(*(grid[::-1] if ROWS_FIRST else grid), hc)](
+            grid = (triton.cdiv(rows, BLOCK_M), triton.cdiv(nkb, STRETCH), hc)  # row blocks fastest
+            _scores[grid](
                 q, k, probs, m, sumexp, rows, n, L, nkb, k.stride(0), k.stride(1),
-                D=D, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, STRETCH=STRETCH, ROWS_FIRST=ROWS_FIRST,
+                D=D, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, STRETCH=STRETCH,
                 INTERPRETED=not query.is_cuda, num_warps=SCORE_WARPS, num_stages=SCORE_STAGES,
             )  # fmt: skip
             top = m.amax(-1, keepdim=True)  # finite: key 0 is causal for every row
