@@ -207,7 +207,14 @@ def _tile_pair_counts(seq_len: int, q_block: int, kv_block: int, device: torch.d
 def tile_kinds(
     seq_len: int, q_block: int, kv_block: int, device: torch.device | str
 ) -> tuple[torch.Tensor, ...]:
-    """(causal, full) bool (nqb, nkb): tiles holding any causal pair, and tiles whose pairs are all causal."""
+    """(causal, full) bool (nqb, nkb): tiles holding any causal pair, and tiles whose pairs are all causal.
+    Cached per shape and device (~45 small operations to build, asked for several times per layer); do not
+    modify them."""
+    return _tile_kinds(seq_len, q_block, kv_block, torch.device(device))
+
+
+@lru_cache(maxsize=16)
+def _tile_kinds(seq_len: int, q_block: int, kv_block: int, device: torch.device) -> tuple[torch.Tensor, ...]:
     counts = tile_pair_counts(seq_len, q_block, kv_block, device)
     nqb, nkb = counts.shape
     rows = (

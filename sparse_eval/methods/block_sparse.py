@@ -23,8 +23,11 @@ def mean_pool(x: torch.Tensor, block: int) -> torch.Tensor:
     L = x.shape[-2]
     n = math.ceil(L / block)
     padded = torch.nn.functional.pad(x, (0, 0, 0, n * block - L)) if n * block != L else x
-    sizes = torch.clamp(L - torch.arange(n, device=x.device) * block, max=block).to(torch.float32)
-    return padded.unflatten(-2, (n, block)).sum(-2, dtype=torch.float32) / sizes[:, None]
+    sums = padded.unflatten(-2, (n, block)).sum(-2, dtype=torch.float32)
+    means = sums / block
+    if L % block:  # the shorter last block: its own count (no per-block size table: fewer small ops)
+        means[..., -1, :] = sums[..., -1, :] / (L % block)
+    return means
 
 
 def tiles_per_row(
