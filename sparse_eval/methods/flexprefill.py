@@ -116,113 +116,161 @@ class FlexPrefill(PatternPrefillMethod):
         L = query.shape[-2]
         bs = self.block_size
         nb = math.ceil(L / bs)
-        device = query.device
         B, H = query.shape[:2]
-        causal, _ = tile_kinds(L, bs, bs, device)
-        dense_tiles = causal.expand(B, H, nb, nb)
-        min_blocks = math.ceil(self.min_budget / bs)
-        if (self.gamma is None and self.compression == 1.0) or max(2 * bs, min_blocks * bs) >= L:
-            return BlockPattern(L, bs, bs, dense_tiles.clone())
+        causal, _ = tile_kinds(L, bs, bs, query.device)
+        if (self.gamma is None and self.compression == 1.0) or max(
+            2 * bs, math.ceil(self.min_budget / bs) * bs
+        ) >= L:
+            return BlockPattern(L, bs, bs, causal.expand(B, H, nb, nb).clone())
         n = min(self.last_q_size, L)
         vertical, slash = vertical_slash_scores(query, key, scaling, n)
-        vertical, slash = vertical / n, slash / n
-        v_cum, s_cum = torch.cumsum(
-            torch.sort(torch.stack([vertical, slash]), -1, descending=True).values, -1
+        estimate = Estimate(
+            vertical=vertical.flatten(0, 1) / n,
+            slash=slash.flatten(0, 1) / n,
+            pooled_k=mean_pool(key, bs),
+            last_q=query[..., L - n :, :].float().mean(-2).flatten(0, 1),
+            # tau = 0: sqrt(JS) < 0 never holds, so no head is query-aware and the pooled queries are not needed
+            pooled_q=mean_pool(query, bs) if self.tau > 0 else None,
         )
-        v_blk, s_blk = sum_pool(vertical, bs), sum_pool(slash, bs)
-
-        groups = H // key.shape[1]
-        pooled_k = mean_pool(key, bs).repeat_interleave(groups, dim=1)  # (B, H, nb, D)
-        last_q = query[..., L - n :, :].float().mean(-2, keepdim=True)
-        estimate = torch.softmax(torch.matmul(last_q, pooled_k.transpose(-1, -2)).squeeze(-2) * scaling, -1)
-        query_aware = sqrt_js_divergence(estimate, v_blk) < self.tau  # (B, H)
-
-        v_blk[..., 0] = float("inf")
-        s_blk[..., 0] = float("inf")
-        v_rank, s_rank = _ranks(torch.stack([v_blk, s_blk]))
-
-        pair_counts = tile_pair_counts(L, bs, bs, device)  # int64 (nb, nb)
-        diag_of, col_w, diag_w, overlap, tri = _shape_tables(L, bs, device)
-
-        def vs_counts(gammas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            """Tile columns and tile-diagonals (B, H, G) for G candidate gammas."""
-            g = gammas.to(v_cum.dtype).expand(B, H, -1).contiguous()
-            nv = torch.clamp((torch.searchsorted(v_cum, g, right=True) + 1) // bs + 1, min_blocks, nb)
-            ns = torch.clamp((torch.searchsorted(s_cum, g, right=True) + 1) // bs + 1, min_blocks, nb)
-            floor = torch.full_like(nv, min(min_blocks, nb))
-            qa = query_aware[..., None]
-            return torch.where(qa, floor, nv), torch.where(qa, floor, ns)
-
-        def vs_indicators(nv: torch.Tensor, ns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return v_rank[..., None, :] < nv[..., None], s_rank[..., None, :] < ns[..., None]  # (B, H, G, nb)
-
-        def vs_pairs(ind_v: torch.Tensor, ind_s: torch.Tensor) -> torch.Tensor:
-            iv, is_ = ind_v.to(torch.float64), ind_s.to(torch.float64)
-            return iv @ col_w + is_ @ diag_w - ((iv @ overlap) * is_).sum(-1)
-
-        # Query-aware heads: sorted row-normalised pooled tile scores (only those heads, to bound the sort).
-        # Only the causal tiles are sorted: the others have probability 0, so they sort after every positive
-        # one and never move the cumulative sum; a prefix that reaches them takes every zero, causal ones too.
-        qa_index = query_aware.flatten().nonzero().squeeze(-1)
-        qa_cum = qa_extra_cum = qa_order = None
-        if qa_index.numel():
-            pooled_q = mean_pool(query, bs).flatten(0, 1)[qa_index]
-            logits = torch.matmul(pooled_q, pooled_k.flatten(0, 1)[qa_index].transpose(-1, -2)) * scaling
-            probs = torch.softmax(logits.masked_fill(~causal, float("-inf")), -1).flatten(-2)[:, tri]
-            sorted_probs, packed_order = torch.sort(probs, dim=-1, descending=True, stable=True)
-            qa_order = tri[packed_order]  # flat tile indices, best first
-            qa_cum = _row_cumsum(sorted_probs.double(), nb // 2 if nb % 2 == 0 else nb)  # divides nb(nb+1)/2
-            iv_min, is_min = vs_indicators(*vs_counts(torch.zeros(1, device=device)))
-            in_vs = _vs_tiles(iv_min[..., 0, :], is_min[..., 0, :], diag_of, causal).flatten(0, 1)[qa_index]
-            in_vs_sorted = torch.gather(in_vs.flatten(-2), -1, qa_order)
-            gain = torch.where(in_vs_sorted, 0, pair_counts.flatten()[qa_order])  # int64: exact in any order
-            qa_extra_cum = _row_cumsum(gain, nb // 2 if nb % 2 == 0 else nb)
-
-        def qa_taken(gammas: torch.Tensor) -> torch.Tensor:
-            """Query-aware tiles taken (Hqa, G): the prefix whose cumulative probability <= gamma * rows."""
-            assert qa_cum is not None
-            limits = (gammas.to(torch.float64) * nb).expand(qa_cum.shape[0], -1).contiguous()
-            return torch.searchsorted(qa_cum, limits, right=True)
-
-        def layer_pairs(gammas: torch.Tensor) -> torch.Tensor:
-            """Attended pairs of the whole layer (G,) for G candidate gammas, without building tiles."""
-            per_head = vs_pairs(*vs_indicators(*vs_counts(gammas))).flatten(0, 1)  # (B * H, G)
-            if qa_extra_cum is not None:
-                m = qa_taken(gammas)
-                extra = torch.gather(qa_extra_cum, -1, (m - 1).clamp(min=0))
-                per_head = per_head.index_add(0, qa_index, torch.where(m > 0, extra, 0).to(per_head.dtype))
-            return per_head.sum(0)
-
-        if self.gamma is not None:
-            gamma = torch.tensor([float(self.gamma)], dtype=torch.float64, device=device)
-        else:  # largest gamma whose pairs fit the budget: two rounds of a 64-point grid, no host sync
-            target = float(pair_budget(L, self.compression)) * B * H
-            lo = torch.zeros(1, dtype=torch.float64, device=device)
-            hi = torch.ones(1, dtype=torch.float64, device=device)
-            steps = torch.linspace(0, 1, _GRID_POINTS, dtype=torch.float64, device=device)
-            for _ in range(_GRID_ROUNDS):
-                grid = lo + (hi - lo) * steps
-                last_fit = (layer_pairs(grid) <= target).sum() - 1
-                lo, hi = (
-                    grid[last_fit.clamp(min=0)][None],
-                    grid[(last_fit + 1).clamp(max=_GRID_POINTS - 1)][None],
-                )
-            gamma = lo
-
-        ind_v, ind_s = vs_indicators(*vs_counts(gamma))
-        blocks = _vs_tiles(ind_v[..., 0, :], ind_s[..., 0, :], diag_of, causal)
-        if qa_order is not None:
-            m = qa_taken(gamma)
-            take = torch.arange(qa_order.shape[-1], device=device)[None, :] < m
-            qa_tiles = torch.zeros(take.shape[0], nb * nb, dtype=torch.bool, device=device)
-            qa_tiles = qa_tiles.scatter_(-1, qa_order, take).unflatten(-1, (nb, nb))
-            flat = blocks.flatten(0, 1)
-            flat[qa_index] |= qa_tiles
-            blocks = flat.unflatten(0, (B, H))
+        target = None if self.gamma is not None else float(pair_budget(L, self.compression)) * B * H
+        blocks = solve_tiles(estimate, self._rule(L), scaling, target).unflatten(0, (B, H))
         module = kernel_for(blocks, nb)
         if module is not None:  # block-mask indices and pair counts in one pass, no grid left to count
             return BlockPattern(L, bs, bs, tiles=index_from_grid(module, blocks, L, bs, bs))
         return BlockPattern(L, bs, bs, blocks & causal)
+
+    def _rule(self, seq_len: int) -> Rule:
+        return Rule(
+            seq_len, self.block_size, math.ceil(self.min_budget / self.block_size), self.tau, self.gamma
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The shape and knobs of one layer's selection (plain numbers, so a compiled solver can specialise)."""
+
+    seq_len: int
+    block: int
+    min_blocks: int
+    tau: float
+    gamma: float | None
+
+
+@dataclass
+class Estimate:
+    """What the rule reads from the inputs, heads flattened to R = B * Hq rows: vertical and slash
+    probabilities (R, L) averaged over the last queries, the mean of those queries (R, D), and the pooled
+    keys (B, Hkv, nb, D) and queries (B, Hq, nb, D; None when no head can be query-aware), float32."""
+
+    vertical: torch.Tensor
+    slash: torch.Tensor
+    pooled_k: torch.Tensor
+    last_q: torch.Tensor
+    pooled_q: torch.Tensor | None
+
+
+def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | None) -> torch.Tensor:
+    """The selected causal tiles (R, nb, nb), bool, with no host sync: every head runs the query-aware
+    ranking (masked where the head is vertical-slash) instead of a data-dependent subset, so the host can
+    queue the whole selection while the GPU still estimates. `target` = the layer's pair budget (gamma
+    solved), or None with `rule.gamma` set."""
+    L, bs, min_blocks = rule.seq_len, rule.block, rule.min_blocks
+    nb = math.ceil(L / bs)
+    vertical, slash = estimate.vertical, estimate.slash
+    R = vertical.shape[0]
+    device = vertical.device
+    causal, _ = tile_kinds(L, bs, bs, device)
+    v_cum, s_cum = torch.cumsum(torch.sort(torch.stack([vertical, slash]), -1, descending=True).values, -1)
+    v_blk, s_blk = sum_pool(vertical, bs), sum_pool(slash, bs)
+
+    B, Hkv = estimate.pooled_k.shape[:2]
+    groups = R // (B * Hkv)
+    pooled_k = estimate.pooled_k.repeat_interleave(groups, dim=1).flatten(0, 1)  # (R, nb, D)
+    pooled = torch.softmax(
+        torch.matmul(estimate.last_q[:, None], pooled_k.transpose(-1, -2)).squeeze(-2) * scaling, -1
+    )
+    query_aware = sqrt_js_divergence(pooled, v_blk) < rule.tau  # (R,)
+
+    v_blk[..., 0] = float("inf")
+    s_blk[..., 0] = float("inf")
+    v_rank, s_rank = _ranks(torch.stack([v_blk, s_blk]))
+
+    pair_counts = tile_pair_counts(L, bs, bs, device)  # int64 (nb, nb)
+    diag_of, col_w, diag_w, overlap, tri = _shape_tables(L, bs, device)
+    floor = min(min_blocks, nb)
+
+    def vs_counts(gammas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tile columns and tile-diagonals (R, G) for G candidate gammas."""
+        g = gammas.to(v_cum.dtype).expand(R, -1).contiguous()
+        nv = torch.clamp((torch.searchsorted(v_cum, g, right=True) + 1) // bs + 1, min_blocks, nb)
+        ns = torch.clamp((torch.searchsorted(s_cum, g, right=True) + 1) // bs + 1, min_blocks, nb)
+        qa = query_aware[:, None]
+        return torch.where(qa, floor, nv), torch.where(qa, floor, ns)
+
+    def vs_indicators(nv: torch.Tensor, ns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return v_rank[:, None, :] < nv[..., None], s_rank[:, None, :] < ns[..., None]  # (R, G, nb)
+
+    def vs_pairs(ind_v: torch.Tensor, ind_s: torch.Tensor) -> torch.Tensor:
+        iv, is_ = ind_v.to(torch.float64), ind_s.to(torch.float64)
+        return iv @ col_w + is_ @ diag_w - ((iv @ overlap) * is_).sum(-1)
+
+    # Query-aware ranking: sorted row-normalised pooled tile scores. Only the causal tiles are sorted: the others
+    # have probability 0, so they sort after every positive one and never move the cumulative sum; a prefix
+    # that reaches them takes every zero, causal ones too.
+    qa_cum = qa_extra_cum = qa_order = None
+    if estimate.pooled_q is not None:
+        pooled_q = estimate.pooled_q.reshape(B, Hkv, groups * nb, -1)
+        logits = torch.matmul(pooled_q, estimate.pooled_k.transpose(-1, -2)).view(R, nb, nb) * scaling
+        probs = torch.softmax(logits.masked_fill(~causal, float("-inf")), -1).flatten(-2)[:, tri]
+        sorted_probs, packed_order = torch.sort(probs, dim=-1, descending=True, stable=True)
+        qa_order = tri[packed_order]  # flat tile indices, best first
+        part = nb // 2 if nb % 2 == 0 else nb  # divides nb (nb + 1) / 2
+        qa_cum = _row_cumsum(sorted_probs.double(), part)
+        # Tiles the head's floor vertical-slash pattern already has add no pairs.
+        col, diag = qa_order % nb, diag_of.flatten()[qa_order]
+        in_vs = (torch.gather(v_rank, -1, col) < floor) | (torch.gather(s_rank, -1, diag) < floor)
+        gain = torch.where(in_vs, 0, pair_counts.flatten()[qa_order])  # int64: exact in any order
+        qa_extra_cum = _row_cumsum(gain, part)
+
+    def qa_taken(gammas: torch.Tensor) -> torch.Tensor:
+        """Query-aware tiles taken (R, G), 0 for vertical-slash heads: the prefix whose cumulative
+        probability <= gamma * rows."""
+        assert qa_cum is not None
+        limits = (gammas.to(torch.float64) * nb).expand(R, -1).contiguous()
+        return torch.where(query_aware[:, None], torch.searchsorted(qa_cum, limits, right=True), 0)
+
+    def layer_pairs(gammas: torch.Tensor) -> torch.Tensor:
+        """Attended pairs of the whole layer (G,) for G candidate gammas, without building tiles."""
+        per_head = vs_pairs(*vs_indicators(*vs_counts(gammas)))  # (R, G)
+        if qa_extra_cum is not None:
+            m = qa_taken(gammas)
+            extra = torch.gather(qa_extra_cum, -1, (m - 1).clamp(min=0))
+            per_head = per_head + torch.where(m > 0, extra, 0).to(per_head.dtype)
+        return per_head.sum(0)
+
+    if target is None:
+        assert rule.gamma is not None
+        gamma = torch.tensor([float(rule.gamma)], dtype=torch.float64, device=device)
+    else:  # largest gamma whose pairs fit the budget: two rounds of a 64-point grid, no host sync
+        lo = torch.zeros(1, dtype=torch.float64, device=device)
+        hi = torch.ones(1, dtype=torch.float64, device=device)
+        steps = torch.linspace(0, 1, _GRID_POINTS, dtype=torch.float64, device=device)
+        for _ in range(_GRID_ROUNDS):
+            grid = lo + (hi - lo) * steps
+            last_fit = (layer_pairs(grid) <= target).sum() - 1
+            lo, hi = (
+                grid[last_fit.clamp(min=0)][None],
+                grid[(last_fit + 1).clamp(max=_GRID_POINTS - 1)][None],
+            )
+        gamma = lo
+
+    ind_v, ind_s = vs_indicators(*vs_counts(gamma))
+    blocks = _vs_tiles(ind_v[:, 0, :], ind_s[:, 0, :], diag_of, causal)
+    if qa_order is not None:
+        take = torch.arange(qa_order.shape[-1], device=device)[None, :] < qa_taken(gamma)
+        qa_tiles = torch.zeros(R, nb * nb, dtype=torch.bool, device=device).scatter_(-1, qa_order, take)
+        blocks |= qa_tiles.view(R, nb, nb)
+    return blocks
 
 
 def _shape_tables(seq_len: int, block: int, device: torch.device | str) -> tuple[torch.Tensor, ...]:
