@@ -35,7 +35,7 @@ from bench_attention import D, bench_ms, parse_length, qkv, run_prefill
 from sparse_eval.backends import flex, tile_index
 from sparse_eval.backends.pattern import BlockPattern, attended_pairs, tile_kinds
 from sparse_eval.fidelity.runner import MethodSpec
-from sparse_eval.methods import flexprefill
+from sparse_eval.methods import flexprefill_rule as flexprefill
 
 
 @contextmanager

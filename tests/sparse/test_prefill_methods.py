@@ -281,7 +281,7 @@ def test_sparse_output_differs_from_dense_and_matches_masked_reference():
 def test_flexprefill_sorting_only_causal_tiles_equals_sorting_all(gamma, scaling, monkeypatch):
     """Scaling 100: sharp pooled softmaxes, 90-218 causal tiles of probability 0 per head; gamma 1: the
     prefix reaches the zeros in two of the four heads. Sorting every tile (the plain rule) takes the same."""
-    from sparse_eval.methods import flexprefill
+    from sparse_eval.methods import flexprefill_rule as flexprefill
 
     q, k, _ = qk(417, 12)
     method = get_method("flexprefill", **{**SMALL["flexprefill"], "tau": 10.0, "gamma": gamma})

@@ -13,7 +13,7 @@ from sparse_eval.backends.flex import COLUMN_BLOCK, padded_column_count
 from sparse_eval.backends.pattern import tile_pair_counts
 from sparse_eval.compression import CompressionReport, pair_budget
 from sparse_eval.methods.block_sparse import forced_tiles, tiles_per_row, top_per_row
-from sparse_eval.methods.flexprefill import _ranks
+from sparse_eval.methods.flexprefill_rule import _ranks
 
 
 def sorted_prefix(scores: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

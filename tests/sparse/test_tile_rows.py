@@ -29,7 +29,7 @@ from sparse_eval.backends.pattern import (
 from sparse_eval.compression import pair_budget
 from sparse_eval.methods import block_sparse, flexprefill
 from sparse_eval.methods.block_sparse import _kernel_tables, forced_tiles, tiles_per_row, top_per_row
-from sparse_eval.methods.flexprefill import _row_cumsum
+from sparse_eval.methods.flexprefill_rule import _row_cumsum
 from tests.sparse.triton_kernels import kernel_module
 
 NAME = "sparse_eval.kernels.tile_rows"
