@@ -9,6 +9,7 @@ from functools import lru_cache
 
 import torch
 
+from sparse_eval.backends.fused import fused
 from sparse_eval.backends.pattern import tile_kinds, tile_pair_counts
 
 _GRID_POINTS = 64  # gamma candidates evaluated at once
@@ -66,7 +67,6 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
     R = vertical.shape[0]
     device = vertical.device
     causal, _ = tile_kinds(L, bs, bs, device)
-    v_cum, s_cum = torch.cumsum(torch.sort(torch.stack([vertical, slash]), -1, descending=True).values, -1)
     v_blk, s_blk = sum_pool(vertical, bs), sum_pool(slash, bs)
 
     B, Hkv = estimate.pooled_k.shape[:2]
@@ -79,26 +79,10 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
 
     v_blk[..., 0] = float("inf")
     s_blk[..., 0] = float("inf")
-    v_rank, s_rank = _ranks(torch.stack([v_blk, s_blk]))
-
-    pair_counts = tile_pair_counts(L, bs, bs, device)  # int64 (nb, nb)
+    ranks = _ranks(torch.stack([v_blk, s_blk]))  # (2, R, nb)
+    cums = torch.cumsum(torch.sort(torch.stack([vertical, slash]), -1, descending=True).values, -1)
     diag_of, col_w, diag_w, overlap, tri = _shape_tables(L, bs, device)
-    floor = min(min_blocks, nb)
-
-    def vs_counts(gammas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tile columns and tile-diagonals (R, G) for G candidate gammas."""
-        g = gammas.to(v_cum.dtype).expand(R, -1).contiguous()
-        nv = torch.clamp((torch.searchsorted(v_cum, g, right=True) + 1) // bs + 1, min_blocks, nb)
-        ns = torch.clamp((torch.searchsorted(s_cum, g, right=True) + 1) // bs + 1, min_blocks, nb)
-        qa = query_aware[:, None]
-        return torch.where(qa, floor, nv), torch.where(qa, floor, ns)
-
-    def vs_indicators(nv: torch.Tensor, ns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return v_rank[:, None, :] < nv[..., None], s_rank[:, None, :] < ns[..., None]  # (R, G, nb)
-
-    def vs_pairs(ind_v: torch.Tensor, ind_s: torch.Tensor) -> torch.Tensor:
-        iv, is_ = ind_v.to(torch.float64), ind_s.to(torch.float64)
-        return iv @ col_w + is_ @ diag_w - ((iv @ overlap) * is_).sum(-1)
+    vs = VerticalSlashCounts(cums, ranks, query_aware, bs, min_blocks)
 
     # Query-aware ranking: sorted row-normalised pooled tile scores. Only the causal tiles are sorted: the others
     # have probability 0, so they sort after every positive one and never move the cumulative sum; a prefix
@@ -112,50 +96,115 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
         qa_order = tri[packed_order]  # flat tile indices, best first
         part = nb // 2 if nb % 2 == 0 else nb  # divides nb (nb + 1) / 2
         qa_cum = _row_cumsum(sorted_probs.double(), part)
-        # Tiles the head's floor vertical-slash pattern already has add no pairs.
-        col, diag = qa_order % nb, diag_of.flatten()[qa_order]
-        in_vs = (torch.gather(v_rank, -1, col) < floor) | (torch.gather(s_rank, -1, diag) < floor)
-        gain = torch.where(in_vs, 0, pair_counts.flatten()[qa_order])  # int64: exact in any order
+        gain = _query_aware_gain(qa_order, ranks, diag_of, tile_pair_counts(L, bs, bs, device), vs.floor)
         qa_extra_cum = _row_cumsum(gain, part)
-
-    def qa_taken(gammas: torch.Tensor) -> torch.Tensor:
-        """Query-aware tiles taken (R, G), 0 for vertical-slash heads: the prefix whose cumulative
-        probability <= gamma * rows."""
-        assert qa_cum is not None
-        limits = (gammas.to(torch.float64) * nb).expand(R, -1).contiguous()
-        return torch.where(query_aware[:, None], torch.searchsorted(qa_cum, limits, right=True), 0)
-
-    def layer_pairs(gammas: torch.Tensor) -> torch.Tensor:
-        """Attended pairs of the whole layer (G,) for G candidate gammas, without building tiles."""
-        per_head = vs_pairs(*vs_indicators(*vs_counts(gammas)))  # (R, G)
-        if qa_extra_cum is not None:
-            m = qa_taken(gammas)
-            extra = torch.gather(qa_extra_cum, -1, (m - 1).clamp(min=0))
-            per_head = per_head + torch.where(m > 0, extra, 0).to(per_head.dtype)
-        return per_head.sum(0)
 
     if target is None:
         assert rule.gamma is not None
         gamma = torch.tensor([float(rule.gamma)], dtype=torch.float64, device=device)
     else:  # largest gamma whose pairs fit the budget: two rounds of a 64-point grid, no host sync
+        budget = torch.full((), target, dtype=torch.float64, device=device)
         lo = torch.zeros(1, dtype=torch.float64, device=device)
         hi = torch.ones(1, dtype=torch.float64, device=device)
         steps = torch.linspace(0, 1, _GRID_POINTS, dtype=torch.float64, device=device)
         for _ in range(_GRID_ROUNDS):
-            grid = lo + (hi - lo) * steps
-            last_fit = (layer_pairs(grid) <= target).sum() - 1
-            lo, hi = (
-                grid[last_fit.clamp(min=0)][None],
-                grid[(last_fit + 1).clamp(max=_GRID_POINTS - 1)][None],
-            )
+            grid = (
+                lo + (hi - lo) * steps
+            )  # eager: a fused multiply-add would round the candidates differently
+            lo, hi = _zoom(grid, budget, vs, col_w, diag_w, overlap, qa_cum, qa_extra_cum)
         gamma = lo
+    return _final_tiles(gamma, vs, diag_of, causal, qa_cum, qa_order)
 
-    ind_v, ind_s = vs_indicators(*vs_counts(gamma))
-    blocks = _vs_tiles(ind_v[:, 0, :], ind_s[:, 0, :], diag_of, causal)
-    if qa_order is not None:
-        take = torch.arange(qa_order.shape[-1], device=device)[None, :] < qa_taken(gamma)
-        qa_tiles = torch.zeros(R, nb * nb, dtype=torch.bool, device=device).scatter_(-1, qa_order, take)
-        blocks |= qa_tiles.view(R, nb, nb)
+
+@dataclass
+class VerticalSlashCounts:
+    """What turns a gamma into each head's vertical-slash tile counts: the sorted cumulative token
+    probabilities `cums` (2, R, L) and the tile ranks (2, R, nb) of verticals and slashes, and which heads are
+    query-aware (those keep the floor of `min_blocks`)."""
+
+    cums: torch.Tensor
+    ranks: torch.Tensor
+    query_aware: torch.Tensor
+    block: int
+    min_blocks: int
+
+    @property
+    def floor(self) -> int:
+        return min(self.min_blocks, self.ranks.shape[-1])
+
+
+def _vs_counts(gammas: torch.Tensor, vs: VerticalSlashCounts) -> torch.Tensor:
+    """Tile columns and tile-diagonals (2, R, G) for G candidate gammas: tokens covering gamma, in tiles."""
+    nb = vs.ranks.shape[-1]
+    g = gammas.to(vs.cums.dtype).expand(*vs.cums.shape[:2], -1).contiguous()
+    counts = torch.clamp((torch.searchsorted(vs.cums, g, right=True) + 1) // vs.block + 1, vs.min_blocks, nb)
+    return torch.where(vs.query_aware[:, None], vs.floor, counts)
+
+
+def _qa_taken(gammas: torch.Tensor, qa_cum: torch.Tensor, query_aware: torch.Tensor, nb: int) -> torch.Tensor:
+    """Query-aware tiles taken (R, G), 0 for vertical-slash heads: the prefix whose cumulative probability
+    <= gamma * rows."""
+    limits = (gammas * nb).expand(qa_cum.shape[0], -1).contiguous()
+    return torch.where(query_aware[:, None], torch.searchsorted(qa_cum, limits, right=True), 0)
+
+
+@fused
+def _query_aware_gain(
+    qa_order: torch.Tensor, ranks: torch.Tensor, diag_of: torch.Tensor, pair_counts: torch.Tensor, floor: int
+) -> torch.Tensor:
+    """Pairs each ranked tile adds to the head's floor vertical-slash pattern (0 where it already has it)."""
+    nb = ranks.shape[-1]
+    col, diag = qa_order % nb, diag_of.flatten()[qa_order]
+    in_vs = (torch.gather(ranks[0], -1, col) < floor) | (torch.gather(ranks[1], -1, diag) < floor)
+    return torch.where(in_vs, 0, pair_counts.flatten()[qa_order])  # int64: exact in any order
+
+
+@fused
+def _zoom(
+    grid: torch.Tensor,
+    budget: torch.Tensor,
+    vs: VerticalSlashCounts,
+    col_w: torch.Tensor,
+    diag_w: torch.Tensor,
+    overlap: torch.Tensor,
+    qa_cum: torch.Tensor | None,
+    qa_extra_cum: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lo, hi): the largest candidate gamma whose layer pairs fit `budget` and the next one. The pairs are
+    counted without building tiles: float64 sums of integers, exact in any order."""
+    iv, is_ = (vs.ranks[:, :, None, :] < _vs_counts(grid, vs)[..., None]).to(torch.float64)  # (R, G, nb)
+    per_head = iv @ col_w + is_ @ diag_w - ((iv @ overlap) * is_).sum(-1)
+    if qa_cum is not None and qa_extra_cum is not None:
+        m = _qa_taken(grid, qa_cum, vs.query_aware, vs.ranks.shape[-1])
+        extra = torch.gather(qa_extra_cum, -1, (m - 1).clamp(min=0))
+        per_head = per_head + torch.where(m > 0, extra, 0).to(per_head.dtype)
+    last_fit = ((per_head.sum(0) <= budget).sum() - 1).view(1)
+    # index_select, not grid[0-d tensor]: indexing with a 0-d tensor reads it on the host (a sync)
+    return grid.index_select(0, last_fit.clamp(min=0)), grid.index_select(
+        0, (last_fit + 1).clamp(max=grid.shape[0] - 1)
+    )
+
+
+@fused
+def _final_tiles(
+    gamma: torch.Tensor,
+    vs: VerticalSlashCounts,
+    diag_of: torch.Tensor,
+    causal: torch.Tensor,
+    qa_cum: torch.Tensor | None,
+    qa_order: torch.Tensor | None,
+) -> torch.Tensor:
+    """The causal tiles (R, nb, nb) of the chosen gamma: vertical-slash columns and diagonals, plus the
+    query-aware prefix."""
+    ind = vs.ranks < _vs_counts(gamma, vs)  # (2, R, nb)
+    blocks = _vs_tiles(ind[0], ind[1], diag_of, causal)
+    if qa_cum is not None and qa_order is not None:
+        R, nb = blocks.shape[:2]
+        take = torch.arange(qa_order.shape[-1], device=gamma.device)[None, :] < _qa_taken(
+            gamma, qa_cum, vs.query_aware, nb
+        )
+        qa_tiles = torch.zeros(R, nb * nb, dtype=torch.bool, device=gamma.device).scatter(-1, qa_order, take)
+        blocks = blocks | qa_tiles.view(R, nb, nb)
     return blocks
 
 
