@@ -80,8 +80,14 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
     v_blk[..., 0] = float("inf")
     s_blk[..., 0] = float("inf")
     ranks = _ranks(torch.stack([v_blk, s_blk]))  # (2, R, nb)
-    cums = torch.cumsum(torch.sort(torch.stack([vertical, slash]), -1, descending=True).values, -1)
-    diag_of, col_w, diag_w, overlap, tri = _shape_tables(L, bs, device)
+    # Cumulative token probabilities, scanned in pieces on CUDA when L allows (a 128k-long scan is one block).
+    token_part = math.gcd(L, 1024)
+    cums = _row_cumsum(
+        torch.sort(torch.stack([vertical, slash]), -1, descending=True).values,
+        token_part,
+        None if token_part >= 64 else False,
+    )
+    col_w, diag_w, overlap, tri = _shape_tables(L, bs, device)
     vs = VerticalSlashCounts(cums, ranks, query_aware, bs, min_blocks)
 
     # Query-aware ranking: sorted row-normalised pooled tile scores. Only the causal tiles are sorted: the others
@@ -96,7 +102,7 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
         qa_order = tri[packed_order]  # flat tile indices, best first
         part = nb // 2 if nb % 2 == 0 else nb  # divides nb (nb + 1) / 2
         qa_cum = _row_cumsum(sorted_probs.double(), part)
-        gain = _query_aware_gain(qa_order, ranks, diag_of, tile_pair_counts(L, bs, bs, device), vs.floor)
+        gain = _query_aware_gain(qa_order, ranks, tile_pair_counts(L, bs, bs, device), vs.floor)
         qa_extra_cum = _row_cumsum(gain, part)
 
     if target is None:
@@ -113,7 +119,7 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
             )  # eager: a fused multiply-add would round the candidates differently
             lo, hi = _zoom(grid, budget, vs, col_w, diag_w, overlap, qa_cum, qa_extra_cum)
         gamma = lo
-    return _final_tiles(gamma, vs, diag_of, causal, qa_cum, qa_order)
+    return _final_tiles(gamma, vs, causal, qa_cum, qa_order)
 
 
 @dataclass
@@ -150,11 +156,12 @@ def _qa_taken(gammas: torch.Tensor, qa_cum: torch.Tensor, query_aware: torch.Ten
 
 @fused
 def _query_aware_gain(
-    qa_order: torch.Tensor, ranks: torch.Tensor, diag_of: torch.Tensor, pair_counts: torch.Tensor, floor: int
+    qa_order: torch.Tensor, ranks: torch.Tensor, pair_counts: torch.Tensor, floor: int
 ) -> torch.Tensor:
     """Pairs each ranked tile adds to the head's floor vertical-slash pattern (0 where it already has it)."""
     nb = ranks.shape[-1]
-    col, diag = qa_order % nb, diag_of.flatten()[qa_order]
+    col = qa_order % nb
+    diag = (qa_order // nb - col).clamp(min=0)  # tile-diagonal i - j
     in_vs = (torch.gather(ranks[0], -1, col) < floor) | (torch.gather(ranks[1], -1, diag) < floor)
     return torch.where(in_vs, 0, pair_counts.flatten()[qa_order])  # int64: exact in any order
 
@@ -189,7 +196,6 @@ def _zoom(
 def _final_tiles(
     gamma: torch.Tensor,
     vs: VerticalSlashCounts,
-    diag_of: torch.Tensor,
     causal: torch.Tensor,
     qa_cum: torch.Tensor | None,
     qa_order: torch.Tensor | None,
@@ -197,7 +203,7 @@ def _final_tiles(
     """The causal tiles (R, nb, nb) of the chosen gamma: vertical-slash columns and diagonals, plus the
     query-aware prefix."""
     ind = vs.ranks < _vs_counts(gamma, vs)  # (2, R, nb)
-    blocks = _vs_tiles(ind[0], ind[1], diag_of, causal)
+    blocks = _vs_tiles(ind[0], ind[1], causal)
     if qa_cum is not None and qa_order is not None:
         R, nb = blocks.shape[:2]
         take = torch.arange(qa_order.shape[-1], device=gamma.device)[None, :] < _qa_taken(
@@ -210,8 +216,7 @@ def _final_tiles(
 
 def _shape_tables(seq_len: int, block: int, device: torch.device | str) -> tuple[torch.Tensor, ...]:
     """Tables that depend on the shape only (cached: every layer asks for the same; do not modify them):
-    the tile-diagonal t = i - j of each tile (nb, nb); float64 pairs per key-tile column and per
-    tile-diagonal; overlap[j, t] = pairs of tile (j + t, j), where column j meets diagonal t; the flat
+    float64 pairs per key-tile column and per tile-diagonal; overlap[j, t] = pairs of tile (j + t, j), where column j meets diagonal t; the flat
     indices of the causal tiles, ascending."""
     return _shape_tables_cached(seq_len, block, torch.device(device))
 
@@ -229,7 +234,7 @@ def _shape_tables_cached(seq_len: int, block: int, device: torch.device) -> tupl
     )
     rows = (i[:, None] + i[None, :]).clamp(max=nb - 1)
     overlap = torch.where(i[:, None] + i[None, :] < nb, weights[rows, i[:, None]], torch.zeros_like(weights))
-    return diag_of, col_w, diag_w, overlap, causal.flatten().nonzero().squeeze(-1)
+    return col_w, diag_w, overlap, causal.flatten().nonzero().squeeze(-1)
 
 
 def _row_cumsum(x: torch.Tensor, part: int, pieces: bool | None = None) -> torch.Tensor:
@@ -252,11 +257,10 @@ def _ranks(scores: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(order).scatter_(-1, order, positions)
 
 
-def _vs_tiles(
-    ind_v: torch.Tensor, ind_s: torch.Tensor, diag_of: torch.Tensor, causal: torch.Tensor
-) -> torch.Tensor:
-    """Tiles (B, H, nb, nb) of selected key-tile columns and tile-diagonals, clipped to the causal tiles."""
+def _vs_tiles(ind_v: torch.Tensor, ind_s: torch.Tensor, causal: torch.Tensor) -> torch.Tensor:
+    """Tiles (..., nb, nb) of selected key-tile columns and tile-diagonals, clipped to the causal tiles. The
+    diagonal of tile (i, j) is computed, not read from a table (compiled, that is index arithmetic)."""
     nb = causal.shape[-1]
+    i = torch.arange(nb, device=causal.device)
     cols = ind_v[..., None, :].expand(*ind_v.shape[:-1], nb, nb)
-    diags = torch.gather(ind_s, -1, diag_of.flatten().expand(*ind_s.shape[:-1], -1)).unflatten(-1, (nb, nb))
-    return (cols | diags) & causal
+    return (cols | ind_s[..., (i[:, None] - i[None, :]).clamp(min=0)]) & causal
