@@ -99,9 +99,10 @@ class FlexPrefill(PatternPrefillMethod):
         nb = math.ceil(L / bs)
         B, H = query.shape[:2]
         causal, _ = tile_kinds(L, bs, bs, query.device)
-        if (self.gamma is None and self.compression == 1.0) or max(
-            2 * bs, math.ceil(self.min_budget / bs) * bs
-        ) >= L:
+        too_short = (
+            max(2 * bs, math.ceil(self.min_budget / bs) * bs) >= L
+        )  # attended densely, as in the paper
+        if too_short or (self.gamma is None and self.compression == 1.0):
             return BlockPattern(L, bs, bs, causal.expand(B, H, nb, nb).clone())
         n = min(self.last_q_size, L)
         vertical, slash = vertical_slash_scores(query, key, scaling, n)

@@ -114,9 +114,8 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
         hi = torch.ones(1, dtype=torch.float64, device=device)
         steps = torch.linspace(0, 1, _GRID_POINTS, dtype=torch.float64, device=device)
         for _ in range(_GRID_ROUNDS):
-            grid = (
-                lo + (hi - lo) * steps
-            )  # eager: a fused multiply-add would round the candidates differently
+            # Eager, outside the fused search: a fused multiply-add would round the candidates differently.
+            grid = lo + (hi - lo) * steps
             lo, hi = _zoom(grid, budget, vs, col_w, diag_w, overlap, qa_cum, qa_extra_cum)
         gamma = lo
     return _final_tiles(gamma, vs, causal, qa_cum, qa_order)
@@ -216,8 +215,8 @@ def _final_tiles(
 
 def _shape_tables(seq_len: int, block: int, device: torch.device | str) -> tuple[torch.Tensor, ...]:
     """Tables that depend on the shape only (cached: every layer asks for the same; do not modify them):
-    float64 pairs per key-tile column and per tile-diagonal; overlap[j, t] = pairs of tile (j + t, j), where column j meets diagonal t; the flat
-    indices of the causal tiles, ascending."""
+    float64 pairs per key-tile column and per tile-diagonal; overlap[j, t] = pairs of tile (j + t, j), where
+    column j meets diagonal t; the flat indices of the causal tiles, ascending."""
     return _shape_tables_cached(seq_len, block, torch.device(device))
 
 
@@ -238,7 +237,7 @@ def _shape_tables_cached(seq_len: int, block: int, device: torch.device) -> tupl
 
 
 def _row_cumsum(x: torch.Tensor, part: int, pieces: bool | None = None) -> torch.Tensor:
-    """cumsum over the last dim of (R, N), on CUDA (`pieces` None) as scans of `part`-long pieces plus their
+    """cumsum over the last dim of (..., N), on CUDA (`pieces` None) as scans of `part`-long pieces plus their
     offsets: one long scan per row runs on one thread block (1.9 ms for 28 rows of 1M at 128k). Exact for
     integers; floats are summed in another order than one scan (on CUDA that order was never sequential)."""
     n = x.shape[-1]
