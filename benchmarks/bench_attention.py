@@ -14,7 +14,9 @@ goal is >= 0.7). The achieved compression comes from the method's own report, re
 (a model reads it once per prompt, not per layer: reading it per call would add a host sync to every
 layer). "time" is one layer's prefill from an idle host; "back to back" is the per-layer time of 4 layers
 launched in a row, where the host prepares the next layer while the GPU runs this one, as in a model.
-Times are medians of `triton.testing.do_bench`. A short table is printed; everything goes to JSON in `--out` (default: $OUT, else
+Times are medians of `triton.testing.do_bench`; a row's "host" is the time to queue its `select` from an idle
+GPU (about the selection time when host-bound, far below it when GPU-bound; a host read of a device value
+would make it as long as the GPU work before that read). A short table is printed; everything goes to JSON in `--out` (default: $OUT, else
 ./bench_out), rewritten after every row so a run cut short keeps what it measured.
 """
 
@@ -58,6 +60,20 @@ def bench_ms(fn: Any, rep_ms: int) -> float:
     from triton.testing import do_bench
 
     return float(do_bench(fn, warmup=max(25, rep_ms // 10), rep=rep_ms, return_mode="median"))
+
+
+def host_ms(fn: Any, reps: int = 5) -> float:
+    """Median host time to return from `fn` with the GPU idle at the start and no sync inside: the time to
+    queue its work. Next to its GPU-inclusive time it says whether a call is host-bound, GPU-bound, or waits
+    on the GPU (a host read of a device value makes this as long as the GPU work before it)."""
+    times = []
+    for _ in range(reps):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    torch.cuda.synchronize()
+    return statistics.median(times)
 
 
 def qkv(L: int, hq: int = HQ, hkv: int = HKV, d: int = D, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -317,6 +333,7 @@ def prefill_cell(
         total = bench_ms(partial(prefill_layers, method, q, k, v), rep)
         layered = bench_ms(partial(prefill_layers, method, q, k, v, LAYERS), rep) / LAYERS
         select = bench_ms(partial(method.select, q, k, scaling=D**-0.5, layer_idx=0), rep // 2)
+        select_host = host_ms(partial(method.select, q, k, scaling=D**-0.5, layer_idx=0))
     except Exception as error:  # one configuration (e.g. out of memory) must not cost the others
         message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         print(f"  [{row['backend']}] {row['method']} c={c:g}: {message}", flush=True)
@@ -325,7 +342,7 @@ def prefill_cell(
     speedup = fastest / total
     print(
         f"  [{row['backend']:6s}] {row['method']:15s} c={c:4.1f} achieved={achieved:6.2f} {total:8.2f} ms "
-        f"(select {select:6.2f}, {LAYERS} back to back {layered:7.2f}/layer) x{speedup:5.2f} vs fastest "
+        f"(select {select:6.2f}, host {select_host:6.2f}, {LAYERS} back to back {layered:7.2f}/layer) x{speedup:5.2f} vs fastest "
         f"dense = {speedup / c:4.2f} c, "
         f"x{sdpa / total:5.2f} vs cuDNN  kernels={kernels} [first call {first:.1f}s]",
         flush=True,
@@ -335,6 +352,7 @@ def prefill_cell(
         "achieved": achieved,
         "ms": total,
         "select_ms": select,
+        "select_host_ms": select_host,  # time to queue the selection (host); select_ms includes the GPU
         "ms_per_layer_back_to_back": layered,
         "ratio_to_c_back_to_back": fastest / layered / c,
         "first_call_s": first,
