@@ -93,17 +93,20 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
     # Query-aware ranking: sorted row-normalised pooled tile scores. Only the causal tiles are sorted: the others
     # have probability 0, so they sort after every positive one and never move the cumulative sum; a prefix
     # that reaches them takes every zero, causal ones too.
-    qa_cum = qa_extra_cum = qa_order = None
+    qa_cum = qa_extra_cum = ranking = None
     if estimate.pooled_q is not None:
         pooled_q = estimate.pooled_q.reshape(B, Hkv, groups * nb, -1)
         logits = torch.matmul(pooled_q, estimate.pooled_k.transpose(-1, -2)).view(R, nb, nb) * scaling
-        probs = torch.softmax(logits.masked_fill(~causal, float("-inf")), -1).flatten(-2)[:, tri]
-        sorted_probs, packed_order = torch.sort(probs, dim=-1, descending=True, stable=True)
+        tile_probs = torch.softmax(logits.masked_fill(~causal, float("-inf")), -1)  # (R, nb, nb)
+        sorted_probs, packed_order = torch.sort(
+            tile_probs.flatten(-2)[:, tri], dim=-1, descending=True, stable=True
+        )
         qa_order = tri[packed_order]  # flat tile indices, best first
         part = nb // 2 if nb % 2 == 0 else nb  # divides nb (nb + 1) / 2
         qa_cum = _row_cumsum(sorted_probs.double(), part)
         gain = _query_aware_gain(qa_order, ranks, tile_pair_counts(L, bs, bs, device), vs.floor)
         qa_extra_cum = _row_cumsum(gain, part)
+        ranking = QueryAwareRanking(tile_probs, sorted_probs, qa_order, qa_cum)
 
     if target is None:
         assert rule.gamma is not None
@@ -118,7 +121,7 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
             grid = lo + (hi - lo) * steps
             lo, hi = _zoom(grid, budget, vs, col_w, diag_w, overlap, qa_cum, qa_extra_cum)
         gamma = lo
-    return _final_tiles(gamma, vs, causal, qa_cum, qa_order)
+    return _final_tiles(gamma, vs, causal, ranking)
 
 
 @dataclass
@@ -191,25 +194,36 @@ def _zoom(
     )
 
 
-@fused
+@dataclass
+class QueryAwareRanking:
+    """The pooled tile probabilities (R, nb, nb) and the same causal tiles sorted (stable, descending): their
+    probabilities, flat tile indices and cumulative probabilities (R, T)."""
+
+    tile_probs: torch.Tensor
+    sorted_probs: torch.Tensor
+    order: torch.Tensor
+    cum: torch.Tensor
+
+
 def _final_tiles(
-    gamma: torch.Tensor,
-    vs: VerticalSlashCounts,
-    causal: torch.Tensor,
-    qa_cum: torch.Tensor | None,
-    qa_order: torch.Tensor | None,
+    gamma: torch.Tensor, vs: VerticalSlashCounts, causal: torch.Tensor, ranking: QueryAwareRanking | None
 ) -> torch.Tensor:
     """The causal tiles (R, nb, nb) of the chosen gamma: vertical-slash columns and diagonals, plus the
-    query-aware prefix."""
+    query-aware prefix. The prefix of m tiles is every tile that sorts before or at the m-th one (probability
+    above it, or equal with a flat index not above it, as the stable sort orders ties), so it is found by
+    comparing with that tile instead of scattering the sort order back (a few passes over the grid)."""
     ind = vs.ranks < _vs_counts(gamma, vs)  # (2, R, nb)
     blocks = _vs_tiles(ind[0], ind[1], causal)
-    if qa_cum is not None and qa_order is not None:
-        R, nb = blocks.shape[:2]
-        take = torch.arange(qa_order.shape[-1], device=gamma.device)[None, :] < _qa_taken(
-            gamma, qa_cum, vs.query_aware, nb
-        )
-        qa_tiles = torch.zeros(R, nb * nb, dtype=torch.bool, device=gamma.device).scatter(-1, qa_order, take)
-        blocks = blocks | qa_tiles.view(R, nb, nb)
+    if ranking is not None:
+        nb = causal.shape[-1]
+        m = _qa_taken(gamma, ranking.cum, vs.query_aware, nb)  # (R, 1)
+        last = (m - 1).clamp(min=0)
+        bound = torch.gather(ranking.sorted_probs, -1, last)[..., None]  # (R, 1, 1)
+        bound_index = torch.gather(ranking.order, -1, last)[..., None]
+        flat = torch.arange(nb * nb, device=causal.device).view(nb, nb)
+        p = ranking.tile_probs
+        taken = (p > bound) | ((p == bound) & (flat <= bound_index))
+        blocks |= taken & (m > 0)[..., None] & causal
     return blocks
 
 
@@ -257,9 +271,14 @@ def _ranks(scores: torch.Tensor) -> torch.Tensor:
 
 
 def _vs_tiles(ind_v: torch.Tensor, ind_s: torch.Tensor, causal: torch.Tensor) -> torch.Tensor:
-    """Tiles (..., nb, nb) of selected key-tile columns and tile-diagonals, clipped to the causal tiles. The
-    diagonal of tile (i, j) is computed, not read from a table (compiled, that is index arithmetic)."""
+    """Tiles (..., nb, nb) of selected key-tile columns and tile-diagonals, clipped to the causal tiles."""
     nb = causal.shape[-1]
-    i = torch.arange(nb, device=causal.device)
     cols = ind_v[..., None, :].expand(*ind_v.shape[:-1], nb, nb)
-    return (cols | ind_s[..., (i[:, None] - i[None, :]).clamp(min=0)]) & causal
+    return (cols | ind_s[..., _diagonal_index(nb, causal.device)]) & causal
+
+
+@lru_cache(maxsize=8)
+def _diagonal_index(nb: int, device: torch.device) -> torch.Tensor:
+    """The tile-diagonal i - j of each tile (i, j), 0 above the diagonal (cached; do not modify)."""
+    i = torch.arange(nb, device=device)
+    return (i[:, None] - i[None, :]).clamp(min=0)
