@@ -7,7 +7,7 @@ tensor, ~8 ms at 128k tokens for n = 512 on an H200. Here (one KV head's query g
   `_scores`: the (groups * n) query rows (scale folded into q, as torch does) against blocks of keys;
       scores rounded to the inputs' dtype as torch's, then per (row, key block) the block's max m and
       P = 2^(s - m) in bf16 (0 for keys after the query's position) and its float32 sum: one write of P.
-      A few small torch ops give each row's log-sum-exp and the factor 2^(m - lse) per (row, block).
+  `_row_scale`: per row, the log-sum-exp from those block statistics and the factor 2^(m - lse) per block.
   `_sums`: one program per (query head, key block kb): it walks the n rows, p = P * factor, and sums the
       aligned block kb over rows (vertical) and, for the offset block that pairs with kb, the skewed entries
       p[i, pos_i - o] (slash). That offset block's keys end at kb's, so the skewed rows are mostly the ones
@@ -107,6 +107,30 @@ def _scores(
 
 
 @triton.jit
+def _row_scale(M, SUMEXP, SCALE, NKB, BLOCK: tl.constexpr):
+    """One program per row of M, SUMEXP (rows, NKB): the row's log-sum-exp (log2 units) from its per-block
+    maxima m and sums of 2^(s - m), then SCALE = 2^(m - lse) per block. One kernel instead of a handful of
+    small torch passes over the (rows, blocks) statistics."""
+    row = tl.program_id(0).to(tl.int64) * NKB
+    top = tl.full([BLOCK], float("-inf"), tl.float32)
+    total = tl.zeros([BLOCK], tl.float32)
+    for b0 in range(0, NKB, BLOCK):  # online per lane; block 0 (key 0, causal for every row) is finite
+        blk = b0 + tl.arange(0, BLOCK)
+        m = tl.load(M + row + blk, mask=blk < NKB, other=float("-inf"))
+        e = tl.load(SUMEXP + row + blk, mask=blk < NKB, other=0.0)
+        new_top = tl.maximum(top, m)
+        safe = tl.where(new_top == float("-inf"), 0.0, new_top)
+        total = total * tl.exp2(top - safe) + e * tl.exp2(m - safe)
+        top = new_top
+    row_top = tl.max(top, 0)
+    lse = row_top + tl.log2(tl.sum(total * tl.exp2(top - row_top), 0))
+    for b0 in range(0, NKB, BLOCK):
+        blk = b0 + tl.arange(0, BLOCK)
+        m = tl.load(M + row + blk, mask=blk < NKB, other=float("-inf"))
+        tl.store(SCALE + row + blk, tl.exp2(m - lse), mask=blk < NKB)
+
+
+@triton.jit
 def _sums(
     P, C, VERT, SLASH,
     N, L, NKB, NOB,
@@ -200,9 +224,8 @@ def vertical_slash(
                 D=D, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, STRETCH=STRETCH,
                 INTERPRETED=not query.is_cuda, num_warps=SCORE_WARPS, num_stages=SCORE_STAGES,
             )  # fmt: skip
-            top = m.amax(-1, keepdim=True)  # finite: key 0 is causal for every row
-            lse = top + torch.log2((sumexp * torch.exp2(m - top)).sum(-1, keepdim=True))
-            scale = torch.exp2(m.sub_(lse))  # p = probs * scale[row, key block]
+            scale = torch.empty_like(m)  # p = probs * scale[row, key block]
+            _row_scale[(hc * rows,)](m, sumexp, scale, nkb, BLOCK=min(triton.next_power_of_2(nkb), 4096))
             nob = triton.cdiv(L, SUM_KEYS)
             _sums[(nob, hc * groups)](
                 probs.view(hc * groups, n, L), scale, vertical[b, h0:h1], slash[b, h0:h1],
