@@ -205,13 +205,15 @@ class QueryAwareRanking:
     cum: torch.Tensor
 
 
+@fused
 def _final_tiles(
     gamma: torch.Tensor, vs: VerticalSlashCounts, causal: torch.Tensor, ranking: QueryAwareRanking | None
 ) -> torch.Tensor:
     """The causal tiles (R, nb, nb) of the chosen gamma: vertical-slash columns and diagonals, plus the
     query-aware prefix. The prefix of m tiles is every tile that sorts before or at the m-th one (probability
     above it, or equal with a flat index not above it, as the stable sort orders ties), so it is found by
-    comparing with that tile instead of scattering the sort order back (a few passes over the grid)."""
+    comparing with that tile instead of scattering the sort order back. Comparisons only: fused, the tiles
+    are those of the eager path."""
     ind = vs.ranks < _vs_counts(gamma, vs)  # (2, R, nb)
     blocks = _vs_tiles(ind[0], ind[1], causal)
     if ranking is not None:
