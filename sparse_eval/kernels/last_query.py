@@ -44,6 +44,7 @@ TUNABLES = (
     "SUM_WARPS",
 )
 LOG2E = tl.constexpr(1.4426950408889634)
+ROW_SCALE_BLOCK = 4096  # key blocks a `_row_scale` program reads at once (rows longer than this loop)
 _CHUNK_ELEMENTS = 1 << 29  # probabilities kept at once: 1 GiB in bf16, as the torch path's bound
 
 
@@ -225,7 +226,9 @@ def vertical_slash(
                 INTERPRETED=not query.is_cuda, num_warps=SCORE_WARPS, num_stages=SCORE_STAGES,
             )  # fmt: skip
             scale = torch.empty_like(m)  # p = probs * scale[row, key block]
-            _row_scale[(hc * rows,)](m, sumexp, scale, nkb, BLOCK=min(triton.next_power_of_2(nkb), 4096))
+            _row_scale[(hc * rows,)](
+                m, sumexp, scale, nkb, BLOCK=min(triton.next_power_of_2(nkb), ROW_SCALE_BLOCK)
+            )
             nob = triton.cdiv(L, SUM_KEYS)
             _sums[(nob, hc * groups)](
                 probs.view(hc * groups, n, L), scale, vertical[b, h0:h1], slash[b, h0:h1],
