@@ -25,7 +25,7 @@ import torch
 
 ENV = "SPARSE_EVAL_FLASH"
 MODES = ("auto", "off", "on")
-_FA4_HEAD_DIMS = (64, 96, 128, 192, 256)
+FA4_HEAD_DIMS = (64, 96, 128, 192, 256)
 _failed: set[tuple[Any, ...]] = set()  # call kinds that raised once: not retried in this process
 
 
@@ -127,7 +127,7 @@ def dense_causal(
     if query.dtype not in (torch.bfloat16, torch.float16) or not usable(query.device):
         return None
     kind = ("dense causal", query.dtype, query.shape[-1], query.shape[1], key.shape[1])
-    if query.shape[-1] not in _FA4_HEAD_DIMS or query.shape[1] % key.shape[1] or failed(kind):
+    if query.shape[-1] not in FA4_HEAD_DIMS or query.shape[1] % key.shape[1] or failed(kind):
         return None
     try:
         from flash_attn.cute import flash_attn_func
