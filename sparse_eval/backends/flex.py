@@ -2,9 +2,10 @@
 
 Tiles become a `BlockMask` built directly from per-head block indices (`BlockMask.from_kv_blocks`, indices
 padded to the full block count); tiles entirely below the diagonal are passed as "full" blocks so the kernel
-skips mask evaluation there. Exact key columns (verticals) run as a second FlexAttention call over the
-gathered columns while the tile pass skips those key positions, so no pair counts twice; the two partial
-results are merged through their log-sum-exp. FlexAttention must be compiled: uncompiled it silently ignores the block indices.
+skips mask evaluation there. A pattern with exact key columns (verticals) runs as one FlashAttention-4 call
+over per-query-tile key lists where it can (`sparse_eval.backends.gathered`: FA4 installed, diagonal tiles
+selected); otherwise as a second FlexAttention call over the gathered columns while the tile pass skips those
+key positions, so no pair counts twice, the two partial results merged through their log-sum-exp. FlexAttention must be compiled: uncompiled it silently ignores the block indices.
 
 Kernels: FlexAttention's FLASH backend (FlashAttention-4, `longtasks[flash]`) runs every pass where it is usable
 (`sparse_eval.backends.flash`: installed, Hopper or newer, `SPARSE_EVAL_FLASH` not "off") and the tiles are
@@ -31,7 +32,7 @@ from typing import Any
 
 import torch
 
-from sparse_eval.backends import flash, tile_index
+from sparse_eval.backends import flash, gathered, tile_index
 from sparse_eval.backends.fused import fused
 from sparse_eval.backends.pattern import BlockPattern, tile_kinds
 
@@ -253,6 +254,10 @@ def flex_attention_pattern(
         mask = _block_mask(*_tile_indices(pattern), (bq, bk), _causal, (L, L))
         return _call(query, key, value, mask, scaling, gqa, opts, lse=False)
 
+    one_call = gathered.attention(query, key, value, pattern, scaling)
+    if one_call is not None:
+        backend_counts["FLASH gathered keys"] += 1
+        return one_call
     out, lse = _tile_pass(query, key, value, pattern, scaling)
     if pattern.columns.shape[-1] == 0:  # type: ignore[union-attr]  # flags, none set: tiles only
         return out

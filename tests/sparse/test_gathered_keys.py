@@ -1,0 +1,153 @@
+"""The one-call form of a tiles + columns pattern (`sparse_eval.backends.gathered`): per-query-tile key lists
+that end with the tile's diagonal keys. Checked on CPU against the plain rule:
+  * the lists, attended with a bottom-right causal mask (FA4's), give the pattern's attention and pairs;
+  * `key_list_lengths` gives the lists' lengths and sees a missing diagonal tile;
+  * the Triton kernel writes exactly the plain lists (compiled on CUDA, else under triton's interpreter;
+    skipped where triton is not installed, as in CI), for any key layout and row chunk.
+FA4 itself needs a Hopper GPU: `benchmarks/bench_attention.py --check` compares it with the reference there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+import torch
+
+from sparse_eval import get_method
+from sparse_eval.backends import gathered
+from sparse_eval.backends.pattern import BlockPattern, attended_pairs
+from sparse_eval.backends.reference import reference_attention
+from tests.sparse.triton_kernels import kernel_module
+
+SHAPES = [  # (L, q_block, block_size, heads q/kv, batch): the default 128 x 64, square tiles, ragged ends
+    (1000, 128, 64, (4, 2), 1),
+    (700, 64, 64, (2, 1), 2),
+    (520, 64, 16, (3, 3), 1),
+]
+
+
+def plain_lists(pattern: BlockPattern) -> list[list[int]]:
+    """Key positions per (b, h, i) row, in the documented order: the uncovered columns before the tile, the
+    selected tiles wholly before it, then the tile's own keys. Loops, no tensor tricks."""
+    L, bq, bk = pattern.seq_len, pattern.q_block, pattern.kv_block
+    blocks = pattern.blocks.tolist()
+    flags = pattern.column_flags().tolist()
+    out = []
+    for b, heads in enumerate(blocks):
+        for h, grid in enumerate(heads):
+            for i, row in enumerate(grid):
+                start = i * bq
+                cols = [c for c in range(start) if flags[b][h][c] and not row[c // bk]]
+                tiles = [p for j in range(start // bk) if row[j] for p in range(j * bk, (j + 1) * bk)]
+                out.append(cols + tiles + list(range(start, min(start + bq, L))))
+    return out
+
+
+def vertical_slash_pattern(L: int, bq: int, bk: int, heads: tuple[int, int], batch: int, c: float, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, heads[0], L, 16, generator=g)
+    k, v = (torch.randn(batch, heads[1], L, 16, generator=g) for _ in "kv")
+    method = get_method(
+        "vertical_slash", compression=c, q_block_size=bq, block_size=bk, last_q_size=64, n_local=8
+    )
+    return q, k, v, method.select(q, k, scaling=0.25, layer_idx=0)
+
+
+def attend_lists(q, k, v, lists, bq, scaling):
+    """Each row's queries over its listed keys with a bottom-right causal mask, as FA4 runs them."""
+    Hq, L = q.shape[1:3]
+    groups = Hq // k.shape[1]
+    nqb = -(-L // bq)
+    out = torch.empty_like(q)
+    for r, keys in enumerate(lists):
+        b, h, i = r // (Hq * nqb), (r // nqb) % Hq, r % nqb
+        rows = slice(i * bq, min((i + 1) * bq, L))
+        n_q, n_k = rows.stop - rows.start, len(keys)
+        idx = torch.tensor(keys)
+        scores = q[b, h, rows] @ k[b, h // groups, idx].T * scaling
+        bottom_right = torch.arange(n_k)[None, :] <= torch.arange(n_q)[:, None] + (n_k - n_q)
+        weights = scores.masked_fill(~bottom_right, float("-inf")).softmax(-1)
+        out[b, h, rows] = weights @ v[b, h // groups, idx]
+    return out
+
+
+@pytest.mark.parametrize(("L", "bq", "bk", "heads", "batch"), SHAPES)
+@pytest.mark.parametrize("c", [2.0, 6.0])
+def test_the_lists_with_a_bottom_right_causal_mask_are_the_pattern(L, bq, bk, heads, batch, c):
+    q, k, v, pattern = vertical_slash_pattern(L, bq, bk, heads, batch, c, seed=int(c) + L)
+    assert pattern.column_flags().any(), "the case must hold exact columns"
+    lists = plain_lists(pattern)
+    for keys in lists:
+        assert len(set(keys)) == len(keys)
+    got = attend_lists(q, k, v, lists, bq, 0.25)
+    torch.testing.assert_close(got, reference_attention(q, k, v, pattern, 0.25), rtol=1e-5, atol=1e-5)
+    nqb = pattern.num_q_blocks
+    rows_here = [min(bq, L - (r % nqb) * bq) for r in range(len(lists))]
+    pairs = sum((len(keys) - n) * n + n * (n + 1) // 2 for keys, n in zip(lists, rows_here, strict=True))
+    assert pairs == int(attended_pairs(pattern).sum())
+
+
+@pytest.mark.parametrize(("L", "bq", "bk", "heads", "batch"), SHAPES)
+@pytest.mark.parametrize("seed", range(3))
+def test_lengths_match_the_lists_and_see_a_missing_diagonal_tile(L, bq, bk, heads, batch, seed):
+    *_, pattern = vertical_slash_pattern(L, bq, bk, heads, batch, 4.0, seed)
+    lengths, n_before, missing = gathered.key_list_lengths(pattern)
+    lists = plain_lists(pattern)
+    assert lengths.tolist() == [len(keys) for keys in lists]
+    flags = pattern.column_flags().reshape(-1, L)
+    nqb = pattern.num_q_blocks
+    assert n_before.tolist() == [int(flags[r // nqb, : (r % nqb) * bq].sum()) for r in range(len(lists))]
+    assert int(missing) == 0
+    blocks = pattern.blocks.clone()
+    blocks[0, 0, nqb - 1, (nqb - 1) * (bq // bk)] = False  # the last row's first diagonal tile
+    holed = BlockPattern(L, bq, bk, blocks, column_mask=pattern.column_flags())
+    assert int(gathered.key_list_lengths(holed)[2]) == 1
+
+
+def test_the_one_call_form_is_not_tried_on_the_cpu():
+    q, k, v, pattern = vertical_slash_pattern(300, 64, 16, (2, 1), 1, 3.0, 0)
+    assert not gathered.applicable(q.bfloat16(), pattern)
+    assert gathered.attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), pattern, 0.25) is None
+
+
+@pytest.fixture(scope="module")
+def kernels() -> Iterator[ModuleType]:
+    def smoke(module: ModuleType) -> None:
+        table = torch.zeros(1, 16, dtype=torch.int32)
+        blocks = torch.ones(1, 1, 1, 1, dtype=torch.bool)
+        module.fill_key_lists(
+            table, 0, torch.zeros(1, 1, 1, dtype=torch.long), torch.zeros(1, dtype=torch.int32), blocks,
+            torch.zeros(1, dtype=torch.long), 1, 16, 16, 16,
+        )  # fmt: skip
+
+    yield from kernel_module("sparse_eval.kernels.key_lists", smoke)
+
+
+@pytest.mark.parametrize(("L", "bq", "bk", "heads", "batch"), SHAPES)
+@pytest.mark.parametrize("layout", ["contiguous", "sequence major"])
+def test_the_kernel_writes_the_plain_lists(kernels, L, bq, bk, heads, batch, layout):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    _, k, v, pattern = vertical_slash_pattern(L, bq, bk, heads, batch, 3.0, seed=L)
+    if layout == "sequence major":  # (B, L, H, D) memory, as projections produce before the transpose
+        k = k.transpose(1, 2).contiguous().transpose(1, 2)
+        v = v.transpose(1, 2).contiguous().transpose(1, 2)
+    k, v = k.to(device), v.to(device)
+    pattern = BlockPattern(
+        L, bq, bk, pattern.blocks.to(device), column_mask=pattern.column_flags().to(device)
+    )
+    lengths, n_before, _ = gathered.key_list_lengths(pattern)
+    k_pages, _, page_base, page_stride = gathered._pages(k, v, heads[0])
+    lists = plain_lists(pattern)
+    width = int(lengths.max())
+    nqb, rows = pattern.num_q_blocks, len(lists)
+    for row0, row1 in ((0, rows), (1, rows - 1)):  # the whole table, and a chunk of rows
+        table = torch.full((row1 - row0, width), -1, dtype=torch.int32, device=device)
+        kernels.fill_key_lists(
+            table, row0, pattern.columns, n_before, pattern.blocks, page_base, page_stride, L, bq, bk
+        )
+        for r in range(row0, row1):
+            b, h = r // (heads[0] * nqb), (r // nqb) % heads[0]
+            pages = table[r - row0, : len(lists[r])].long()
+            assert torch.equal(k_pages[pages, 0, 0], k[b, h // (heads[0] // heads[1]), lists[r]]), r
+            assert (table[r - row0, len(lists[r]) :] == -1).all()
