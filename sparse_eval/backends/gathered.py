@@ -110,32 +110,25 @@ def attention(
     run (see the module docstring); then nothing was computed and the caller takes the two-pass path."""
     if not applicable(query, pattern):
         return None
-    lengths, n_before, missing = key_list_lengths(pattern)
-    width, n_missing = torch.stack([lengths.max(), missing.to(torch.int32)]).tolist()
-    if n_missing:
-        return None
     kernels = optional("key_lists")
     assert kernels is not None
     L, bq = pattern.seq_len, pattern.q_block
     B, Hq, _, D = query.shape
-    nqb = pattern.num_q_blocks
-    rows = B * Hq * nqb
+    rows = B * Hq * pattern.num_q_blocks
     try:
         from flash_attn.cute import flash_attn_varlen_func
 
-        k_pages, v_pages, page_base, page_stride = _pages(key, value, Hq)
-        if L % bq:
-            padded = query.new_zeros(B, Hq, nqb * bq, D)
-            padded[..., :L, :] = query
-            seqused_q = torch.full((B * Hq, nqb), bq, dtype=torch.int32, device=query.device)
-            seqused_q[:, -1] = L - (nqb - 1) * bq
-            seqused_q = seqused_q.flatten()
-        else:
-            padded, seqused_q = query, None
-        q_rows = padded.reshape(rows, bq, 1, D)
-        chunk = rows_per_table(width)
-        columns = pattern.columns
+        # Everything that does not need the longest list is queued before the one host read, so that after
+        # it only the table fill and the FA4 launch stand between the GPU and the attention.
+        lengths, n_before, missing = key_list_lengths(pattern)
+        columns = pattern.columns  # its count was copied when the pattern was made
         assert columns is not None
+        k_pages, v_pages, page_base, page_stride = _pages(key, value, Hq)
+        q_rows, seqused_q = _query_rows(query, bq)
+        width, n_missing = torch.stack([lengths.max(), missing.to(torch.int32)]).tolist()
+        if n_missing:
+            return None
+        chunk = rows_per_table(width)
         outs = []
         for r0 in range(0, rows, chunk):
             r1 = min(rows, r0 + chunk)
@@ -158,7 +151,21 @@ def attention(
         flash.record_failure(_KIND, error)
         return None
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
-    return out.reshape(B, Hq, nqb * bq, D)[..., :L, :]
+    return out.reshape(B, Hq, -1, D)[..., :L, :]
+
+
+def _query_rows(query: torch.Tensor, q_block: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(q_rows, seqused_q): the queries as FA4 sequences of `q_block` rows (rows, q_block, 1, D), and each
+    sequence's real row count where the last tile is short (zero-padded there; else None)."""
+    B, H, L, D = query.shape
+    nqb = -(-L // q_block)
+    if L % q_block == 0:
+        return query.reshape(B * H * nqb, q_block, 1, D), None
+    padded = query.new_zeros(B, H, nqb * q_block, D)
+    padded[..., :L, :] = query
+    seqused_q = torch.full((B * H, nqb), q_block, dtype=torch.int32, device=query.device)
+    seqused_q[:, -1] = L - (nqb - 1) * q_block
+    return padded.reshape(B * H * nqb, q_block, 1, D), seqused_q.flatten()
 
 
 def rows_per_table(width: int) -> int:

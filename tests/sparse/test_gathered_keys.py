@@ -151,3 +151,16 @@ def test_the_kernel_writes_the_plain_lists(kernels, L, bq, bk, heads, batch, lay
             pages = table[r - row0, : len(lists[r])].long()
             assert torch.equal(k_pages[pages, 0, 0], k[b, h // (heads[0] // heads[1]), lists[r]]), r
             assert (table[r - row0, len(lists[r]) :] == -1).all()
+
+
+@pytest.mark.parametrize("L", [256, 300])
+def test_query_rows_are_the_tiles_with_the_real_row_counts(L):
+    q = torch.randn(2, 3, L, 8)
+    rows, used = gathered._query_rows(q, 128)
+    nqb = -(-L // 128)
+    assert rows.shape == (2 * 3 * nqb, 128, 1, 8)
+    for r in range(rows.shape[0]):
+        b, h, i = r // (3 * nqb), (r // nqb) % 3, r % nqb
+        n = min(128, L - i * 128)
+        assert torch.equal(rows[r, :n, 0], q[b, h, i * 128 : i * 128 + n])
+        assert used is None if L % 128 == 0 else int(used[r]) == n
