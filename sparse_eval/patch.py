@@ -28,7 +28,7 @@ import dataclasses
 import itertools
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +111,20 @@ class SparseSession:
         dropout: float = 0.0,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, None]:
-        """The function registered with transformers: dispatches prefill / decode / chunked calls."""
+        """The function registered with transformers: dispatches prefill / decode / chunked calls, on the
+        layer's own GPU (see `layer_device`)."""
+        with layer_device(query.device):
+            return self._attention(module, query, key, value, scaling, kwargs)
+
+    def _attention(
+        self,
+        module: torch.nn.Module,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        scaling: float | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[torch.Tensor, None]:
         self.calls += 1
         _check_call(module, query, key, kwargs, batched=self.rows is not None)
         layer_idx = int(module.layer_idx)
@@ -156,6 +169,14 @@ class SparseSession:
             self.report.layer(layer_idx, "prefill").add(head_counts(query.shape[1], n), n)
             out = dense_attention(query, key, value, scale)
         return out.transpose(1, 2).contiguous(), None
+
+
+def layer_device(device: torch.device) -> AbstractContextManager[Any]:
+    """Make a CUDA layer's device the current one while its attention runs. Triton and FlashAttention-4 launch
+    on the current device and its stream, not on their tensors' device: with the layers spread over several
+    GPUs (`parallelize=True`, `device_map="auto"`), a layer on cuda:1 would otherwise run its kernels on
+    cuda:0's stream with cuda:1's memory. Torch ops and inductor's kernels follow their tensors anyway."""
+    return torch.cuda.device(device) if device.type == "cuda" else nullcontext()
 
 
 @dataclass

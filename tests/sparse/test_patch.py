@@ -197,3 +197,33 @@ def test_models_that_refuse_the_switch_get_a_clear_error():
     with pytest.raises(TypeError, match=r"_StubbornModel refused .*Llama"), sparse_eval.apply(model, "dense"):
         pass
     assert registered_sparse_names() == []
+
+
+def test_every_attention_call_runs_under_its_layers_device(build_tiny_lm, token_ids, monkeypatch):
+    """Triton and FA4 launch on the current CUDA device, so a model spread over GPUs needs the layer's device
+    made current around its attention: every call enters `layer_device` with the query's device."""
+    from contextlib import nullcontext
+
+    from sparse_eval import patch
+
+    seen: list[torch.device] = []
+
+    def spy(device: torch.device):
+        seen.append(device)
+        return nullcontext()
+
+    monkeypatch.setattr(patch, "layer_device", spy)
+    model = build_tiny_lm("qwen2")
+    with sparse_eval.apply(model, "vertical_slash", compression=2.0, **SMALL["vertical_slash"]) as session:
+        model(token_ids(200))
+    assert len(seen) == session.calls > 0
+    assert all(d == torch.device("cpu") for d in seen)
+
+
+def test_layer_device_makes_a_cuda_layers_device_current_and_leaves_the_cpu_alone():
+    from sparse_eval.patch import layer_device
+
+    guard = layer_device(torch.device("cuda", 1))
+    assert isinstance(guard, torch.cuda.device) and guard.idx == 1  # entered only where that GPU exists
+    with layer_device(torch.device("cpu")):
+        pass
