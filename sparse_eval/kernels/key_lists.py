@@ -101,7 +101,7 @@ def fill_key_lists(
     _fill_row[(table.shape[0],)](
         table,
         table.stride(0),
-        columns.reshape(B * H, -1).contiguous(),
+        columns.reshape(B * H, columns.shape[-1]).contiguous(),
         columns.shape[-1],
         n_before.contiguous(),
         blocks.contiguous().view(torch.uint8),

@@ -125,10 +125,14 @@ def kernels() -> Iterator[ModuleType]:
 
 
 @pytest.mark.parametrize(("L", "bq", "bk", "heads", "batch"), SHAPES)
-@pytest.mark.parametrize("layout", ["contiguous", "sequence major"])
+@pytest.mark.parametrize("layout", ["contiguous", "sequence major", "no columns"])
 def test_the_kernel_writes_the_plain_lists(kernels, L, bq, bk, heads, batch, layout):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     _, k, v, pattern = vertical_slash_pattern(L, bq, bk, heads, batch, 3.0, seed=L)
+    if layout == "no columns":  # flags given, none set: an empty column list
+        pattern = BlockPattern(
+            L, bq, bk, pattern.blocks, column_mask=torch.zeros_like(pattern.column_flags())
+        )
     if layout == "sequence major":  # (B, L, H, D) memory, as projections produce before the transpose
         k = k.transpose(1, 2).contiguous().transpose(1, 2)
         v = v.transpose(1, 2).contiguous().transpose(1, 2)
