@@ -1,10 +1,10 @@
 """A tiles + exact-columns pattern (vertical_slash) as ONE FlashAttention-4 call over per-query-tile key lists.
 
 Why: FlexAttention runs such a pattern as two passes, a tile pass that must mask the exact columns out of
-nearly every tile and a column pass over the gathered columns, merged by their log-sum-exp (60.0 ms at 128k,
+nearly every tile and a column pass over the gathered columns, merged by their log-sum-exp (59.7 ms at 128k,
 c = 5, on an H200). FA4 reads keys through a page table; with one-key pages every query tile can list exactly
 the keys it attends, as MInference's kernel does, and the whole pattern runs in one mask-free call at FA4's
-speed (44.4 ms there). Each (batch, head, query tile) becomes one FA4 sequence of `q_block` queries whose key
+speed (45.5 ms there, the lists included; `benchmarks/probe_gathered_keys.py`). Each (batch, head, query tile) becomes one FA4 sequence of `q_block` queries whose key
 list (`sparse_eval.kernels.key_lists`) ends with the tile's own diagonal keys, so FA4's bottom-right causal
 mask is the pattern's causal mask; every earlier key precedes every query of the tile. The pairs are exactly
 the pattern's: selected tiles, plus each column for the rows after its tile that no selected tile covers.
