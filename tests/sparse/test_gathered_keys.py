@@ -13,6 +13,8 @@ from types import ModuleType
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sparse_eval import get_method
 from sparse_eval.backends import gathered
@@ -103,6 +105,36 @@ def test_lengths_match_the_lists_and_see_a_missing_diagonal_tile(L, bq, bk, head
     blocks[0, 0, nqb - 1, (nqb - 1) * (bq // bk)] = False  # the last row's first diagonal tile
     holed = BlockPattern(L, bq, bk, blocks, column_mask=pattern.column_flags())
     assert int(gathered.key_list_lengths(holed)[2]) == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    L=st.integers(1, 300),
+    tiles=st.sampled_from([(32, 16), (32, 32), (64, 16), (48, 16)]),
+    tile_density=st.floats(0.0, 1.0),
+    column_density=st.floats(0.0, 0.5),
+    seed=st.integers(0, 2**16),
+)
+def test_any_tiles_and_columns_pattern_with_its_diagonal_tiles_is_its_lists(
+    L, tiles, tile_density, column_density, seed
+):
+    """Not only vertical_slash's: any grid of tiles holding every diagonal tile, and any exact columns."""
+    bq, bk = tiles
+    g = torch.Generator().manual_seed(seed)
+    nqb, nkb = -(-L // bq), -(-L // bk)
+    blocks = torch.rand(1, 2, nqb, nkb, generator=g) < tile_density
+    ratio = bq // bk
+    for i in range(nqb):
+        blocks[..., i, ratio * i : min(ratio * i + ratio, nkb)] = True
+    flags = torch.rand(1, 2, L, generator=g) < column_density
+    pattern = BlockPattern(L, bq, bk, blocks, column_mask=flags)
+    q = torch.randn(1, 2, L, 8, generator=g)
+    k, v = (torch.randn(1, 1, L, 8, generator=g) for _ in "kv")
+    lists = plain_lists(pattern)
+    lengths, _, missing = gathered.key_list_lengths(pattern)
+    assert lengths.tolist() == [len(keys) for keys in lists] and int(missing) == 0
+    got = attend_lists(q, k, v, lists, bq, 0.5)
+    torch.testing.assert_close(got, reference_attention(q, k, v, pattern, 0.5), rtol=1e-5, atol=1e-5)
 
 
 def test_the_one_call_form_is_not_tried_on_the_cpu():
