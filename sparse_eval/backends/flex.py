@@ -5,7 +5,8 @@ padded to the full block count); tiles entirely below the diagonal are passed as
 skips mask evaluation there. A pattern with exact key columns (verticals) runs as one FlashAttention-4 call
 over per-query-tile key lists where it can (`sparse_eval.backends.gathered`: FA4 installed, diagonal tiles
 selected); otherwise as a second FlexAttention call over the gathered columns while the tile pass skips those
-key positions, so no pair counts twice, the two partial results merged through their log-sum-exp. FlexAttention must be compiled: uncompiled it silently ignores the block indices.
+key positions, so no pair counts twice, the two partial results merged through their log-sum-exp.
+FlexAttention must be compiled: uncompiled it silently ignores the block indices.
 
 Kernels: FlexAttention's FLASH backend (FlashAttention-4, `longtasks[flash]`) runs every pass where it is usable
 (`sparse_eval.backends.flash`: installed, Hopper or newer, `SPARSE_EVAL_FLASH` not "off") and the tiles are
