@@ -1,10 +1,12 @@
 """vertical_slash's attention as one FA4 call over per-query-tile key lists, against the two FlexAttention
 passes it replaces, side by side in one process (`sparse_eval.backends.gathered`).
 
-Per length and compression: the attention alone both ways, the key-list build alone (lengths, the one host
-read, the table), the whole prefill (selection included) both ways, the one-call attention with a page-table
-cap of 1 GiB (row chunks) instead of 4 GiB, the relative difference of the two outputs, and the error of both
-against the float32 masked reference at L = 1000 (a ragged last tile). 28/4 heads, d 128, bf16. Needs a CUDA
+Per length and compression: the attention alone both ways, and the one-call form also as it was before it
+stopped reading values back (`gathered.host_reads`: the longest list and the column count); the key-list
+build alone (lengths, a host read, the table); the whole prefill (selection included) the three ways, with
+its host time to queue and its count of host syncs; the one-call attention with a page-table cap of 1 GiB
+(more row chunks) and 16 GiB (one table) instead of 4 GiB; the relative difference of the outputs, and the
+error of each against the float32 masked reference at L = 1000 (a ragged last tile). 28/4 heads, d 128, bf16. Needs a CUDA
 GPU with `longtasks[flash]`.
 
     python benchmarks/probe_gathered_keys.py --out $OUT   # results/probe_gathered_keys_h200.json
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -23,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_attention import bench_ms, parse_length, prefill_layers, qkv
+from bench_attention import bench_ms, host_ms, parse_length, prefill_layers, qkv
 
 from sparse_eval.backends import flex, gathered, run_pattern
 from sparse_eval.backends.flash import dense_causal
@@ -60,6 +63,28 @@ def with_one_call(enabled: bool, fn, *args):
         gathered.enabled = True
 
 
+def count_syncs(fn) -> int:
+    """Host-device synchronisations inside one call (torch's sync debug mode, as warnings)."""
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def with_host_reads(fn, *args):
+    """The one-call form that reads the longest list and the column count back (before: one stop per call)."""
+    gathered.host_reads = True
+    try:
+        return fn(*args)
+    finally:
+        gathered.host_reads = False
+
+
 def check_small(rows: list) -> None:
     """Both forms against the float32 reference at L = 1000 (ragged last tile), c = 3 and 8, then a batch of
     two whose K / V are sequence-major (B, L, H, D) in memory, as a model's projections leave them."""
@@ -79,8 +104,10 @@ def check_small(rows: list) -> None:
         ref = reference_attention(q.float(), k.float(), v.float(), pat, D**-0.5)
         flex.backend_counts.clear()
         one = with_one_call(True, run_pattern, q, k, v, pat, D**-0.5, "flex")
+        read = with_host_reads(run_pattern, q, k, v, pat, D**-0.5, "flex")
         two = with_one_call(False, run_pattern, q, k, v, pat, D**-0.5, "flex")
-        row = {"check_L": 1000, "batch": q.shape[0], "c": c, "one_call_err": relative(one, ref), "two_pass_err": relative(two, ref),
+        row = {"check_L": 1000, "batch": q.shape[0], "c": c, "one_call_err": relative(one, ref),
+               "one_call_host_reads_err": relative(read, ref), "two_pass_err": relative(two, ref),
                "kernels": dict(flex.backend_counts)}  # fmt: skip
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -125,13 +152,20 @@ def main() -> int:
             }
             del one, two
             row["attn_one_call"] = with_one_call(True, bench_ms, attn, 300)
+            row["attn_one_call_host_reads"] = with_host_reads(bench_ms, attn, 300)
             row["attn_two_pass"] = with_one_call(False, bench_ms, attn, 300)
             row["lists"] = bench_ms(partial(build_lists, pat, k, v), 100)
             row["prefill_one_call"] = with_one_call(True, bench_ms, prefill, 300)
+            row["prefill_one_call_host_reads"] = with_host_reads(bench_ms, prefill, 300)
             row["prefill_two_pass"] = with_one_call(False, bench_ms, prefill, 300)
+            row["host_syncs_one_call"] = count_syncs(prefill)
+            row["host_syncs_one_call_host_reads"] = with_host_reads(count_syncs, prefill)
+            row["queue_prefill_one_call"] = host_ms(prefill)  # host time to queue it (no host read: < GPU)
+            row["queue_prefill_one_call_host_reads"] = with_host_reads(host_ms, prefill)
             cap = gathered.TABLE_BYTES
-            gathered.TABLE_BYTES = 1 << 30
-            row["attn_one_call_1GiB"] = bench_ms(attn, 300)
+            for gib in (1, 16):  # page-table cap: more row chunks, or one table (no output concatenation)
+                gathered.TABLE_BYTES = gib << 30
+                row[f"attn_one_call_{gib}GiB"] = bench_ms(attn, 300)
             gathered.TABLE_BYTES = cap
             row["ratio_to_c_one_call"] = fa4 / row["prefill_one_call"] / c
             row["ratio_to_c_two_pass"] = fa4 / row["prefill_two_pass"] / c

@@ -4,15 +4,20 @@ Why: FlexAttention runs such a pattern as two passes, a tile pass that must mask
 nearly every tile and a column pass over the gathered columns, merged by their log-sum-exp (59.7 ms at 128k,
 c = 5, on an H200). FA4 reads keys through a page table; with one-key pages every query tile can list exactly
 the keys it attends, as MInference's kernel does, and the whole pattern runs in one mask-free call at FA4's
-speed (45.5 ms there, the lists included; `benchmarks/probe_gathered_keys.py`). Each (batch, head, query tile) becomes one FA4 sequence of `q_block` queries whose key
-list (`sparse_eval.kernels.key_lists`) ends with the tile's own diagonal keys, so FA4's bottom-right causal
-mask is the pattern's causal mask; every earlier key precedes every query of the tile. The pairs are exactly
+speed (45.5 ms there, the lists included; `benchmarks/probe_gathered_keys.py`). Each (batch, head, query
+tile) becomes one FA4 sequence of `q_block` queries whose key list (`sparse_eval.kernels.key_lists`) ends
+with the tile's own diagonal keys, so FA4's bottom-right causal mask is the pattern's causal mask; every earlier key precedes every query of the tile. The pairs are exactly
 the pattern's: selected tiles, plus each column for the rows after its tile that no selected tile covers.
 
 It needs FA4 (`longtasks[flash]`, a Hopper or newer GPU), triton, q_block a multiple of kv_block, and every
 query tile's diagonal tiles selected (vertical_slash forces them whenever n_local >= 1); `attention` returns
-None otherwise, and the caller runs the two passes. One host read per call: the longest list (the page
-table's width) and whether the diagonal tiles are all there.
+None otherwise, and the caller runs the two passes.
+
+No host read when the pattern promises its diagonal tiles (`BlockPattern.diagonal_tiles_held`, as
+vertical_slash's does): the page table is as wide as the sequence (no list is longer) and split into row
+chunks, so the call queues without stopping the device and the host can run ahead, as in a model's forward.
+At 128k that saves 0.9 ms at c = 10 (27.8 vs 28.7 ms per prefill; `benchmarks/probe_gathered_keys.py`).
+Without the promise one host read sizes the table by the longest list and checks the diagonal tiles.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import torch
 
 from sparse_eval.backends import flash
 from sparse_eval.backends.fused import fused
-from sparse_eval.backends.pattern import BlockPattern
+from sparse_eval.backends.pattern import BlockPattern, columns_from_mask
 from sparse_eval.kernels import optional
 
 TABLE_BYTES = 4 << 30  # the most one page table may take; longer work is split into row chunks
 enabled = True  # benchmarks switch this off to time the two-pass path in the same process
+host_reads = False  # benchmarks switch this on to time the form that reads the longest list back
 _KIND = ("gathered keys",)
 
 
@@ -118,16 +124,20 @@ def attention(
     try:
         from flash_attn.cute import flash_attn_varlen_func
 
-        # Everything that does not need the longest list is queued before the one host read, so that after
-        # it only the table fill and the FA4 launch stand between the GPU and the attention.
+        # Where the longest list is read back, everything that does not need it is queued before that read.
         lengths, n_before, missing = key_list_lengths(pattern)
-        columns = pattern.columns  # its count was copied when the pattern was made
-        assert columns is not None
         k_pages, v_pages, page_base, page_stride = _pages(key, value, Hq)
         q_rows, seqused_q = _query_rows(query, bq)
-        width, n_missing = torch.stack([lengths.max(), missing.to(torch.int32)]).tolist()
-        if n_missing:
-            return None
+        if pattern.diagonal_tiles_held and not host_reads:
+            # No host read: a list is never longer than the causal keys of its tile (at most L), the
+            # column list is as wide as the sequence, and the maker promised the diagonal tiles.
+            width, columns = L, _column_list(pattern)
+        else:
+            columns = pattern.columns  # waits for the column count, copied when the pattern was made
+            width, n_missing = torch.stack([lengths.max(), missing.to(torch.int32)]).tolist()
+            if n_missing:
+                return None
+        assert columns is not None
         chunk = rows_per_table(width)
         outs = []
         for r0 in range(0, rows, chunk):
@@ -152,6 +162,15 @@ def attention(
         return None
     out = outs[0] if len(outs) == 1 else torch.cat(outs)
     return out.reshape(B, Hq, -1, D)[..., :L, :]
+
+
+def _column_list(pattern: BlockPattern) -> torch.Tensor:
+    """The exact columns as an ascending list (B, H, L) padded with L, with no wait for their count."""
+    if pattern.column_mask is None:
+        columns = pattern.columns  # given as a list: nothing to wait for
+        assert columns is not None
+        return columns
+    return columns_from_mask(pattern.column_mask, width=pattern.seq_len)
 
 
 def _query_rows(query: torch.Tensor, q_block: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -64,6 +64,10 @@ class BlockPattern:
             and read when the list is first asked for, so a backend can queue work that needs only the flags
             (the tile pass) before it waits.
         pairs: optional float64 (B, H), the attended pairs when the method has counted them already.
+        diagonal_tiles_held: the maker guarantees that every query tile's diagonal tiles (the key tiles its
+            own queries span) are selected, as vertical_slash's forced local diagonals do. The one-call
+            backend (`sparse_eval.backends.gathered`) needs that; with the promise it skips the host read
+            that would otherwise check it, so the call queues without stopping the device.
     """
 
     def __init__(
@@ -76,9 +80,11 @@ class BlockPattern:
         tiles: TileIndex | None = None,
         column_mask: torch.Tensor | None = None,
         pairs: torch.Tensor | None = None,
+        diagonal_tiles_held: bool = False,
     ) -> None:
         self.seq_len, self.q_block, self.kv_block = seq_len, q_block, kv_block
         self.tiles, self.column_mask, self.pairs = tiles, column_mask, pairs
+        self.diagonal_tiles_held = diagonal_tiles_held
         self._columns = columns
         self._blocks = blocks
         if columns is not None and column_mask is not None:

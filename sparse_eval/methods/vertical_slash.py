@@ -190,4 +190,7 @@ class VerticalSlash(PatternPrefillMethod):
         )
         col_sel = torch.zeros_like(v_take).scatter_(-1, v_order, v_take) & (cost > 0)
         pairs = tile_pairs + torch.where(col_sel, cost, 0.0).sum(-1)  # integers in float64: exact
-        return BlockPattern(L, bq, bk, blocks, column_mask=col_sel, pairs=pairs)
+        # Offset 0 lies in every diagonal tile, so forcing the nearest n_local >= 1 offsets selects them all.
+        return BlockPattern(
+            L, bq, bk, blocks, column_mask=col_sel, pairs=pairs, diagonal_tiles_held=self.n_local >= 1
+        )

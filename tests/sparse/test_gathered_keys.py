@@ -137,6 +137,42 @@ def test_any_tiles_and_columns_pattern_with_its_diagonal_tiles_is_its_lists(
     torch.testing.assert_close(got, reference_attention(q, k, v, pattern, 0.5), rtol=1e-5, atol=1e-5)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    L=st.integers(1, 400),
+    tiles=st.sampled_from([(128, 64), (64, 64), (64, 16), (32, 16)]),
+    c=st.floats(1.5, 30.0),
+    n_local=st.integers(0, 40),
+    n_sinks=st.integers(0, 8),
+    seed=st.integers(0, 2**16),
+)
+def test_vertical_slash_promises_its_diagonal_tiles_only_when_it_selects_them(
+    L, tiles, c, n_local, n_sinks, seed
+):
+    """The promise lets the one-call form skip its host read, so it must never be wrong: with n_local >= 1
+    every diagonal tile is selected; with n_local = 0 nothing is promised."""
+    bq, bk = tiles
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(1, 2, L, 16, generator=g)
+    k = torch.randn(1, 1, L, 16, generator=g)
+    method = get_method(
+        "vertical_slash", compression=c, q_block_size=bq, block_size=bk, last_q_size=32, n_local=n_local,
+        n_sinks=n_sinks,
+    )  # fmt: skip
+    pattern = method.select(q, k, scaling=0.25, layer_idx=0)
+    assert pattern.diagonal_tiles_held == (n_local >= 1)
+    if pattern.diagonal_tiles_held:
+        assert int(gathered.key_list_lengths(pattern)[2]) == 0
+
+
+def test_the_column_list_needs_no_count_and_holds_the_columns_first():
+    *_, pattern = vertical_slash_pattern(700, 64, 64, (2, 1), 2, 4.0, seed=1)
+    wide = gathered._column_list(pattern)
+    count = pattern.columns.shape[-1]
+    assert wide.shape == (*pattern.batch_heads, 700)
+    assert torch.equal(wide[..., :count], pattern.columns) and (wide[..., count:] == 700).all()
+
+
 def test_the_one_call_form_is_not_tried_on_the_cpu():
     q, k, v, pattern = vertical_slash_pattern(300, 64, 16, (2, 1), 1, 3.0, 0)
     assert not gathered.applicable(q.bfloat16(), pattern)
@@ -175,12 +211,14 @@ def test_the_kernel_writes_the_plain_lists(kernels, L, bq, bk, heads, batch, lay
     lengths, n_before, _ = gathered.key_list_lengths(pattern)
     k_pages, _, page_base, page_stride = gathered._pages(k, v, heads[0])
     lists = plain_lists(pattern)
-    width = int(lengths.max())
     nqb, rows = pattern.num_q_blocks, len(lists)
-    for row0, row1 in ((0, rows), (1, rows - 1)):  # the whole table, and a chunk of rows
+    # The whole table as the form without a host read sizes it (L wide, the columns in an L-wide list), and
+    # a chunk of rows as the form that reads the longest list and the column count back.
+    forms = ((0, rows, L, gathered._column_list(pattern)), (1, rows - 1, int(lengths.max()), pattern.columns))
+    for row0, row1, width, columns in forms:
         table = torch.full((row1 - row0, width), -1, dtype=torch.int32, device=device)
         kernels.fill_key_lists(
-            table, row0, pattern.columns, n_before, pattern.blocks, page_base, page_stride, L, bq, bk
+            table, row0, columns, n_before, pattern.blocks, page_base, page_stride, L, bq, bk
         )
         for r in range(row0, row1):
             b, h = r // (heads[0] * nqb), (r // nqb) % heads[0]
