@@ -10,11 +10,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from sparse_eval.backends.pattern import (
-    BlockPattern,
-    column_costs,
-    tile_pair_counts,
-)
+from sparse_eval.backends.fused import fused
+from sparse_eval.backends.pattern import BlockPattern, tile_pair_counts
+from sparse_eval.backends.scan import prefix_sums
 from sparse_eval.compression import pair_budget
 from sparse_eval.methods.estimation import vertical_slash_scores
 from sparse_eval.methods.pattern_method import PatternPrefillMethod, check_block_sizes
@@ -59,7 +57,6 @@ def _diagonal_tables(
       outside: bool (n_diag, q_block + kv_block - 1), the offsets of each tile-diagonal's window that none of
         its causal pairs has (window u starts at offset (u - ratio) * kv_block + 1);
       diag_cost: float64 (n_diag,), the causal pairs of each tile-diagonal;
-      u_flat: long (nqb * nkb,), the tile-diagonal of each tile, clamped into range;
       causal_tiles: bool (nqb, nkb), tiles that lie on a tile-diagonal and hold a causal pair.
     Cached per shape and device: built with boolean indexing (host syncs), so only the first layer waits."""
     return _diagonal_tables_cached(seq_len, q_block, kv_block, torch.device(device))
@@ -82,7 +79,73 @@ def _diagonal_tables_cached(
     in_range = (u >= 0) & (u < n_diag)
     diag_cost = torch.zeros(n_diag, dtype=torch.float64, device=device)
     diag_cost.index_add_(0, u[in_range], weights[in_range])
-    return outside, diag_cost, u.clamp(0, n_diag - 1).flatten(), in_range & (weights > 0)
+    return outside, diag_cost, in_range & (weights > 0)
+
+
+@fused
+def diagonal_scores(slash: torch.Tensor, outside: torch.Tensor, q_block: int, kv_block: int) -> torch.Tensor:
+    """float32 (B, H, n_diag): each tile-diagonal's score, the best slash among the offsets its causal pairs
+    cover. Window u starts at offset (u - ratio) * kv_block + 1 and is q_block + kv_block - 1 wide; `outside`
+    marks the offsets of each window that none of its pairs has (`_diagonal_tables`)."""
+    n_diag, window = outside.shape
+    padded = F.pad(slash, (q_block - 1, n_diag * kv_block + window), value=float("-inf"))
+    windows = padded.unfold(-1, window, kv_block)[..., :n_diag, :]
+    return windows.masked_fill(outside, float("-inf")).amax(-1)
+
+
+def take_in_order(
+    order: torch.Tensor, score: torch.Tensor, cost: torch.Tensor, budget: torch.Tensor
+) -> torch.Tensor:
+    """bool like `score`: entries taken in `order` (descending score) while their cumulative float64 `cost`
+    stays within `budget` (B, H), plus the forced ones (infinite score). Costs are integers: exact sums in any
+    order, so the scan runs in blocks (`scan.prefix_sums`); compiled whole, it ran one program per row."""
+    cum = prefix_sums(torch.gather(cost, -1, order))
+    take = (cum <= budget[..., None]) | torch.isinf(torch.gather(score, -1, order))
+    return torch.zeros_like(take).scatter_(-1, order, take)
+
+
+@fused
+def selected_tiles(diag_sel: torch.Tensor, causal_tiles: torch.Tensor, ratio: int) -> torch.Tensor:
+    """bool (B, H, nqb, nkb): the causal tiles of the selected tile-diagonals, in one fused pass on CUDA.
+    Tile (i, j) lies on tile-diagonal ratio * i + ratio - 1 - j, so row i reads the selection reversed from
+    nkb - 1 - ratio * i on: a strided window, with no index table to load per tile."""
+    nqb, nkb = causal_tiles.shape
+    reverse = F.pad(diag_sel.flip(-1), (0, nkb))  # tile-diagonals past the last one (future tiles): False
+    start = nkb - 1 - ratio * (nqb - 1)  # the last row's window; earlier rows start ratio later each
+    rows = reverse[..., start:].unfold(-1, nkb, ratio)[..., :nqb, :].flip(-2)
+    return rows & causal_tiles
+
+
+@fused
+def diagonal_column_costs(diag_sel: torch.Tensor, seq_len: int, q_block: int, kv_block: int) -> torch.Tensor:
+    """float64 (B, H, L): what each key column costs on top of the tiles of the selected tile-diagonals, i.e.
+    `column_costs(blocks, ...)` of every column, without a pass over the (nqb x nkb) tile grid.
+
+    Column c (query tile ic, key tile jb) costs its rows q >= c outside selected tiles. The tiles below it in
+    key tile jb are (i, jb), i > ic, all causal, on tile-diagonals u = ratio * i + s with s = ratio - 1 - jb:
+    every ratio-th diagonal, so prefix sums along each residue class mod ratio count them in O(1)."""
+    L, bq, bk = seq_len, q_block, kv_block
+    ratio = bq // bk
+    nqb = -(-L // bq)
+    n_diag = diag_sel.shape[-1]
+    steps = -(-n_diag // ratio)
+    held = diag_sel.to(torch.int64)
+    along = torch.cumsum(F.pad(held, (0, steps * ratio - n_diag)).unflatten(-1, (steps, ratio)), dim=-2)
+    along = along.flatten(-2)  # along[u] = held tile-diagonals u, u - ratio, u - 2 ratio, ...
+    c = torch.arange(L, device=diag_sel.device)
+    ic, jb = c // bq, c // bk
+    own = ratio * ic + ratio - 1 - jb  # the tile-diagonal of tile (ic, jb)
+    last = ratio * (nqb - 1) + ratio - 1 - jb  # ... of tile (nqb - 1, jb), the lowest in key tile jb
+    lead = diag_sel.shape[:-1]
+
+    def at(values: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return torch.gather(values, -1, u.expand(*lead, -1))
+
+    short = bq - (L - (nqb - 1) * bq)  # rows the last query tile lacks
+    below = bq * (at(along, last) - at(along, own)) - short * at(held, last)
+    below = torch.where(ic < nqb - 1, below, 0)
+    own_rows = torch.clamp((ic + 1) * bq, max=L) - c
+    return ((L - c) - below - at(held, own) * own_rows).to(torch.float64)
 
 
 @register_method
@@ -149,8 +212,6 @@ class VerticalSlash(PatternPrefillMethod):
     ) -> BlockPattern:
         L = query.shape[-2]
         bq, bk = self.q_block_size, self.block_size
-        ratio = bq // bk
-        nqb, nkb = math.ceil(L / bq), math.ceil(L / bk)
         device = query.device
         vertical, slash = vertical_slash_scores(query, key, scaling, self.last_q_size)
         vertical[..., : self.n_sinks] = float("inf")
@@ -159,36 +220,19 @@ class VerticalSlash(PatternPrefillMethod):
 
         # Tile-diagonal u crosses the offsets of its causal tiles: one contiguous range inside the window
         # [(u - ratio) * bk + 1, (u - ratio) * bk + bq + bk - 1], clipped where tiles meet the sequence ends.
-        n_diag = nkb + ratio - 1
-        window = bq + bk - 1
-        outside, diag_cost, u_flat, causal_tiles = _diagonal_tables(L, bq, bk, device)
-        padded = F.pad(slash, (bq - 1, n_diag * bk + window), value=float("-inf"))
-        windows = padded.unfold(-1, window, bk)[
-            ..., :n_diag, :
-        ]  # window u starts at offset (u - ratio) bk + 1
-        diag_score = windows.masked_fill(outside, float("-inf")).amax(-1)
+        outside, diag_cost, causal_tiles = _diagonal_tables(L, bq, bk, device)
+        diag_score = diagonal_scores(slash, outside, bq, bk)
         order = torch.sort(diag_score, dim=-1, descending=True, stable=True).indices
-        cum = torch.cumsum(diag_cost[order], dim=-1)
         slash_budget = budget * (1.0 - self.vertical_share)
-        take = (cum <= slash_budget) | torch.isinf(torch.gather(diag_score, -1, order))
-        diag_sel = torch.zeros_like(take).scatter_(-1, order, take)
-        blocks = (
-            torch.gather(diag_sel, -1, u_flat.expand(*diag_sel.shape[:-1], -1)).reshape(
-                *diag_sel.shape[:-1], nqb, nkb
-            )
-            & causal_tiles
-        )
+        slash_budget = torch.full(diag_score.shape[:-1], slash_budget, dtype=torch.float64, device=device)
+        diag_sel = take_in_order(order, diag_score, diag_cost.expand_as(diag_score), slash_budget)
+        blocks = selected_tiles(diag_sel, causal_tiles, bq // bk)
 
         # Verticals: exact columns with their marginal cost, within what the tiles left of the budget.
         tile_pairs = (diag_sel.to(torch.float64) * diag_cost).sum(-1)  # = pairs of `blocks`, exactly
-        cols = torch.arange(L, device=device).expand(*vertical.shape)
-        cost = column_costs(blocks, L, bq, bk, cols)
+        cost = diagonal_column_costs(diag_sel, L, bq, bk)  # = column_costs(blocks, ...) of every column
         v_order = torch.sort(vertical, dim=-1, descending=True, stable=True).indices
-        v_cum = torch.cumsum(torch.gather(cost, -1, v_order), dim=-1)
-        v_take = (v_cum <= (budget - tile_pairs)[..., None]) | torch.isinf(
-            torch.gather(vertical, -1, v_order)
-        )
-        col_sel = torch.zeros_like(v_take).scatter_(-1, v_order, v_take) & (cost > 0)
+        col_sel = take_in_order(v_order, vertical, cost, budget - tile_pairs) & (cost > 0)
         pairs = tile_pairs + torch.where(col_sel, cost, 0.0).sum(-1)  # integers in float64: exact
         # Offset 0 lies in every diagonal tile, so forcing the nearest n_local >= 1 offsets selects them all.
         return BlockPattern(

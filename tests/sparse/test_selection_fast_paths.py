@@ -1,19 +1,28 @@
 """The faster selection paths choose exactly what the plain rules chose: a top-k threshold equals the prefix of a
 stable descending sort (ties to the lower index), the closed-form tile count equals the brute-force search,
-scattered ranks equal a double argsort; a budget that keeps everything runs the dense kernel."""
+scattered ranks equal a double argsort, column costs summed along tile-diagonals equal the costs counted on
+the tile grid; a budget that keeps everything runs the dense kernel."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sparse_eval import get_method
 from sparse_eval.backends.dense import dense_attention
 from sparse_eval.backends.flex import COLUMN_BLOCK, padded_column_count
-from sparse_eval.backends.pattern import tile_pair_counts
+from sparse_eval.backends.pattern import column_costs, tile_pair_counts
 from sparse_eval.compression import CompressionReport, pair_budget
 from sparse_eval.methods.block_sparse import forced_tiles, tiles_per_row, top_per_row
 from sparse_eval.methods.flexprefill_rule import _ranks
+from sparse_eval.methods.vertical_slash import (
+    _diagonal_tables,
+    diagonal_column_costs,
+    diagonal_tile_index,
+    selected_tiles,
+)
 
 
 def sorted_prefix(scores: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -114,3 +123,28 @@ def test_gathered_columns_round_up_to_power_of_two_tiles():
     assert padded_column_count(COLUMN_BLOCK + 1) == 2 * COLUMN_BLOCK
     assert padded_column_count(5 * COLUMN_BLOCK) == 8 * COLUMN_BLOCK
     assert padded_column_count(8 * COLUMN_BLOCK) == 8 * COLUMN_BLOCK
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    L=st.integers(1, 700),
+    tiles=st.sampled_from([(128, 64), (64, 64), (64, 16), (128, 32)]),
+    density=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_tiles_and_column_costs_along_the_tile_diagonals_equal_the_plain_rules(L, tiles, density, seed):
+    """vertical_slash reads its tiles as strided windows of the selected tile-diagonals and prices its columns
+    from prefix sums along them; the plain rules look up each tile's diagonal and count each column's
+    uncovered rows on the (nqb x nkb) grid of those tiles."""
+    bq, bk = tiles
+    outside, _, causal_tiles = _diagonal_tables(L, bq, bk, "cpu")
+    g = torch.Generator().manual_seed(seed)
+    diag_sel = torch.rand(2, 3, outside.shape[0], generator=g) < density
+    nqb, nkb = causal_tiles.shape
+    blocks = selected_tiles(diag_sel, causal_tiles, bq // bk)
+    u = diagonal_tile_index(nqb, nkb, bq // bk, "cpu")  # the plain rule: each tile's own tile-diagonal
+    on_diagonal = diag_sel[..., u.clamp(0, diag_sel.shape[-1] - 1)] & (u >= 0) & (u < diag_sel.shape[-1])
+    assert torch.equal(blocks, on_diagonal & causal_tiles)
+    every_column = torch.arange(L).expand(2, 3, L)
+    expected = column_costs(blocks, L, bq, bk, every_column)
+    assert torch.equal(diagonal_column_costs(diag_sel, L, bq, bk), expected)
