@@ -45,7 +45,7 @@ def build_lists(pattern, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor
     table = torch.empty(lengths.numel(), width, dtype=torch.int32, device=lengths.device)
     _, _, base, stride = gathered._pages(key, value, pattern.blocks.shape[1])
     key_lists.fill_key_lists(
-        table, 0, pattern.columns, n_before, pattern.blocks, base, stride, pattern.seq_len, pattern.q_block,
+        table, lengths, 0, pattern.columns, n_before, pattern.blocks, base, stride, pattern.seq_len, pattern.q_block,
         pattern.kv_block,
     )  # fmt: skip
     return table

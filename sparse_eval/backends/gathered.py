@@ -22,13 +22,18 @@ Without the promise one host read sizes the table by the longest list and checks
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from sparse_eval.backends import flash
 from sparse_eval.backends.fused import fused
-from sparse_eval.backends.pattern import BlockPattern, columns_from_mask
+from sparse_eval.backends.pattern import BlockPattern
+from sparse_eval.backends.scan import prefix_sums
 from sparse_eval.kernels import optional
 
 TABLE_BYTES = 4 << 30  # the most one page table may take; longer work is split into row chunks
@@ -125,52 +130,93 @@ def attention(
         from flash_attn.cute import flash_attn_varlen_func
 
         # Where the longest list is read back, everything that does not need it is queued before that read.
-        lengths, n_before, missing = key_list_lengths(pattern)
         k_pages, v_pages, page_base, page_stride = _pages(key, value, Hq)
         q_rows, seqused_q = _query_rows(query, bq)
         if pattern.diagonal_tiles_held and not host_reads:
             # No host read: a list is never longer than the causal keys of its tile (at most L), the
-            # column list is as wide as the sequence, and the maker promised the diagonal tiles.
-            width, columns = L, _column_list(pattern)
+            # column list is as wide as the sequence, the maker promised the diagonal tiles, and the table
+            # fill counts the lengths as it writes the lists.
+            columns, n_before = columns_before_rows(pattern.column_flags(), bq)
+            lengths = torch.empty(rows, dtype=torch.int32, device=query.device)
+            width = L
         else:
+            lengths, n_before, missing = key_list_lengths(pattern)
             columns = pattern.columns  # waits for the column count, copied when the pattern was made
             width, n_missing = torch.stack([lengths.max(), missing.to(torch.int32)]).tolist()
             if n_missing:
                 return None
         assert columns is not None
         chunk = rows_per_table(width)
+        into = None if any(t.requires_grad for t in (query, key, value)) else _forward_into()
+        out = torch.empty_like(q_rows) if into is not None and chunk < rows else None
         outs = []
         for r0 in range(0, rows, chunk):
             r1 = min(rows, r0 + chunk)
             table = torch.empty(r1 - r0, width, dtype=torch.int32, device=query.device)
             kernels.fill_key_lists(
-                table, r0, columns, n_before, pattern.blocks, page_base, page_stride, L, bq, pattern.kv_block
+                table,
+                lengths,
+                r0,
+                columns,
+                n_before,
+                pattern.blocks,
+                page_base,
+                page_stride,
+                L,
+                bq,
+                pattern.kv_block,
             )
-            result = flash_attn_varlen_func(
-                q_rows[r0:r1],
-                k_pages,
-                v_pages,
-                seqused_q=None if seqused_q is None else seqused_q[r0:r1],
-                seqused_k=lengths[r0:r1],
-                page_table=table,
-                softmax_scale=scaling,
-                causal=True,
-            )
+            args = (q_rows[r0:r1], k_pages, v_pages)
+            kwargs = {
+                "seqused_q": None if seqused_q is None else seqused_q[r0:r1],
+                "seqused_k": lengths[r0:r1],
+                "page_table": table,
+                "softmax_scale": scaling,
+                "causal": True,
+            }
+            if out is not None:  # each chunk writes its rows of one output: no concatenation
+                assert into is not None
+                written = into(*args, out=out[r0:r1], **kwargs)[0]
+                if written.data_ptr() != out[r0:r1].data_ptr():  # a build that ignored `out`
+                    out[r0:r1] = written
+                continue
+            result = flash_attn_varlen_func(*args, **kwargs)
             outs.append(result[0] if isinstance(result, tuple) else result)
     except Exception as error:  # an FA4 build without one-key pages, or a kernel that cannot compile here
         flash.record_failure(_KIND, error)
         return None
-    out = outs[0] if len(outs) == 1 else torch.cat(outs)
+    if out is None:
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
     return out.reshape(B, Hq, -1, D)[..., :L, :]
 
 
-def _column_list(pattern: BlockPattern) -> torch.Tensor:
-    """The exact columns as an ascending list (B, H, L) padded with L, with no wait for their count."""
-    if pattern.column_mask is None:
-        columns = pattern.columns  # given as a list: nothing to wait for
-        assert columns is not None
-        return columns
-    return columns_from_mask(pattern.column_mask, width=pattern.seq_len)
+@lru_cache(maxsize=1)
+def _forward_into() -> Callable[..., Any] | None:
+    """FA4's internal forward where it takes a preallocated `out` (flash-attn-4 4.0.0b36 does), else None.
+    The public varlen function allocates every chunk's output, and joining the row chunks of the L-wide
+    table (4 at 128k) would copy the whole output once more (~0.4 ms at 128k on an H200)."""
+    try:
+        from flash_attn.cute.interface import _flash_attn_fwd
+    except ImportError:
+        return None
+    wanted = {"out", "page_table", "seqused_q", "seqused_k", "softmax_scale", "causal"}
+    return _flash_attn_fwd if wanted <= inspect.signature(_flash_attn_fwd).parameters.keys() else None
+
+
+@fused
+def columns_before_rows(flags: torch.Tensor, q_block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(columns, n_before) from the column flags (B, H, L), with no wait for their count: the columns as an
+    ascending list (B, H, L) padded with L, and int32 (B * H * nqb,) the columns of each row's head before
+    its first query. One prefix sum (in blocks: `scan.prefix_sums`) gives both."""
+    L = flags.shape[-1]
+    rank = prefix_sums(flags, torch.int32)
+    starts = torch.arange(-(-L // q_block), device=flags.device) * q_block
+    n_before = F.pad(rank, (1, 0))[..., starts]
+    slot = torch.where(flags, rank - 1, L).long()
+    position = torch.arange(L, device=flags.device).expand_as(flags)
+    columns = torch.full((*flags.shape[:-1], L + 1), L, dtype=torch.long, device=flags.device)
+    columns = columns.scatter_(-1, slot, torch.where(flags, position, L))[..., :L]
+    return columns, n_before.flatten()
 
 
 def _query_rows(query: torch.Tensor, q_block: int) -> tuple[torch.Tensor, torch.Tensor | None]:

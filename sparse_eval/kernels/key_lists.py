@@ -24,7 +24,7 @@ SLOT_BLOCK = 1024  # tile keys written per step
 
 @triton.jit
 def _fill_row(
-    TABLE, TABLE_STRIDE, COLS, COLS_STRIDE, N_BEFORE, BLOCKS, PAGE_BASE, PAGE_STRIDE, SCRATCH,
+    TABLE, TABLE_STRIDE, LENGTHS, COLS, COLS_STRIDE, N_BEFORE, BLOCKS, PAGE_BASE, PAGE_STRIDE, SCRATCH,
     ROW0, NQB, NKB, L,
     BQ: tl.constexpr, BK: tl.constexpr, RATIO: tl.constexpr, BQ_P2: tl.constexpr,
     COL_BLOCK: tl.constexpr, T_BLOCK: tl.constexpr, SLOT_BLOCK: tl.constexpr,
@@ -72,10 +72,12 @@ def _fill_row(
     d = tl.arange(0, BQ_P2)
     rows_here = tl.minimum(L - start, BQ)
     tl.store(out + filled + d, (base + (start + d) * PAGE_STRIDE).to(tl.int32), mask=d < rows_here)
+    tl.store(LENGTHS + row, (filled + rows_here).to(tl.int32))
 
 
 def fill_key_lists(
     table: torch.Tensor,
+    lengths: torch.Tensor,
     row0: int,
     columns: torch.Tensor,
     n_before: torch.Tensor,
@@ -90,7 +92,8 @@ def fill_key_lists(
     num_warps: int = 4,
 ) -> None:
     """Write rows `row0 .. row0 + table.shape[0]` of the key lists into `table` (int32, rows x width >= each
-    row's length; entries past a row's length are left as they are).
+    row's length; entries past a row's length are left as they are) and their lengths into the same rows of
+    `lengths` (int32, all rows): the form without a host read needs no separate pass to count them.
 
     columns: long (B, H, C) ascending exact columns (padding past each head's count is never read);
     n_before: int32 (B * H * nqb,) columns of the row's head before its first query;
@@ -98,9 +101,11 @@ def fill_key_lists(
     page_base: long (B * H,) page of position 0 for each (batch, query head); page_stride: pages per position.
     """
     B, H, nqb, nkb = blocks.shape
+    assert lengths.dtype == torch.int32 and lengths.is_contiguous() and lengths.numel() == B * H * nqb
     _fill_row[(table.shape[0],)](
         table,
         table.stride(0),
+        lengths,
         columns.reshape(B * H, columns.shape[-1]).contiguous(),
         columns.shape[-1],
         n_before.contiguous(),

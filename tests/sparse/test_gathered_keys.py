@@ -165,12 +165,14 @@ def test_vertical_slash_promises_its_diagonal_tiles_only_when_it_selects_them(
         assert int(gathered.key_list_lengths(pattern)[2]) == 0
 
 
-def test_the_column_list_needs_no_count_and_holds_the_columns_first():
-    *_, pattern = vertical_slash_pattern(700, 64, 64, (2, 1), 2, 4.0, seed=1)
-    wide = gathered._column_list(pattern)
+@pytest.mark.parametrize("L", [700, 2500])  # one scan block, and several (prefix sums in blocks of 1024)
+def test_the_column_list_and_counts_before_each_row_need_no_count(L):
+    *_, pattern = vertical_slash_pattern(L, 64, 64, (2, 1), 2, 4.0, seed=1)
+    columns, n_before = gathered.columns_before_rows(pattern.column_flags(), 64)
     count = pattern.columns.shape[-1]
-    assert wide.shape == (*pattern.batch_heads, 700)
-    assert torch.equal(wide[..., :count], pattern.columns) and (wide[..., count:] == 700).all()
+    assert columns.shape == (*pattern.batch_heads, L)
+    assert torch.equal(columns[..., :count], pattern.columns) and (columns[..., count:] == L).all()
+    assert torch.equal(n_before, gathered.key_list_lengths(pattern)[1])
 
 
 def test_the_one_call_form_is_not_tried_on_the_cpu():
@@ -185,7 +187,7 @@ def kernels() -> Iterator[ModuleType]:
         table = torch.zeros(1, 16, dtype=torch.int32)
         blocks = torch.ones(1, 1, 1, 1, dtype=torch.bool)
         module.fill_key_lists(
-            table, 0, torch.zeros(1, 1, 1, dtype=torch.long), torch.zeros(1, dtype=torch.int32), blocks,
+            table, torch.zeros(1, dtype=torch.int32), 0, torch.zeros(1, 1, 1, dtype=torch.long), torch.zeros(1, dtype=torch.int32), blocks,
             torch.zeros(1, dtype=torch.long), 1, 16, 16, 16,
         )  # fmt: skip
 
@@ -214,12 +216,16 @@ def test_the_kernel_writes_the_plain_lists(kernels, L, bq, bk, heads, batch, lay
     nqb, rows = pattern.num_q_blocks, len(lists)
     # The whole table as the form without a host read sizes it (L wide, the columns in an L-wide list), and
     # a chunk of rows as the form that reads the longest list and the column count back.
-    forms = ((0, rows, L, gathered._column_list(pattern)), (1, rows - 1, int(lengths.max()), pattern.columns))
+    wide_columns, _ = gathered.columns_before_rows(pattern.column_flags(), bq)
+    forms = ((0, rows, L, wide_columns), (1, rows - 1, int(lengths.max()), pattern.columns))
     for row0, row1, width, columns in forms:
         table = torch.full((row1 - row0, width), -1, dtype=torch.int32, device=device)
+        written = torch.full((rows,), -1, dtype=torch.int32, device=device)
         kernels.fill_key_lists(
-            table, row0, columns, n_before, pattern.blocks, page_base, page_stride, L, bq, bk
+            table, written, row0, columns, n_before, pattern.blocks, page_base, page_stride, L, bq, bk
         )
+        assert written[row0:row1].tolist() == [len(keys) for keys in lists[row0:row1]]
+        assert (written[:row0] == -1).all() and (written[row1:] == -1).all()
         for r in range(row0, row1):
             b, h = r // (heads[0] * nqb), (r // nqb) % heads[0]
             pages = table[r - row0, : len(lists[r])].long()
