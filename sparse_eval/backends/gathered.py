@@ -212,10 +212,12 @@ def columns_before_rows(flags: torch.Tensor, q_block: int) -> tuple[torch.Tensor
     rank = prefix_sums(flags, torch.int32)
     starts = torch.arange(-(-L // q_block), device=flags.device) * q_block
     n_before = F.pad(rank, (1, 0))[..., starts]
-    slot = torch.where(flags, rank - 1, L).long()
     position = torch.arange(L, device=flags.device).expand_as(flags)
-    columns = torch.full((*flags.shape[:-1], L + 1), L, dtype=torch.long, device=flags.device)
-    columns = columns.scatter_(-1, slot, torch.where(flags, position, L))[..., :L]
+    # A permutation of the L slots (the columns first, the others after them in order), so the list is
+    # written whole and contiguous: no spare slot to cut off, no copy per row chunk of the table fill.
+    slot = torch.where(flags, rank - 1, rank[..., -1:] + position - rank).long()
+    columns = torch.empty(flags.shape, dtype=torch.long, device=flags.device)
+    columns = columns.scatter_(-1, slot, torch.where(flags, position, L))
     return columns, n_before.flatten()
 
 
