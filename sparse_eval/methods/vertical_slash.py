@@ -148,6 +148,18 @@ def diagonal_column_costs(diag_sel: torch.Tensor, seq_len: int, q_block: int, kv
     return ((L - c) - below - at(held, own) * own_rows).to(torch.float64)
 
 
+@fused
+def tiles_and_column_costs(
+    diag_sel: torch.Tensor, causal_tiles: torch.Tensor, seq_len: int, q_block: int, kv_block: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`selected_tiles` and `diagonal_column_costs` in one compiled call (one call's host overhead, not two:
+    at 32k the selection is host-bound)."""
+    return (
+        selected_tiles.eager(diag_sel, causal_tiles, q_block // kv_block),
+        diagonal_column_costs.eager(diag_sel, seq_len, q_block, kv_block),
+    )
+
+
 @register_method
 @dataclass
 class VerticalSlash(PatternPrefillMethod):
@@ -226,11 +238,10 @@ class VerticalSlash(PatternPrefillMethod):
         slash_budget = budget * (1.0 - self.vertical_share)
         slash_budget = torch.full(diag_score.shape[:-1], slash_budget, dtype=torch.float64, device=device)
         diag_sel = take_in_order(order, diag_score, diag_cost.expand_as(diag_score), slash_budget)
-        blocks = selected_tiles(diag_sel, causal_tiles, bq // bk)
+        blocks, cost = tiles_and_column_costs(diag_sel, causal_tiles, L, bq, bk)
 
         # Verticals: exact columns with their marginal cost, within what the tiles left of the budget.
         tile_pairs = (diag_sel.to(torch.float64) * diag_cost).sum(-1)  # = pairs of `blocks`, exactly
-        cost = diagonal_column_costs(diag_sel, L, bq, bk)  # = column_costs(blocks, ...) of every column
         v_order = torch.sort(vertical, dim=-1, descending=True, stable=True).indices
         col_sel = take_in_order(v_order, vertical, cost, budget - tile_pairs) & (cost > 0)
         pairs = tile_pairs + torch.where(col_sel, cost, 0.0).sum(-1)  # integers in float64: exact
