@@ -1,13 +1,14 @@
 """A tiles + exact-columns pattern (vertical_slash) as ONE FlashAttention-4 call over per-query-tile key lists.
 
 Why: FlexAttention runs such a pattern as two passes, a tile pass that must mask the exact columns out of
-nearly every tile and a column pass over the gathered columns, merged by their log-sum-exp (59.7 ms at 128k,
+nearly every tile and a column pass over the gathered columns, merged by their log-sum-exp (60.7 ms at 128k,
 c = 5, on an H200). FA4 reads keys through a page table; with one-key pages every query tile can list exactly
 the keys it attends, as MInference's kernel does, and the whole pattern runs in one mask-free call at FA4's
-speed (45.5 ms there, the lists included; `benchmarks/probe_gathered_keys.py`). Each (batch, head, query
+speed (46.3 ms there, the lists included; `benchmarks/probe_gathered_keys.py`). Each (batch, head, query
 tile) becomes one FA4 sequence of `q_block` queries whose key list (`sparse_eval.kernels.key_lists`) ends
-with the tile's own diagonal keys, so FA4's bottom-right causal mask is the pattern's causal mask; every earlier key precedes every query of the tile. The pairs are exactly
-the pattern's: selected tiles, plus each column for the rows after its tile that no selected tile covers.
+with the tile's own diagonal keys, so FA4's bottom-right causal mask is the pattern's causal mask; every
+earlier key precedes every query of the tile. The pairs are exactly the pattern's: selected tiles, plus each
+column for the rows after its tile that no selected tile covers.
 
 It needs FA4 (`longtasks[flash]`, a Hopper or newer GPU), triton, q_block a multiple of kv_block, and every
 query tile's diagonal tiles selected (vertical_slash forces them whenever n_local >= 1); `attention` returns
@@ -16,7 +17,7 @@ None otherwise, and the caller runs the two passes.
 No host read when the pattern promises its diagonal tiles (`BlockPattern.diagonal_tiles_held`, as
 vertical_slash's does): the page table is as wide as the sequence (no list is longer) and split into row
 chunks, so the call queues without stopping the device and the host can run ahead, as in a model's forward.
-At 128k that saves 0.9 ms at c = 10 (27.8 vs 28.7 ms per prefill; `benchmarks/probe_gathered_keys.py`).
+At 128k that saves 0.6-1.0 ms per prefill (c = 10: 26.9 vs 27.6 ms; `benchmarks/probe_gathered_keys.py`).
 Without the promise one host read sizes the table by the longest list and checks the diagonal tiles.
 """
 

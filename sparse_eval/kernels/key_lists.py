@@ -2,7 +2,7 @@
 
 Why: FlashAttention-4 can read keys through a page table with one-key pages, so a pattern whose query tiles
 each attend their own set of keys runs as ONE kernel over per-tile key lists (`sparse_eval.backends.gathered`)
-instead of a tile pass that masks the columns out of nearly every tile plus a column pass (59.7 -> 45.5 ms at
+instead of a tile pass that masks the columns out of nearly every tile plus a column pass (60.7 -> 46.3 ms at
 128k, c = 5, H200, the lists included). Each program writes the list of one (batch, head, query tile) row:
   1. its exact columns before the tile's first query that no selected tile of the row holds (ascending),
   2. the keys of its selected tiles that lie wholly before the tile's first query (ascending),
