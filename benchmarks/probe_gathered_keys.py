@@ -6,8 +6,8 @@ stopped reading values back (`gathered.host_reads`: the longest list and the col
 build alone (lengths, a host read, the table); the whole prefill (selection included) the three ways, with
 its host time to queue and its count of host syncs; the one-call attention with a page-table cap of 1 GiB
 (more row chunks) and 16 GiB (one table) instead of 4 GiB; the relative difference of the outputs, and the
-error of each against the float32 masked reference at L = 1000 (a ragged last tile). 28/4 heads, d 128, bf16. Needs a CUDA
-GPU with `longtasks[flash]`.
+error of each against the float32 masked reference at L = 1000 (a ragged last tile). 28/4 heads, d 128,
+bf16. Needs a CUDA GPU with `longtasks[flash]`.
 
     python benchmarks/probe_gathered_keys.py --out $OUT   # results/probe_gathered_keys_h200.json
 """
@@ -45,8 +45,8 @@ def build_lists(pattern, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor
     table = torch.empty(lengths.numel(), width, dtype=torch.int32, device=lengths.device)
     _, _, base, stride = gathered._pages(key, value, pattern.blocks.shape[1])
     key_lists.fill_key_lists(
-        table, lengths, 0, pattern.columns, n_before, pattern.blocks, base, stride, pattern.seq_len, pattern.q_block,
-        pattern.kv_block,
+        table, lengths, 0, pattern.columns, n_before, pattern.blocks, base, stride, pattern.seq_len,
+        pattern.q_block, pattern.kv_block,
     )  # fmt: skip
     return table
 

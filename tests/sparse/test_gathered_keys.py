@@ -187,8 +187,8 @@ def kernels() -> Iterator[ModuleType]:
         table = torch.zeros(1, 16, dtype=torch.int32)
         blocks = torch.ones(1, 1, 1, 1, dtype=torch.bool)
         module.fill_key_lists(
-            table, torch.zeros(1, dtype=torch.int32), 0, torch.zeros(1, 1, 1, dtype=torch.long), torch.zeros(1, dtype=torch.int32), blocks,
-            torch.zeros(1, dtype=torch.long), 1, 16, 16, 16,
+            table, torch.zeros(1, dtype=torch.int32), 0, torch.zeros(1, 1, 1, dtype=torch.long),
+            torch.zeros(1, dtype=torch.int32), blocks, torch.zeros(1, dtype=torch.long), 1, 16, 16, 16,
         )  # fmt: skip
 
     yield from kernel_module("sparse_eval.kernels.key_lists", smoke)
