@@ -8,6 +8,7 @@ FA4 itself needs a Hopper GPU: `benchmarks/bench_attention.py --check` compares 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -244,3 +245,73 @@ def test_query_rows_are_the_tiles_with_the_real_row_counts(L):
         n = min(128, L - i * 128)
         assert torch.equal(rows[r, :n, 0], q[b, h, i * 128 : i * 128 + n])
         assert used is None if L % 128 == 0 else int(used[r]) == n
+
+
+class _PlainKernels:
+    """`key_lists.fill_key_lists` as plain Python (the plain lists), for running the orchestration on CPU."""
+
+    def __init__(self, pattern: BlockPattern, page_base: torch.Tensor, page_stride: int) -> None:
+        self.lists, self.page_base, self.page_stride = plain_lists(pattern), page_base, page_stride
+        self.per_head = pattern.num_q_blocks
+
+    def fill_key_lists(self, table, lengths, row0, *args) -> None:
+        for r in range(row0, row0 + table.shape[0]):
+            base = int(self.page_base[r // self.per_head])
+            keys = torch.tensor(self.lists[r]) * self.page_stride + base
+            table[r - row0, : len(keys)] = keys.to(torch.int32)
+            lengths[r] = len(keys)
+
+
+def _paged_attention(
+    q, k_pages, v_pages, *, seqused_q, seqused_k, page_table, softmax_scale, causal, out=None
+):
+    """FA4's paged varlen forward as plain torch: each row's queries over its listed keys, causal aligned
+    bottom-right; rows past a sequence's used queries stay zero."""
+    assert causal
+    result = torch.zeros_like(q) if out is None else out
+    for r in range(q.shape[0]):
+        n_q = q.shape[1] if seqused_q is None else int(seqused_q[r])
+        n_k = int(seqused_k[r])
+        pages = page_table[r, :n_k].long()
+        keys, values = k_pages[pages, 0, 0].float(), v_pages[pages, 0, 0].float()
+        scores = q[r, :n_q, 0].float() @ keys.T * softmax_scale
+        allowed = torch.arange(n_k)[None, :] <= torch.arange(n_q)[:, None] + (n_k - n_q)
+        weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+        result[r, :n_q, 0] = (weights @ values).to(q.dtype)
+        result[r, n_q:, 0] = 0
+    return result
+
+
+@pytest.mark.parametrize("into", [True, False], ids=["chunks into one output", "public function, joined"])
+@pytest.mark.parametrize("host_reads", [False, True], ids=["no host read", "host read"])
+def test_the_one_call_orchestration_runs_row_chunks_into_the_right_rows(monkeypatch, into, host_reads):
+    """The GPU path's bookkeeping on CPU, with FA4 and the fill kernel replaced by plain versions: row
+    chunks of a small table cap, the lengths the fill writes, a ragged last tile, a batch of two, and both
+    ways of collecting the chunks' outputs. The result must be the pattern's attention."""
+    L, bq, bk, heads = 300, 64, 32, (4, 2)
+    g = torch.Generator().manual_seed(7)
+    nqb, nkb = -(-L // bq), -(-L // bk)
+    blocks = torch.rand(2, heads[0], nqb, nkb, generator=g) < 0.3
+    for i in range(nqb):  # the promise: every diagonal tile held
+        blocks[..., i, 2 * i : min(2 * i + 2, nkb)] = True
+    flags = torch.rand(2, heads[0], L, generator=g) < 0.2
+    pattern = BlockPattern(L, bq, bk, blocks, column_mask=flags, diagonal_tiles_held=True)
+    q = torch.randn(2, heads[0], L, 64, generator=g).bfloat16()  # head dim 64: FA4's smallest
+    k, v = (torch.randn(2, heads[1], L, 64, generator=g).bfloat16() for _ in "kv")
+    lengths = gathered.key_list_lengths(pattern)[0]
+    assert len(set(lengths.tolist())) > 10, "the rows' lists must differ for a misplaced chunk to show"
+    _, _, page_base, page_stride = gathered._pages(k, v, heads[0])
+    monkeypatch.setattr(gathered, "optional", lambda name: _PlainKernels(pattern, page_base, page_stride))
+    monkeypatch.setattr(gathered.flash, "usable", lambda device: True)
+    monkeypatch.setattr(gathered, "host_reads", host_reads)
+    monkeypatch.setattr(gathered, "_forward_into", lambda: _paged_attention if into else None)
+    width = int(lengths.max()) if host_reads else L
+    monkeypatch.setattr(gathered, "TABLE_BYTES", 4 * width * 3)  # 3 rows per chunk: chunks straddle heads
+    cute = ModuleType("flash_attn.cute")
+    cute.flash_attn_varlen_func = lambda *a, **kw: (_paged_attention(*a, **kw), None)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "flash_attn", ModuleType("flash_attn"))
+    monkeypatch.setitem(sys.modules, "flash_attn.cute", cute)
+    got = gathered.attention(q, k, v, pattern, 0.25)
+    assert got is not None, "the one-call form gave up (see flash.record_failure's warning)"
+    want = reference_attention(q.float(), k.float(), v.float(), pattern, 0.25)
+    torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)
