@@ -104,9 +104,9 @@ def take_in_order(
     return torch.zeros_like(take).scatter_(-1, order, take)
 
 
-@fused
 def selected_tiles(diag_sel: torch.Tensor, causal_tiles: torch.Tensor, ratio: int) -> torch.Tensor:
-    """bool (B, H, nqb, nkb): the causal tiles of the selected tile-diagonals, in one fused pass on CUDA.
+    """bool (B, H, nqb, nkb): the causal tiles of the selected tile-diagonals (compiled inside
+    `tiles_and_column_costs`).
     Tile (i, j) lies on tile-diagonal ratio * i + ratio - 1 - j, so row i reads the selection reversed from
     nkb - 1 - ratio * i on: a strided window, with no index table to load per tile."""
     nqb, nkb = causal_tiles.shape
@@ -116,7 +116,6 @@ def selected_tiles(diag_sel: torch.Tensor, causal_tiles: torch.Tensor, ratio: in
     return rows & causal_tiles
 
 
-@fused
 def diagonal_column_costs(diag_sel: torch.Tensor, seq_len: int, q_block: int, kv_block: int) -> torch.Tensor:
     """float64 (B, H, L): what each key column costs on top of the tiles of the selected tile-diagonals, i.e.
     `column_costs(blocks, ...)` of every column, without a pass over the (nqb x nkb) tile grid.
@@ -155,8 +154,8 @@ def tiles_and_column_costs(
     """`selected_tiles` and `diagonal_column_costs` in one compiled call (one call's host overhead, not two:
     at 32k the selection is host-bound)."""
     return (
-        selected_tiles.eager(diag_sel, causal_tiles, q_block // kv_block),
-        diagonal_column_costs.eager(diag_sel, seq_len, q_block, kv_block),
+        selected_tiles(diag_sel, causal_tiles, q_block // kv_block),
+        diagonal_column_costs(diag_sel, seq_len, q_block, kv_block),
     )
 
 
