@@ -205,27 +205,47 @@ class QueryAwareRanking:
     cum: torch.Tensor
 
 
-@fused
 def _final_tiles(
     gamma: torch.Tensor, vs: VerticalSlashCounts, causal: torch.Tensor, ranking: QueryAwareRanking | None
 ) -> torch.Tensor:
     """The causal tiles (R, nb, nb) of the chosen gamma: vertical-slash columns and diagonals, plus the
     query-aware prefix. The prefix of m tiles is every tile that sorts before or at the m-th one (probability
     above it, or equal with a flat index not above it, as the stable sort orders ties), so it is found by
-    comparing with that tile instead of scattering the sort order back. Comparisons only: fused, the tiles
-    are those of the eager path."""
-    ind = vs.ranks < _vs_counts(gamma, vs)  # (2, R, nb)
+    comparing with that tile instead of scattering the sort order back.
+
+    The per-head numbers (tile counts, m and the m-th tile) come first, eagerly: compiled into the grid pass,
+    inductor recomputed their searches (over 128k-long rows) for every tile, and the pass took 0.87 ms at
+    128k on an H200; split, the selection takes 0.32 ms less (BENCHMARKS.md, "Prefill speed")."""
+    counts = _vs_counts(gamma, vs)  # (2, R, 1)
+    if ranking is None:
+        return _tiles_of(vs.ranks, counts, causal, None, None, None)
+    m = _qa_taken(gamma, ranking.cum, vs.query_aware, causal.shape[-1])  # (R, 1)
+    last = (m - 1).clamp(min=0)
+    bound = torch.gather(ranking.sorted_probs, -1, last)
+    bound_index = torch.where(m > 0, torch.gather(ranking.order, -1, last), -1)  # -1: no tile taken
+    return _tiles_of(vs.ranks, counts, causal, ranking.tile_probs, bound, bound_index)
+
+
+@fused
+def _tiles_of(
+    ranks: torch.Tensor,
+    counts: torch.Tensor,
+    causal: torch.Tensor,
+    tile_probs: torch.Tensor | None,
+    bound: torch.Tensor | None,
+    bound_index: torch.Tensor | None,
+) -> torch.Tensor:
+    """One pass over the (R, nb, nb) grid: the tiles of the first `counts` ranked columns and diagonals, plus
+    the query-aware tiles sorting at or before (bound, bound_index) per head (none where bound_index < 0).
+    Comparisons only: fused, the tiles are those of the eager path."""
+    ind = ranks < counts  # (2, R, nb)
     blocks = _vs_tiles(ind[0], ind[1], causal)
-    if ranking is not None:
+    if tile_probs is not None and bound is not None and bound_index is not None:
         nb = causal.shape[-1]
-        m = _qa_taken(gamma, ranking.cum, vs.query_aware, nb)  # (R, 1)
-        last = (m - 1).clamp(min=0)
-        bound = torch.gather(ranking.sorted_probs, -1, last)[..., None]  # (R, 1, 1)
-        bound_index = torch.gather(ranking.order, -1, last)[..., None]
         flat = torch.arange(nb * nb, device=causal.device).view(nb, nb)
-        p = ranking.tile_probs
-        taken = (p > bound) | ((p == bound) & (flat <= bound_index))
-        blocks |= taken & (m > 0)[..., None] & causal
+        b, i = bound[..., None], bound_index[..., None]  # (R, 1, 1)
+        taken = (tile_probs > b) | ((tile_probs == b) & (flat <= i))
+        blocks |= taken & (i >= 0) & causal
     return blocks
 
 
@@ -275,7 +295,7 @@ def _ranks(scores: torch.Tensor) -> torch.Tensor:
 def _vs_tiles(ind_v: torch.Tensor, ind_s: torch.Tensor, causal: torch.Tensor) -> torch.Tensor:
     """Tiles (..., nb, nb) of selected key-tile columns and tile-diagonals, clipped to the causal tiles.
     Each tile's diagonal i - j comes from its position, not from a cached index table: compiled (inside
-    `_final_tiles`) it is arithmetic, where the table was read once per head (0.87 ms at 128k on an H200)."""
+    `_tiles_of`) it is arithmetic, where the table was read once per head (0.87 ms at 128k on an H200)."""
     nb = causal.shape[-1]
     i = torch.arange(nb, device=causal.device)
     diagonal = (i[:, None] - i[None, :]).clamp(min=0)  # 0 above the diagonal, masked by `causal`
