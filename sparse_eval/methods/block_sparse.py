@@ -5,12 +5,14 @@ al. 2025, arXiv 2504.17768)."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
 
 import torch
 
+from sparse_eval import kernels
 from sparse_eval.backends.pattern import BlockPattern, tile_kinds, tile_pair_counts
 from sparse_eval.backends.tile_index import index_from_scores, kernel_for, tile_codes
 from sparse_eval.compression import pair_budget
@@ -188,7 +190,31 @@ def pooled_scores(query: torch.Tensor, key: torch.Tensor, q_block: int, kv_block
     pooled_k = mean_pool(key, kv_block)  # (B, Hkv, nkb, D)
     nqb, nkb = pooled_q.shape[-2], pooled_k.shape[-2]
     grouped = pooled_q.reshape(B, Hkv, (Hq // Hkv) * nqb, -1)
-    return torch.matmul(grouped, pooled_k.transpose(-1, -2)).view(B, Hq, nqb, nkb)
+    return tile_products(grouped, pooled_k).view(B, Hq, nqb, nkb)
+
+
+_products_failed = False
+
+
+def tile_products(pooled_q: torch.Tensor, pooled_k: torch.Tensor) -> torch.Tensor:
+    """pooled_q @ pooled_k^T in float32 for (..., M, D) and (..., N, D): on CUDA the 3xTF32 tensor-core kernel
+    (`sparse_eval.kernels.tile_products`, float32-level error, faster than cuBLAS's float32), elsewhere or
+    without triton torch.matmul. A kernel that fails at runtime warns once and torch runs from then on."""
+    global _products_failed
+    module = kernels.optional("tile_products") if pooled_q.is_cuda and not _products_failed else None
+    if module is not None and module.supports(pooled_q, pooled_k):
+        try:
+            return module.products(pooled_q, pooled_k)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as error:  # e.g. a compile error on some GPU
+            _products_failed = True
+            warnings.warn(
+                f"the tile-products kernel failed ({type(error).__name__}: {error}); using torch.matmul",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return torch.matmul(pooled_q, pooled_k.transpose(-1, -2))
 
 
 @lru_cache(maxsize=16)

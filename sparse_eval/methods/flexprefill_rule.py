@@ -11,6 +11,7 @@ import torch
 
 from sparse_eval.backends.fused import fused
 from sparse_eval.backends.pattern import tile_kinds, tile_pair_counts
+from sparse_eval.methods.block_sparse import tile_products
 
 _GRID_POINTS = 64  # gamma candidates evaluated at once
 _GRID_ROUNDS = 2  # zoom rounds: gamma resolved to about (1/63)^2
@@ -96,7 +97,7 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
     qa_cum = qa_extra_cum = ranking = None
     if estimate.pooled_q is not None:
         pooled_q = estimate.pooled_q.reshape(B, Hkv, groups * nb, -1)
-        logits = torch.matmul(pooled_q, estimate.pooled_k.transpose(-1, -2)).view(R, nb, nb) * scaling
+        logits = tile_products(pooled_q, estimate.pooled_k).view(R, nb, nb) * scaling
         tile_probs = torch.softmax(logits.masked_fill(~causal, float("-inf")), -1)  # (R, nb, nb)
         sorted_probs, packed_order = torch.sort(
             tile_probs.flatten(-2)[:, tri], dim=-1, descending=True, stable=True

@@ -1,0 +1,55 @@
+"""The 3xTF32 tile-products kernel (`sparse_eval.kernels.tile_products`) gives the float32 product that
+block_sparse and flexprefill rank tiles by, for ragged shapes and every head size it accepts; `tile_products`
+falls back to torch.matmul where the kernel does not apply.
+
+The kernel runs on CUDA where there is a GPU, else on CPU tensors through triton's interpreter; its tests are
+skipped where triton is not installed (CI) or its interpreter does not run here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+import torch
+
+from sparse_eval.methods.block_sparse import tile_products
+from tests.sparse.triton_kernels import kernel_module
+
+NAME = "sparse_eval.kernels.tile_products"
+
+
+@pytest.fixture(scope="module")
+def kernels() -> Iterator[ModuleType]:
+    one = torch.ones(1, 1, 16)
+    yield from kernel_module(NAME, lambda m: m.products(one, one))
+
+
+@pytest.mark.parametrize(
+    ("lead", "M", "N", "D"),
+    [((1, 4), 7 * 9, 17, 128), ((2, 1), 130, 129, 64), ((3,), 1, 1, 16), ((1, 2), 256, 300, 256)],
+)
+def test_products_equal_the_float32_matmul(kernels, lead, M, N, D):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    g = torch.Generator().manual_seed(M * N + D)
+    a = torch.randn(*lead, M, D, generator=g).to(device)
+    b = torch.randn(*lead, N, D, generator=g).to(device)
+    assert kernels.supports(a, b)
+    got = kernels.products(a, b)
+    expected = torch.matmul(a.double(), b.double().transpose(-1, -2))
+    assert got.shape == (*lead, M, N) and got.dtype == torch.float32
+    # float32-level error (3xTF32): far below plain TF32's ~1e-3 relative
+    assert float((got.double() - expected).abs().max()) <= 1e-5 * float(expected.abs().max())
+
+
+def test_products_reject_what_they_cannot_run(kernels):
+    a = torch.randn(1, 4, 32)
+    assert not kernels.supports(a.double(), a.double())  # float32 only
+    assert not kernels.supports(a[..., :24], a[..., :24])  # head sizes 16 .. 256, powers of two
+    assert not kernels.supports(a, torch.randn(2, 4, 32))  # batch dims must match
+
+
+def test_tile_products_off_cuda_is_the_matmul():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 3, 5, 24, generator=g), torch.randn(2, 3, 7, 24, generator=g)
+    assert torch.equal(tile_products(a, b), torch.matmul(a, b.transpose(-1, -2)))
