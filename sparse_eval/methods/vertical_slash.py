@@ -95,13 +95,14 @@ def diagonal_scores(slash: torch.Tensor, outside: torch.Tensor, q_block: int, kv
 
 
 def take_in_order(
-    order: torch.Tensor, score: torch.Tensor, cost: torch.Tensor, budget: torch.Tensor
+    order: torch.Tensor, ordered_score: torch.Tensor, cost: torch.Tensor, budget: torch.Tensor
 ) -> torch.Tensor:
-    """bool like `score`: entries taken in `order` (descending score) while their cumulative float64 `cost`
-    stays within `budget` (B, H), plus the forced ones (infinite score). Costs are integers: exact sums in any
-    order, so the scan runs in blocks (`scan.prefix_sums`); compiled whole, it ran one program per row."""
+    """bool like `cost`: entries taken in `order` (descending score; `ordered_score` = the scores in that
+    order, as the sort returns them) while their cumulative float64 `cost` stays within `budget` (B, H), plus
+    the forced ones (infinite score). Costs are integers: exact sums in any order, so the scan runs in blocks
+    (`scan.prefix_sums`); compiled whole, it ran one program per row."""
     cum = prefix_sums(torch.gather(cost, -1, order))
-    take = (cum <= budget[..., None]) | torch.isinf(torch.gather(score, -1, order))
+    take = (cum <= budget[..., None]) | torch.isinf(ordered_score)
     return torch.zeros_like(take).scatter_(-1, order, take)
 
 
@@ -254,16 +255,16 @@ class VerticalSlash(PatternPrefillMethod):
         # [(u - ratio) * bk + 1, (u - ratio) * bk + bq + bk - 1], clipped where tiles meet the sequence ends.
         outside, diag_cost, causal_tiles = _diagonal_tables(L, bq, bk, device)
         diag_score = diagonal_scores(slash, outside, bq, bk)
-        order = torch.sort(diag_score, dim=-1, descending=True, stable=True).indices
+        ordered, order = torch.sort(diag_score, dim=-1, descending=True, stable=True)
         slash_budget = budget * (1.0 - self.vertical_share)
         slash_budget = torch.full(diag_score.shape[:-1], slash_budget, dtype=torch.float64, device=device)
-        diag_sel = take_in_order(order, diag_score, diag_cost.expand_as(diag_score), slash_budget)
+        diag_sel = take_in_order(order, ordered, diag_cost.expand_as(diag_score), slash_budget)
         blocks, cost = tiles_and_column_costs(diag_sel, causal_tiles, L, bq, bk)
 
         # Verticals: exact columns with their marginal cost, within what the tiles left of the budget.
         tile_pairs = (diag_sel.to(torch.float64) * diag_cost).sum(-1)  # = pairs of `blocks`, exactly
-        v_order = torch.sort(vertical, dim=-1, descending=True, stable=True).indices
-        col_sel = take_in_order(v_order, vertical, cost, budget - tile_pairs) & (cost > 0)
+        v_ordered, v_order = torch.sort(vertical, dim=-1, descending=True, stable=True)
+        col_sel = take_in_order(v_order, v_ordered, cost, budget - tile_pairs) & (cost > 0)
         pairs = tile_pairs + torch.where(col_sel, cost, 0.0).sum(-1)  # integers in float64: exact
         # Offset 0 lies in every diagonal tile, so forcing the nearest n_local >= 1 offsets selects them all.
         return BlockPattern(
