@@ -9,6 +9,7 @@ from functools import lru_cache
 
 import torch
 
+from sparse_eval import kernels
 from sparse_eval.backends.fused import fused
 from sparse_eval.backends.pattern import tile_kinds, tile_pair_counts
 from sparse_eval.methods.block_sparse import tile_products
@@ -88,7 +89,7 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
         token_part,
         None if token_part >= 64 else False,
     )
-    col_w, diag_w, overlap, tri = _shape_tables(L, bs, device)
+    col_w, diag_w, overlap, tri, tri_parts = _shape_tables(L, bs, device)
     vs = VerticalSlashCounts(cums, ranks, query_aware, bs, min_blocks)
 
     # Query-aware ranking: sorted row-normalised pooled tile scores. Only the causal tiles are sorted: the others
@@ -105,7 +106,7 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
         qa_order = tri[packed_order]  # flat tile indices, best first
         part = nb // 2 if nb % 2 == 0 else nb  # divides nb (nb + 1) / 2
         qa_cum = _row_cumsum(sorted_probs.double(), part)
-        gain = _query_aware_gain(qa_order, ranks, tile_pair_counts(L, bs, bs, device), vs.floor)
+        gain = _query_aware_gain(packed_order, *tri_parts, ranks, vs.floor)
         qa_extra_cum = _row_cumsum(gain, part)
         ranking = QueryAwareRanking(tile_probs, sorted_probs, qa_order, qa_cum)
 
@@ -159,14 +160,20 @@ def _qa_taken(gammas: torch.Tensor, qa_cum: torch.Tensor, query_aware: torch.Ten
 
 @fused
 def _query_aware_gain(
-    qa_order: torch.Tensor, ranks: torch.Tensor, pair_counts: torch.Tensor, floor: int
+    packed_order: torch.Tensor,
+    tile_col: torch.Tensor,
+    tile_diag: torch.Tensor,
+    tile_pairs: torch.Tensor,
+    ranks: torch.Tensor,
+    floor: int,
 ) -> torch.Tensor:
-    """Pairs each ranked tile adds to the head's floor vertical-slash pattern (0 where it already has it)."""
-    nb = ranks.shape[-1]
-    col = qa_order % nb
-    diag = (qa_order // nb - col).clamp(min=0)  # tile-diagonal i - j
+    """Pairs each ranked tile adds to the head's floor vertical-slash pattern (0 where it already has it).
+    `packed_order` indexes the causal tiles; their column, tile-diagonal and pairs come from per-shape tables
+    (`_shape_tables`), not from the flat index: compiled with dynamic shapes, dividing by the tile count was
+    a 64-bit division per tile."""
+    col, diag = tile_col[packed_order], tile_diag[packed_order]
     in_vs = (torch.gather(ranks[0], -1, col) < floor) | (torch.gather(ranks[1], -1, diag) < floor)
-    return torch.where(in_vs, 0, pair_counts.flatten()[qa_order])  # int64: exact in any order
+    return torch.where(in_vs, 0, tile_pairs[packed_order])  # int64: exact in any order
 
 
 @fused
@@ -218,13 +225,18 @@ def _final_tiles(
     inductor recomputed their searches (over 128k-long rows) for every tile, and the pass took 0.87 ms at
     128k on an H200; split, the selection takes 0.32 ms less (BENCHMARKS.md, "Prefill speed")."""
     counts = _vs_counts(gamma, vs)  # (2, R, 1)
-    if ranking is None:
-        return _tiles_of(vs.ranks, counts, causal, None, None, None)
-    m = _qa_taken(gamma, ranking.cum, vs.query_aware, causal.shape[-1])  # (R, 1)
-    last = (m - 1).clamp(min=0)
-    bound = torch.gather(ranking.sorted_probs, -1, last)
-    bound_index = torch.where(m > 0, torch.gather(ranking.order, -1, last), -1)  # -1: no tile taken
-    return _tiles_of(vs.ranks, counts, causal, ranking.tile_probs, bound, bound_index)
+    probs = bound = bound_index = None
+    if ranking is not None:
+        m = _qa_taken(gamma, ranking.cum, vs.query_aware, causal.shape[-1])  # (R, 1)
+        last = (m - 1).clamp(min=0)
+        probs = ranking.tile_probs
+        bound = torch.gather(ranking.sorted_probs, -1, last)
+        bound_index = torch.where(m > 0, torch.gather(ranking.order, -1, last), -1)  # -1: no tile taken
+    module = kernels.optional("coverage_tiles") if causal.is_cuda else None
+    if module is not None:  # the grid pass without inductor's per-tile divisions (0.87 -> 0.0x ms at 128k)
+        ind = vs.ranks < counts
+        return module.coverage_tiles(ind[0], ind[1], probs, bound, bound_index)
+    return _tiles_of(vs.ranks, counts, causal, probs, bound, bound_index)
 
 
 @fused
@@ -250,15 +262,19 @@ def _tiles_of(
     return blocks
 
 
-def _shape_tables(seq_len: int, block: int, device: torch.device | str) -> tuple[torch.Tensor, ...]:
+ShapeTables = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]
+
+
+def _shape_tables(seq_len: int, block: int, device: torch.device | str) -> ShapeTables:
     """Tables that depend on the shape only (cached: every layer asks for the same; do not modify them):
     float64 pairs per key-tile column and per tile-diagonal; overlap[j, t] = pairs of tile (j + t, j), where
-    column j meets diagonal t; the flat indices of the causal tiles, ascending."""
+    column j meets diagonal t; the flat indices of the causal tiles, ascending; and per causal tile (in that
+    order) its column, its tile-diagonal i - j and its int64 pairs."""
     return _shape_tables_cached(seq_len, block, torch.device(device))
 
 
 @lru_cache(maxsize=8)
-def _shape_tables_cached(seq_len: int, block: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+def _shape_tables_cached(seq_len: int, block: int, device: torch.device) -> ShapeTables:
     weights = tile_pair_counts(seq_len, block, block, device).to(torch.float64)
     causal, _ = tile_kinds(seq_len, block, block, device)
     nb = weights.shape[-1]
@@ -270,7 +286,18 @@ def _shape_tables_cached(seq_len: int, block: int, device: torch.device) -> tupl
     )
     rows = (i[:, None] + i[None, :]).clamp(max=nb - 1)
     overlap = torch.where(i[:, None] + i[None, :] < nb, weights[rows, i[:, None]], torch.zeros_like(weights))
-    return col_w, diag_w, overlap, causal.flatten().nonzero().squeeze(-1)
+    tri = causal.flatten().nonzero().squeeze(-1)
+    return col_w, diag_w, overlap, tri, tile_parts(tri, seq_len, block, device)
+
+
+def tile_parts(
+    flat: torch.Tensor, seq_len: int, block: int, device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    """(column, tile-diagonal i - j clamped at 0, int64 pairs) of the tiles at flat indices `flat`."""
+    weights = tile_pair_counts(seq_len, block, block, device)
+    nb = weights.shape[-1]
+    rows, cols = flat // nb, flat % nb
+    return cols, (rows - cols).clamp(min=0), weights.flatten()[flat].to(torch.int64)
 
 
 def _row_cumsum(x: torch.Tensor, part: int, pieces: bool | None = None) -> torch.Tensor:

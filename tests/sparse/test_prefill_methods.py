@@ -289,8 +289,9 @@ def test_flexprefill_sorting_only_causal_tiles_equals_sorting_all(gamma, scaling
     tables = flexprefill._shape_tables
 
     def every_tile(L, bs, device):
-        *rest, _ = tables(L, bs, device)
-        return (*rest, torch.arange(math.ceil(L / bs) ** 2))
+        col_w, diag_w, overlap, _, _ = tables(L, bs, device)
+        every = torch.arange(math.ceil(L / bs) ** 2)
+        return col_w, diag_w, overlap, every, flexprefill.tile_parts(every, L, bs, device)
 
     monkeypatch.setattr(flexprefill, "_shape_tables", every_tile)
     plain = method.select(q, k, scaling=scaling, layer_idx=0)
