@@ -233,7 +233,7 @@ def _final_tiles(
         bound = torch.gather(ranking.sorted_probs, -1, last)
         bound_index = torch.where(m > 0, torch.gather(ranking.order, -1, last), -1)  # -1: no tile taken
     module = kernels.optional("coverage_tiles") if causal.is_cuda else None
-    if module is not None:  # the grid pass without inductor's per-tile divisions (0.87 -> 0.0x ms at 128k)
+    if module is not None:  # no per-tile divisions (with the gain tables: select 8.55 -> 8.25 ms at 128k)
         ind = vs.ranks < counts
         return module.coverage_tiles(ind[0], ind[1], probs, bound, bound_index)
     return _tiles_of(vs.ranks, counts, causal, probs, bound, bound_index)
