@@ -1,9 +1,11 @@
 """Tile patterns as block-mask indices without a tile grid: the Triton row kernel where it can run.
 
 `sparse_eval.kernels.tile_rows` turns per-row scores (block_sparse) or a bool tile grid (any tile-only
-pattern) into FlexAttention's index form and the attended pair counts in one pass. It runs on CUDA tensors
-when triton imports and `SPARSE_EVAL_TILE_KERNEL` is not "off"; otherwise callers take their torch path
-(the same tiles: the tests pin both against the plain rules). "off" exists to measure the torch path.
+pattern) into FlexAttention's index form and the attended pair counts in one pass. It and the other tile
+kernels (`tile_kernels`: vertical_slash's diagonal tiles, flexprefill's coverage grid, the pooled tile
+products) run on CUDA tensors when triton imports and `SPARSE_EVAL_TILE_KERNEL` is not "off"; otherwise
+callers take their torch path (the same tiles: the tests pin both against the plain rules). "off" exists to
+measure the torch path.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ from sparse_eval.backends.pattern import TileIndex, tile_kinds
 ENV = "SPARSE_EVAL_TILE_KERNEL"
 
 
-def kernel_for(x: torch.Tensor, num_kv_blocks: int) -> ModuleType | None:
-    """The kernel module when it may run on `x`'s device for rows of `num_kv_blocks` tiles, else None."""
+def tile_kernels(name: str, x: torch.Tensor) -> ModuleType | None:
+    """The Triton module `sparse_eval.kernels.<name>` of a selection pass over tiles when it may run on `x`'s
+    device (CUDA, triton importable, `SPARSE_EVAL_TILE_KERNEL` not "off"), else None (the torch path runs)."""
     if not x.is_cuda or os.environ.get(ENV, "auto").lower() == "off":
         return None
-    module = kernels.optional("tile_rows")
+    return kernels.optional(name)
+
+
+def kernel_for(x: torch.Tensor, num_kv_blocks: int) -> ModuleType | None:
+    """The row-kernel module when it may run on `x`'s device for rows of `num_kv_blocks` tiles, else None."""
+    module = tile_kernels("tile_rows", x)
     return module if module is not None and num_kv_blocks <= module.MAX_TILES else None
 
 

@@ -12,9 +12,8 @@ from typing import ClassVar
 
 import torch
 
-from sparse_eval import kernels
 from sparse_eval.backends.pattern import BlockPattern, tile_kinds, tile_pair_counts
-from sparse_eval.backends.tile_index import index_from_scores, kernel_for, tile_codes
+from sparse_eval.backends.tile_index import index_from_scores, kernel_for, tile_codes, tile_kernels
 from sparse_eval.compression import pair_budget
 from sparse_eval.methods.pattern_method import PatternPrefillMethod, check_block_sizes
 from sparse_eval.registry import register_method
@@ -201,7 +200,7 @@ def tile_products(pooled_q: torch.Tensor, pooled_k: torch.Tensor) -> torch.Tenso
     (`sparse_eval.kernels.tile_products`, float32-level error, faster than cuBLAS's float32), elsewhere or
     without triton torch.matmul. A kernel that fails at runtime warns once and torch runs from then on."""
     global _products_failed
-    module = kernels.optional("tile_products") if pooled_q.is_cuda and not _products_failed else None
+    module = None if _products_failed else tile_kernels("tile_products", pooled_q)
     if module is not None and module.supports(pooled_q, pooled_k):
         try:
             return module.products(pooled_q, pooled_k)

@@ -10,10 +10,10 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from sparse_eval import kernels
 from sparse_eval.backends.fused import fused
 from sparse_eval.backends.pattern import BlockPattern, tile_pair_counts
 from sparse_eval.backends.scan import prefix_sums
+from sparse_eval.backends.tile_index import tile_kernels
 from sparse_eval.compression import pair_budget
 from sparse_eval.methods.estimation import vertical_slash_scores
 from sparse_eval.methods.pattern_method import PatternPrefillMethod, check_block_sizes
@@ -162,7 +162,7 @@ def tiles_and_column_costs(
     """`selected_tiles` and `diagonal_column_costs`: on CUDA the Triton kernels of
     `sparse_eval.kernels.diagonal_tiles` (the tile sizes compile-time constants: 0.23 -> 0.05 ms at 128k on an
     H200, BENCHMARKS.md), else one compiled call of the plain functions."""
-    module = kernels.optional("diagonal_tiles") if diag_sel.is_cuda else None
+    module = tile_kernels("diagonal_tiles", diag_sel)
     if module is not None:
         along = diagonal_prefix(diag_sel, q_block // kv_block)
         return module.tiles_and_column_costs(diag_sel, along, seq_len, q_block, kv_block)
