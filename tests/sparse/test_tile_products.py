@@ -53,3 +53,47 @@ def test_tile_products_off_cuda_is_the_matmul():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(2, 3, 5, 24, generator=g), torch.randn(2, 3, 7, 24, generator=g)
     assert torch.equal(tile_products(a, b), torch.matmul(a, b.transpose(-1, -2)))
+
+
+def test_a_failing_kernel_warns_once_then_torch_runs(monkeypatch):
+    """A kernel that cannot compile on the user's GPU must not stop the method: one warning, then torch."""
+    from types import SimpleNamespace
+
+    from sparse_eval.methods import block_sparse
+
+    calls = []
+
+    def products(a, b):
+        calls.append(a.shape)
+        raise RuntimeError("no compiler for this GPU")
+
+    fake = SimpleNamespace(supports=lambda a, b: True, products=products)
+    monkeypatch.setattr(
+        block_sparse, "tile_kernels", lambda name, x: fake if name == "tile_products" else None
+    )
+    monkeypatch.setattr(block_sparse, "_products_failed", False)
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(1, 2, 6, 16, generator=g), torch.randn(1, 2, 5, 16, generator=g)
+    with pytest.warns(RuntimeWarning, match="no compiler for this GPU"):
+        first = tile_products(a, b)
+    second = tile_products(a, b)  # no second attempt, no second warning
+    expected = torch.matmul(a, b.transpose(-1, -2))
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+    assert len(calls) == 1
+
+
+def test_out_of_memory_is_not_a_kernel_failure(monkeypatch):
+    from types import SimpleNamespace
+
+    from sparse_eval.methods import block_sparse
+
+    def products(a, b):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    fake = SimpleNamespace(supports=lambda a, b: True, products=products)
+    monkeypatch.setattr(block_sparse, "tile_kernels", lambda name, x: fake)
+    monkeypatch.setattr(block_sparse, "_products_failed", False)
+    a = torch.randn(1, 4, 16)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        tile_products(a, a)
+    assert not block_sparse._products_failed
