@@ -1,0 +1,179 @@
+"""Selection time and selected pattern of two versions of the code, side by side on the same inputs.
+
+    git archive <rev> | tar -x -C /tmp/old            # the older tree (any commit)
+    python benchmarks/ab_versions.py --old-tree /tmp/old --methods vertical_slash flexprefill \
+        --lengths 128k --compressions 10 20 --out $OUT
+
+Why: a change to a selection rule must keep its pattern and should make it faster, and the honest way to
+show both is the old and the new code on one card, on the same inputs, alternated. Loading an old copy of a
+module into the same process is fragile (a second `register_method` of the same class name replaces the
+registry's class, so both sides can silently run one version); here each version runs in its own process,
+with its own tree first on `sys.path`, and the rounds alternate which version goes first.
+
+Each child builds the same random bf16 inputs (28 query / 4 KV heads, d = 128, a fixed seed), times `select`
+(`triton.testing.do_bench` median on CUDA, a wall-clock median elsewhere) and, in the first round, saves the
+pattern (tile grid, column flags, attended pairs per head). The parent prints per cell the medians over rounds
+and whether the two patterns are equal entry by entry, and writes JSON to `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+HQ, HKV, D = 28, 4, 128
+NEW_TREE = Path(__file__).resolve().parents[1]
+
+
+def parse_length(text: str) -> int:
+    return int(text[:-1]) * 1024 if text.lower().endswith("k") else int(text)
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """'name:key=value,...' -> (name, kwargs) with ints and floats converted."""
+    name, _, rest = spec.partition(":")
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        for cast in (int, float):
+            try:
+                kwargs[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            kwargs[key] = value
+    return name, kwargs
+
+
+def pattern_file(cell: str) -> str:
+    return hashlib.sha1(cell.encode()).hexdigest()[:16] + ".pt"
+
+
+def child(args: argparse.Namespace) -> None:
+    """Runs inside one version's tree: time each cell's select, save its pattern; one JSON line to stdout."""
+    import torch
+
+    import sparse_eval
+    from sparse_eval import get_method
+    from sparse_eval.backends.pattern import attended_pairs
+
+    here = Path(sparse_eval.__file__).resolve()
+    if not here.is_relative_to(Path.cwd().resolve()):  # an installed copy shadowed the tree
+        raise SystemExit(f"sparse_eval came from {here}, not from the tree {Path.cwd()}")
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    results: dict[str, float] = {}
+    for L in (parse_length(x) for x in args.lengths):
+        g = torch.Generator(device=device).manual_seed(args.seed)
+        q = torch.randn(1, HQ, L, D, generator=g, device=device, dtype=torch.bfloat16)
+        k = torch.randn(1, HKV, L, D, generator=g, device=device, dtype=torch.bfloat16)
+        for spec in args.methods:
+            name, kwargs = parse_spec(spec)
+            for c in args.compressions:
+                method = get_method(name, compression=c, **kwargs)
+
+                select = partial(method.select, q, k, scaling=D**-0.5, layer_idx=0)
+
+                cell = f"{spec} L={L} c={c:g}"
+                pattern = select()  # compiles and warms up
+                if args.pattern_dir:
+                    flags = pattern.column_flags() if pattern.has_columns else None
+                    saved = {"blocks": pattern.blocks, "columns": flags, "pairs": attended_pairs(pattern)}
+                    torch.save(
+                        {key: v.cpu() if v is not None else None for key, v in saved.items()},
+                        Path(args.pattern_dir) / pattern_file(cell),
+                    )
+                results[cell] = _time_ms(select, device)
+    print("AB_RESULT " + json.dumps(results), flush=True)
+
+
+def _time_ms(fn: Any, device: str) -> float:
+    if device == "cuda":
+        from triton.testing import do_bench
+
+        return float(do_bench(fn, warmup=50, rep=200, return_mode="median"))
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def run_child(tree: Path, args: argparse.Namespace, pattern_dir: Path | None) -> dict[str, float]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--seed", str(args.seed)]
+    command += ["--lengths", *args.lengths, "--methods", *args.methods]
+    command += ["--compressions", *(str(c) for c in args.compressions)]
+    if pattern_dir is not None:
+        pattern_dir.mkdir(parents=True, exist_ok=True)
+        command += ["--pattern-dir", str(pattern_dir)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("AB_RESULT ")]
+    if done.returncode or not lines:
+        raise SystemExit(f"the child in {tree} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("AB_RESULT "))
+
+
+def same_patterns(old_dir: Path, new_dir: Path, cell: str) -> bool:
+    import torch
+
+    a, b = torch.load(old_dir / pattern_file(cell)), torch.load(new_dir / pattern_file(cell))
+    return all(
+        (a[k] is None and b[k] is None) or (a[k] is not None and b[k] is not None and torch.equal(a[k], b[k]))
+        for k in ("blocks", "columns", "pairs")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--old-tree", type=Path, help="a checkout of the older version (git archive REV)")
+    parser.add_argument(
+        "--methods", nargs="*", default=["vertical_slash"], help="specs, e.g. block_sparse:q_block_size=128"
+    )
+    parser.add_argument("--lengths", nargs="*", default=["128k"])
+    parser.add_argument("--compressions", nargs="*", type=float, default=[10.0])
+    parser.add_argument("--rounds", type=int, default=3, help="old/new pairs, alternating which goes first")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--pattern-dir", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.old_tree is None or not (args.old_tree / "sparse_eval").is_dir():
+        parser.error(f"--old-tree must be a checkout holding sparse_eval/, got {args.old_tree}")
+    trees = {"old": args.old_tree.resolve(), "new": NEW_TREE}
+    times: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    for r in range(args.rounds):
+        for version in ("old", "new") if r % 2 == 0 else ("new", "old"):
+            patterns = args.out / "patterns" / version if r == 0 else None
+            for cell, ms in run_child(trees[version], args, patterns).items():
+                times[version].setdefault(cell, []).append(ms)
+    rows = []
+    print(f"{'cell':50s} {'old ms':>8s} {'new ms':>8s}  same pattern")
+    for cell in times["new"]:
+        old, new = statistics.median(times["old"][cell]), statistics.median(times["new"][cell])
+        same = same_patterns(args.out / "patterns" / "old", args.out / "patterns" / "new", cell)
+        rows.append({"cell": cell, "old_ms": times["old"][cell], "new_ms": times["new"][cell], "same": same})
+        print(f"{cell:50s} {old:8.3f} {new:8.3f}  {same}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {"old_tree": str(args.old_tree), "argv": sys.argv[1:], "rows": rows}
+    (args.out / "ab_versions.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
