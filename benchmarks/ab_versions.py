@@ -1,6 +1,6 @@
 """Selection time and selected pattern of two versions of the code, side by side on the same inputs.
 
-    git archive <rev> | tar -x -C /tmp/old            # the older tree (any commit)
+    mkdir -p /tmp/old && git archive <rev> sparse_eval | tar -x -C /tmp/old   # the older code
     python benchmarks/ab_versions.py --old-tree /tmp/old --methods vertical_slash flexprefill \
         --lengths 128k --compressions 10 20 --out $OUT
 
