@@ -38,23 +38,6 @@ def parse_length(text: str) -> int:
     return int(text[:-1]) * 1024 if text.lower().endswith("k") else int(text)
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """'name:key=value,...' -> (name, kwargs) with ints and floats converted."""
-    name, _, rest = spec.partition(":")
-    kwargs: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        for cast in (int, float):
-            try:
-                kwargs[key] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            kwargs[key] = value
-    return name, kwargs
-
-
 def pattern_file(cell: str) -> str:
     return hashlib.sha1(cell.encode()).hexdigest()[:16] + ".pt"
 
@@ -64,8 +47,8 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     import sparse_eval
-    from sparse_eval import get_method
     from sparse_eval.backends.pattern import attended_pairs
+    from sparse_eval.fidelity.runner import MethodSpec
 
     here = Path(sparse_eval.__file__).resolve()
     if not here.is_relative_to(Path.cwd().resolve()):  # an installed copy shadowed the tree
@@ -78,9 +61,8 @@ def child(args: argparse.Namespace) -> None:
         q = torch.randn(1, HQ, L, D, generator=g, device=device, dtype=torch.bfloat16)
         k = torch.randn(1, HKV, L, D, generator=g, device=device, dtype=torch.bfloat16)
         for spec in args.methods:
-            name, kwargs = parse_spec(spec)
             for c in args.compressions:
-                method = get_method(name, compression=c, **kwargs)
+                method = MethodSpec.parse(spec).build(c, backend="flex")  # the tree's own parser and registry
 
                 select = partial(method.select, q, k, scaling=D**-0.5, layer_idx=0)
 
@@ -156,6 +138,11 @@ def main() -> None:
         return
     if args.old_tree is None or not (args.old_tree / "sparse_eval").is_dir():
         parser.error(f"--old-tree must be a checkout holding sparse_eval/, got {args.old_tree}")
+    for text in args.lengths:
+        try:
+            parse_length(text)
+        except ValueError:
+            parser.error(f"--lengths takes token counts like 4096 or 128k, got {text!r}")
     trees = {"old": args.old_tree.resolve(), "new": NEW_TREE}
     times: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
     for r in range(args.rounds):
