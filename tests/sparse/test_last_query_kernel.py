@@ -91,8 +91,8 @@ def test_kernel_matches_torch(kernel, device, B, hq, hkv, L, d, n) -> None:
 
 
 def test_row_statistics_merge_across_row_scale_blocks(kernel, device, monkeypatch) -> None:
-    """Rows longer than one `_row_scale` block (> 262k tokens at the shipped size) combine their per-lane
-    maxima and sums online; a 2-block cap makes a 1100-token row take that path (18 key blocks)."""
+    """Rows longer than one `_row_scale` step (> 16k tokens at the shipped size) combine their maxima and sums
+    online; a 2-block step makes a 1100-token row take that path (18 key blocks)."""
     monkeypatch.setattr(kernel, "ROW_SCALE_BLOCK", 2)
     q, k = integer_qk(1, 4, 2, 1100, 64, seed=9)
     assert_matches(kernel, q.to(device), k.to(device), 0.125, 40)
