@@ -13,7 +13,8 @@ with its own tree first on `sys.path`, and the rounds alternate which version go
 Each child builds the same random bf16 inputs (28 query / 4 KV heads, d = 128, a fixed seed), times `select`
 (`triton.testing.do_bench` median on CUDA, a wall-clock median elsewhere) and, in the first round, saves the
 pattern (tile grid, column flags, attended pairs per head). The parent prints per cell the medians over rounds
-and whether the two patterns are equal entry by entry, and writes JSON to `--out`.
+and whether the two patterns are equal entry by entry (else how many tile and column entries differ), and
+writes JSON to `--out`.
 """
 
 from __future__ import annotations
@@ -107,13 +108,39 @@ def run_child(tree: Path, args: argparse.Namespace, pattern_dir: Path | None) ->
     return json.loads(lines[-1].removeprefix("AB_RESULT "))
 
 
-def same_patterns(old_dir: Path, new_dir: Path, cell: str) -> bool:
+def pattern_differences(old_dir: Path, new_dir: Path, cell: str) -> dict[str, Any]:
+    """How far the two versions' patterns are apart: differing entries of the tile grid and of the column
+    flags (with their totals), and the largest relative change of a head's attended pairs; `same` when all
+    are equal entry by entry. A selection reordered by rounding differs in a few entries, a broken one in many."""
     import torch
 
     a, b = torch.load(old_dir / pattern_file(cell)), torch.load(new_dir / pattern_file(cell))
-    return all(
+    out: dict[str, Any] = {}
+    for key in ("blocks", "columns"):
+        if a[key] is None or b[key] is None or a[key].shape != b[key].shape:
+            out[key] = None if a[key] is None and b[key] is None else "shapes differ"
+            continue
+        out[key] = [int((a[key] != b[key]).sum()), a[key].numel()]
+    pa, pb = a["pairs"].double(), b["pairs"].double()
+    out["pairs_max_rel"] = float(((pb - pa).abs() / pa.clamp(min=1)).max()) if pa.shape == pb.shape else None
+    out["same"] = all(
         (a[k] is None and b[k] is None) or (a[k] is not None and b[k] is not None and torch.equal(a[k], b[k]))
         for k in ("blocks", "columns", "pairs")
+    )
+    return out
+
+
+def describe(diff: dict[str, Any]) -> str:
+    if diff["same"]:
+        return "same"
+    parts = [
+        f"{key} {v[0]}/{v[1]}" if isinstance(v, list) else f"{key} {v}"
+        for key, v in diff.items()
+        if key in ("blocks", "columns") and v is not None
+    ]
+    rel = diff["pairs_max_rel"]
+    return "differs: " + ", ".join(
+        [*parts, "pairs shapes differ" if rel is None else f"pairs max rel {rel:.1e}"]
     )
 
 
@@ -151,12 +178,20 @@ def main() -> None:
             for cell, ms in run_child(trees[version], args, patterns).items():
                 times[version].setdefault(cell, []).append(ms)
     rows = []
-    print(f"{'cell':50s} {'old ms':>8s} {'new ms':>8s}  same pattern")
+    print(f"{'cell':50s} {'old ms':>8s} {'new ms':>8s}  pattern")
     for cell in times["new"]:
         old, new = statistics.median(times["old"][cell]), statistics.median(times["new"][cell])
-        same = same_patterns(args.out / "patterns" / "old", args.out / "patterns" / "new", cell)
-        rows.append({"cell": cell, "old_ms": times["old"][cell], "new_ms": times["new"][cell], "same": same})
-        print(f"{cell:50s} {old:8.3f} {new:8.3f}  {same}")
+        diff = pattern_differences(args.out / "patterns" / "old", args.out / "patterns" / "new", cell)
+        rows.append(
+            {
+                "cell": cell,
+                "old_ms": times["old"][cell],
+                "new_ms": times["new"][cell],
+                "same": diff["same"],
+                "differences": diff,
+            }
+        )
+        print(f"{cell:50s} {old:8.3f} {new:8.3f}  {describe(diff)}")
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"old_tree": str(args.old_tree), "argv": sys.argv[1:], "rows": rows}
     (args.out / "ab_versions.json").write_text(json.dumps(result, indent=1))
