@@ -1,0 +1,55 @@
+"""flexprefill's query-aware gain from the Triton kernel (`sparse_eval.kernels.query_aware_gain`, CUDA) equals
+the plain rule (`flexprefill_rule._query_aware_gain`): per ranked tile, its pairs, or 0 where the head's floor
+columns or diagonals already hold it; for ragged shapes, any floor and any sort order.
+
+The kernel runs on CUDA where there is a GPU, else on CPU tensors through triton's interpreter; its tests are
+skipped where triton is not installed (CI) or its interpreter does not run here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+import torch
+
+from sparse_eval.methods.flexprefill_rule import _query_aware_gain, _shape_tables
+from tests.sparse.triton_kernels import kernel_module
+
+NAME = "sparse_eval.kernels.query_aware_gain"
+
+
+@pytest.fixture(scope="module")
+def kernels() -> Iterator[ModuleType]:
+    one = torch.zeros(1, 1, dtype=torch.long)
+    yield from kernel_module(
+        NAME, lambda m: m.query_aware_gain(one, one[0], one[0], one[0], one.expand(2, 1, 1), 1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("L", "bs", "heads", "floor"),
+    [
+        (1000, 128, 3, 2),
+        (128, 128, 1, 1),
+        (4097, 128, 2, 4),
+        (300, 16, 5, 3),
+        (3000, 32, 2, 0),
+        (600, 64, 2, 99),
+    ],
+)
+def test_kernel_gain_equals_the_plain_rule(kernels, L, bs, heads, floor):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    *_, tri, parts = _shape_tables(L, bs, device)
+    T = tri.numel()  # 4097 / 128 and 3000 / 32 tiles: T not a multiple of the kernel's stretch
+    nb = -(-L // bs)
+    g = torch.Generator().manual_seed(L + bs + heads + floor)
+    order = torch.stack([torch.randperm(T, generator=g) for _ in range(heads)]).to(device)
+    ranks = torch.stack(
+        [torch.stack([torch.randperm(nb, generator=g) for _ in range(heads)]) for _ in range(2)]
+    )
+    ranks = ranks.to(device)
+    got = kernels.query_aware_gain(order, *parts, ranks, floor)
+    expected = _query_aware_gain.eager(order, *parts, ranks, floor)
+    assert got.dtype == torch.int64 and torch.equal(got, expected)
+    assert (got == 0).any() == (floor > 0)  # floor 0 keeps every tile's pairs (all are positive)
