@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The FlashAttention-4 wheel set the H200 benchmarks ran with (BENCHMARKS.md, "Prefill speed"), packed for a
 # GPU machine that installs no packages and takes about 64 MiB per call, the repository's tracked files
-# included (a call with 63.3 MiB in all went through, one with 63.9 MiB was refused): the 92 MB cu13 wheel is
+# included (a call with 63.4 MiB in all went through, one with 63.9 MiB was refused): the 92 MB cu13 wheel is
 # split into parts so that every call stays under CAP_MIB (62 by default) with the tracked files, and the
 # last call (the one that runs the benchmark) keeps SPARE_MIB (4 by default) free for its own carried files.
 #
