@@ -4,43 +4,13 @@ byte-level BPE), including a chat template; trained here on generated text, offl
 from __future__ import annotations
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
+from _trained_tokenizers import train_tokenizer
 
 from longtasks.generate import generate_samples
-from longtasks.tokenizer import LengthTokenizer
-
-CHAT_TEMPLATE = "{% for m in messages %}<s>[{{ m['role'] }}] {{ m['content'] }}</s>\n{% endfor %}{% if add_generation_prompt %}<s>[assistant] {% endif %}"
 
 
-def _train(kind: str, corpus: list[str], add_bos: bool = False) -> LengthTokenizer:
-    if kind == "unigram":
-        backend = Tokenizer(models.Unigram())
-        backend.normalizer = normalizers.NFKC()
-        backend.pre_tokenizer = pre_tokenizers.Metaspace()
-        backend.decoder = decoders.Metaspace()
-        trainer = trainers.UnigramTrainer(
-            vocab_size=600, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>"
-        )
-    elif kind == "wordpiece":
-        backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        backend.pre_tokenizer = pre_tokenizers.Whitespace()
-        trainer = trainers.WordPieceTrainer(vocab_size=600, special_tokens=["[UNK]", "<s>", "</s>"])
-    else:
-        backend = Tokenizer(models.BPE())
-        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        backend.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=600,
-            special_tokens=["<s>", "</s>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        )
-    backend.train_from_iterator(corpus, trainer, length=len(corpus))
-    if add_bos:  # Llama-style: `tokenizer(text)` prepends <s>
-        bos = backend.token_to_id("<s>")
-        backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
-    hf = PreTrainedTokenizerFast(tokenizer_object=backend, chat_template=CHAT_TEMPLATE, bos_token="<s>")
-    return LengthTokenizer.from_hf(f"tiny-{kind}", hf, "trained-in-test")
+def _train(kind: str, corpus: list[str], add_bos: bool = False):
+    return train_tokenizer(kind, corpus, vocab_size=600, add_bos=add_bos)
 
 
 @pytest.fixture(scope="module")
