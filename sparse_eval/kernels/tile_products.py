@@ -21,19 +21,29 @@ HEAD_DIMS = (16, 32, 64, 128, 256)
 
 @triton.jit
 def _products(
-    A, B, C, M, N,
+    A, B, C, M, N, SCALE, PERIOD,
     K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    CAUSAL: tl.constexpr,
 ):  # fmt: skip
-    """A (G, M, K), B (G, N, K), C (G, M, N), float32 and contiguous: C[g] = A[g] @ B[g].T."""
+    """A (G, M, K), B (G, N, K), C (G, M, N), float32 and contiguous: C[g] = (A[g] @ B[g].T) * SCALE. CAUSAL:
+    row r is query tile r % PERIOD, and its entries past that column are -inf (blocks holding none of the
+    others skip their products)."""
     g = tl.program_id(2).to(tl.int64)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
     acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
-    for k0 in tl.static_range(0, K, BLOCK_K):
-        d = k0 + tl.arange(0, BLOCK_K)
-        a = tl.load(A + (g * M + rows[:, None]) * K + d[None, :], mask=rows[:, None] < M, other=0.0)
-        b = tl.load(B + (g * N + cols[:, None]) * K + d[None, :], mask=cols[:, None] < N, other=0.0)
-        acc = tl.dot(a, tl.trans(b), acc, input_precision="tf32x3")
+    live = True
+    if CAUSAL:
+        live = tl.program_id(1) * BLOCK_N <= tl.max(tl.where(rows < M, rows % PERIOD, 0))
+    if live:
+        for k0 in tl.static_range(0, K, BLOCK_K):
+            d = k0 + tl.arange(0, BLOCK_K)
+            a = tl.load(A + (g * M + rows[:, None]) * K + d[None, :], mask=rows[:, None] < M, other=0.0)
+            b = tl.load(B + (g * N + cols[:, None]) * K + d[None, :], mask=cols[:, None] < N, other=0.0)
+            acc = tl.dot(a, tl.trans(b), acc, input_precision="tf32x3")
+    acc = acc * SCALE  # one float32 rounding, as torch's multiply by a Python float
+    if CAUSAL:
+        acc = tl.where(cols[None, :] > (rows % PERIOD)[:, None], float("-inf"), acc)
     tl.store(
         C + (g * M + rows[:, None]) * N + cols[None, :], acc, mask=(rows[:, None] < M) & (cols[None, :] < N)
     )
@@ -51,8 +61,12 @@ def supports(a: torch.Tensor, b: torch.Tensor) -> bool:
     )
 
 
-def products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b.transpose(-1, -2) in float32 for a (..., M, K) and b (..., N, K) (see `supports`)."""
+def products(
+    a: torch.Tensor, b: torch.Tensor, scale: float = 1.0, causal_period: int | None = None
+) -> torch.Tensor:
+    """(a @ b.transpose(-1, -2)) * scale in float32 for a (..., M, K) and b (..., N, K) (see `supports`).
+    `causal_period`: a's row r is query tile r % causal_period, and entry (r, j) is -inf for key tiles j past
+    it; those products are not computed (flexprefill's pooled tile logits, which its softmax masks anyway)."""
     *lead, M, K = a.shape
     N = b.shape[-2]
     a3 = a.reshape(-1, M, K).contiguous()
@@ -61,7 +75,7 @@ def products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if out.numel():
         grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N), a3.shape[0])
         _products[grid](
-            a3, b3, out, M, N, K=K, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=min(K, MAX_BLOCK_K),
-            num_warps=WARPS, num_stages=STAGES,
+            a3, b3, out, M, N, float(scale), causal_period or 1, K=K, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
+            BLOCK_K=min(K, MAX_BLOCK_K), CAUSAL=causal_period is not None, num_warps=WARPS, num_stages=STAGES,
         )  # fmt: skip
     return out.view(*lead, M, N)

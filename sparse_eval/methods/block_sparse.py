@@ -195,15 +195,19 @@ def pooled_scores(query: torch.Tensor, key: torch.Tensor, q_block: int, kv_block
 _products_failed = False
 
 
-def tile_products(pooled_q: torch.Tensor, pooled_k: torch.Tensor) -> torch.Tensor:
-    """pooled_q @ pooled_k^T in float32 for (..., M, D) and (..., N, D): on CUDA the 3xTF32 tensor-core kernel
-    (`sparse_eval.kernels.tile_products`, float32-level error, faster than cuBLAS's float32), elsewhere or
-    without triton torch.matmul. A kernel that fails at runtime warns once and torch runs from then on."""
+def tile_products(
+    pooled_q: torch.Tensor, pooled_k: torch.Tensor, scale: float = 1.0, causal_period: int | None = None
+) -> torch.Tensor:
+    """(pooled_q @ pooled_k^T) * scale in float32 for (..., M, D) and (..., N, D): on CUDA the 3xTF32
+    tensor-core kernel (`sparse_eval.kernels.tile_products`, float32-level error, faster than cuBLAS's
+    float32), elsewhere or without triton torch.matmul. `causal_period`: row r is query tile r % causal_period
+    and its entries for later key tiles are -inf (the kernel skips them). A kernel that fails at runtime warns
+    once and torch runs from then on."""
     global _products_failed
     module = None if _products_failed else tile_kernels("tile_products", pooled_q)
     if module is not None and module.supports(pooled_q, pooled_k):
         try:
-            return module.products(pooled_q, pooled_k)
+            return module.products(pooled_q, pooled_k, scale, causal_period)
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as error:  # e.g. a compile error on some GPU
@@ -213,7 +217,14 @@ def tile_products(pooled_q: torch.Tensor, pooled_k: torch.Tensor) -> torch.Tenso
                 RuntimeWarning,
                 stacklevel=2,
             )
-    return torch.matmul(pooled_q, pooled_k.transpose(-1, -2))
+    out = torch.matmul(pooled_q, pooled_k.transpose(-1, -2))
+    if scale != 1.0:
+        out = out * scale
+    if causal_period is not None:
+        tile = torch.arange(out.shape[-2], device=out.device) % causal_period
+        future = torch.arange(out.shape[-1], device=out.device)[None, :] > tile[:, None]
+        out = out.masked_fill(future, float("-inf"))
+    return out
 
 
 @lru_cache(maxsize=16)

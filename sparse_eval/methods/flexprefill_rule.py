@@ -98,8 +98,9 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
     qa_cum = qa_extra_cum = ranking = None
     if estimate.pooled_q is not None:
         pooled_q = estimate.pooled_q.reshape(B, Hkv, groups * nb, -1)
-        logits = tile_products(pooled_q, estimate.pooled_k).view(R, nb, nb) * scaling
-        tile_probs = torch.softmax(logits.masked_fill(~causal, float("-inf")), -1)  # (R, nb, nb)
+        # -inf past each query tile: the kernel skips those products and the multiply and mask passes
+        logits = tile_products(pooled_q, estimate.pooled_k, scaling, causal_period=nb).view(R, nb, nb)
+        tile_probs = torch.softmax(logits, -1)  # (R, nb, nb)
         sorted_probs, packed_order = torch.sort(
             tile_probs.flatten(-2)[:, tri], dim=-1, descending=True, stable=True
         )

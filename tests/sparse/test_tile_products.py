@@ -42,6 +42,26 @@ def test_products_equal_the_float32_matmul(kernels, lead, M, N, D):
     assert float((got.double() - expected).abs().max()) <= 1e-5 * float(expected.abs().max())
 
 
+@pytest.mark.parametrize(("groups", "period", "D"), [(3, 100, 64), (2, 256, 128), (1, 1, 16), (5, 129, 32)])
+def test_causal_products_are_the_scaled_products_with_the_future_masked(kernels, groups, period, D):
+    """flexprefill's logits: row r is query tile r % period (query groups stacked); the kernel's causal form
+    equals its plain product times the scale with later key tiles at -inf, bit for bit (row blocks that wrap
+    from one group to the next included)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    g = torch.Generator().manual_seed(groups * period + D)
+    a = torch.randn(2, groups * period, D, generator=g).to(device)
+    b = torch.randn(2, period, D, generator=g).to(device)
+    scale = D**-0.5
+    got = kernels.products(a, b, scale, causal_period=period)
+    tile = torch.arange(groups * period, device=device) % period
+    future = torch.arange(period, device=device)[None, :] > tile[:, None]
+    expected = (kernels.products(a, b) * scale).masked_fill(future, float("-inf"))
+    assert torch.equal(got, expected)
+    fallback = tile_products(a.cpu(), b.cpu(), scale, causal_period=period)  # torch's path: same mask
+    assert torch.equal(torch.isinf(fallback), future.cpu().expand_as(fallback))
+    torch.testing.assert_close(fallback, got.cpu(), rtol=1e-5, atol=1e-5)
+
+
 def test_products_reject_what_they_cannot_run(kernels):
     a = torch.randn(1, 4, 32)
     assert not kernels.supports(a.double(), a.double())  # float32 only
@@ -63,7 +83,7 @@ def test_a_failing_kernel_warns_once_then_torch_runs(monkeypatch):
 
     calls = []
 
-    def products(a, b):
+    def products(a, b, *_):
         calls.append(a.shape)
         raise RuntimeError("no compiler for this GPU")
 
@@ -87,7 +107,7 @@ def test_out_of_memory_is_not_a_kernel_failure(monkeypatch):
 
     from sparse_eval.methods import block_sparse
 
-    def products(a, b):
+    def products(a, b, *_):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     fake = SimpleNamespace(supports=lambda a, b: True, products=products)
