@@ -2,7 +2,7 @@
 
 `sparse_eval.kernels.tile_rows` turns per-row scores (block_sparse) or a bool tile grid (any tile-only
 pattern) into FlexAttention's index form and the attended pair counts in one pass. It and the other tile
-kernels (`tile_kernels`: vertical_slash's diagonal tiles, flexprefill's coverage grid and query-aware gain,
+kernels (`tile_kernels`: vertical_slash's diagonal tiles, flexprefill's coverage grid and query-aware prefix sums,
 the pooled tile products) run on CUDA tensors when triton imports and `SPARSE_EVAL_TILE_KERNEL` is not
 "off"; otherwise callers take their torch path (the same tiles: the tests pin both against the plain rules).
 "off" exists to measure the torch path.

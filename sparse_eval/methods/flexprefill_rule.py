@@ -104,15 +104,15 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
         sorted_probs, packed_order = torch.sort(
             tile_probs.flatten(-2)[:, tri], dim=-1, descending=True, stable=True
         )
-        part = nb // 2 if nb % 2 == 0 else nb  # divides nb (nb + 1) / 2
-        qa_cum = _row_cumsum(sorted_probs.double(), part)
-        module = tile_kernels("query_aware_gain", packed_order)
-        gain = (
-            module.query_aware_gain(packed_order, ranks, vs.floor, L, bs)
-            if module is not None  # no per-tile division or table read (0.30 ms at 128k compiled)
-            else _query_aware_gain(packed_order, *tri_parts, ranks, vs.floor)
-        )
-        qa_extra_cum = _row_cumsum(gain, part)
+        module = tile_kernels("query_aware_prefix", packed_order)
+        if module is not None:  # one read of the ranking per pass, no per-tile division or table read
+            qa_cum, qa_extra_cum = module.query_aware_prefix(
+                sorted_probs, packed_order, ranks, vs.floor, L, bs
+            )
+        else:
+            part = nb // 2 if nb % 2 == 0 else nb  # divides nb (nb + 1) / 2
+            qa_cum = _row_cumsum(sorted_probs.double(), part)
+            qa_extra_cum = _row_cumsum(_query_aware_gain(packed_order, *tri_parts, ranks, vs.floor), part)
         ranking = QueryAwareRanking(tile_probs, sorted_probs, packed_order, tri, qa_cum)
 
     if target is None:
