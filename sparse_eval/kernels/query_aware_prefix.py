@@ -23,10 +23,16 @@ WARPS = 4
 
 
 @triton.jit
-def _gain(ORDER, RANK_V, RANK_S, r, k, ok, T, NB, FLOOR, L, BS):
-    """The pairs ranked tiles k of head r add to its floor pattern. ORDER (R, T) positions among the causal
-    tiles of BS x BS tiles over L tokens, row major (tile (i, j), j <= i, is position i (i + 1) / 2 + j);
-    RANK_V, RANK_S (R, NB) the head's column and diagonal ranks."""
+def _block(PROBS, ORDER, RANK_V, RANK_S, T, NB, FLOOR, L, BS, BLOCK: tl.constexpr):
+    """Program (s, r)'s block of head r's ranked tiles: (r, s, tile indices k, in range, float64 probabilities,
+    int64 gains). PROBS (R, T) float32 in rank order; ORDER (R, T) positions among the causal tiles of BS x BS
+    tiles over L tokens, row major (tile (i, j), j <= i, is position i (i + 1) / 2 + j); RANK_V, RANK_S (R, NB)
+    the heads' column and diagonal ranks (a tile of the floor pattern, rank < FLOOR, gains 0)."""
+    r = tl.program_id(1).to(tl.int64)
+    s = tl.program_id(0)
+    k = s * BLOCK + tl.arange(0, BLOCK)
+    ok = k < T
+    prob = tl.load(PROBS + r * T + k, mask=ok, other=0.0).to(tl.float64)
     p = tl.load(ORDER + r * T + k, mask=ok, other=0).to(tl.int64)
     # Row i: the largest i with i (i + 1) / 2 <= p. The float64 root is within one of it; step to the exact.
     i = ((tl.sqrt((8 * p + 1).to(tl.float64)) - 1.0) * 0.5).to(tl.int64)
@@ -39,7 +45,7 @@ def _gain(ORDER, RANK_V, RANK_S, r, k, ok, T, NB, FLOOR, L, BS):
     )
     rows = tl.minimum(BS, L - i * BS)  # the last query tile may be short
     pairs = tl.where(diag > 0, rows * BS, rows * (rows + 1) // 2)  # below the diagonal: full rows
-    return tl.where(in_floor | (ok == 0), 0, pairs)
+    return r, s, k, ok, prob, tl.where(in_floor | (ok == 0), 0, pairs)
 
 
 @triton.jit
@@ -47,14 +53,9 @@ def _block_totals(
     PROBS, ORDER, RANK_V, RANK_S, PROB_SUM, GAIN_SUM, T, NB, FLOOR, L, BS, N_BLOCKS,
     BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """Program (s, r): the float64 sum of PROBS (R, T) float32 and of the gains over block s of head r."""
-    r = tl.program_id(1).to(tl.int64)
-    s = tl.program_id(0)
-    k = s * BLOCK + tl.arange(0, BLOCK)
-    ok = k < T
-    p = tl.load(PROBS + r * T + k, mask=ok, other=0.0).to(tl.float64)
-    gain = _gain(ORDER, RANK_V, RANK_S, r, k, ok, T, NB, FLOOR, L, BS)
-    tl.store(PROB_SUM + r * N_BLOCKS + s, tl.sum(p, 0))
+    """Program (s, r): the float64 sum of the probabilities and the sum of the gains over block s of head r."""
+    r, s, _, _, prob, gain = _block(PROBS, ORDER, RANK_V, RANK_S, T, NB, FLOOR, L, BS, BLOCK)
+    tl.store(PROB_SUM + r * N_BLOCKS + s, tl.sum(prob, 0))
     tl.store(GAIN_SUM + r * N_BLOCKS + s, tl.sum(gain, 0))
 
 
@@ -64,16 +65,9 @@ def _scan(
     BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Program (s, r): block s of head r's inclusive sums, from the totals of the blocks before it."""
-    r = tl.program_id(1).to(tl.int64)
-    s = tl.program_id(0)
-    k = s * BLOCK + tl.arange(0, BLOCK)
-    ok = k < T
-    p = tl.load(PROBS + r * T + k, mask=ok, other=0.0).to(tl.float64)
-    gain = _gain(ORDER, RANK_V, RANK_S, r, k, ok, T, NB, FLOOR, L, BS)
-    p_before = tl.load(PROB_BEFORE + r * N_BLOCKS + s)
-    g_before = tl.load(GAIN_BEFORE + r * N_BLOCKS + s)
-    tl.store(PROB_CUM + r * T + k, tl.cumsum(p, 0) + p_before, mask=ok)
-    tl.store(GAIN_CUM + r * T + k, tl.cumsum(gain, 0) + g_before, mask=ok)
+    r, s, k, ok, prob, gain = _block(PROBS, ORDER, RANK_V, RANK_S, T, NB, FLOOR, L, BS, BLOCK)
+    tl.store(PROB_CUM + r * T + k, tl.cumsum(prob, 0) + tl.load(PROB_BEFORE + r * N_BLOCKS + s), mask=ok)
+    tl.store(GAIN_CUM + r * T + k, tl.cumsum(gain, 0) + tl.load(GAIN_BEFORE + r * N_BLOCKS + s), mask=ok)
 
 
 def query_aware_prefix(
