@@ -123,10 +123,19 @@ def solve_tiles(estimate: Estimate, rule: Rule, scaling: float, target: float | 
         lo = torch.zeros(1, dtype=torch.float64, device=device)
         hi = torch.ones(1, dtype=torch.float64, device=device)
         steps = torch.linspace(0, 1, _GRID_POINTS, dtype=torch.float64, device=device)
+        module = tile_kernels("gamma_pairs", vertical)
         for _ in range(_GRID_ROUNDS):
             # Eager, outside the fused search: a fused multiply-add would round the candidates differently.
             grid = lo + (hi - lo) * steps
-            lo, hi = _zoom(grid, budget, vs, col_w, diag_w, overlap, qa_cum, qa_extra_cum)
+            # the kernel: no float64 product with the overlap table
+            if module is not None:
+                per_head = module.head_pairs(
+                    grid, vs.cums, vs.ranks, vs.query_aware, pair_weights(L, bs, device),
+                    qa_cum, qa_extra_cum, bs, min_blocks, vs.floor,
+                )  # fmt: skip
+                lo, hi = _last_fit_fused(grid, per_head, budget)
+            else:
+                lo, hi = _zoom(grid, budget, vs, col_w, diag_w, overlap, qa_cum, qa_extra_cum)
         gamma = lo
     return _final_tiles(gamma, vs, causal, ranking)
 
@@ -192,19 +201,43 @@ def _zoom(
     qa_cum: torch.Tensor | None,
     qa_extra_cum: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(lo, hi): the largest candidate gamma whose layer pairs fit `budget` and the next one. The pairs are
-    counted without building tiles: float64 sums of integers, exact in any order."""
+    """(lo, hi): the largest candidate gamma whose layer pairs fit `budget` and the next one."""
+    return _last_fit(grid, head_pairs(grid, vs, col_w, diag_w, overlap, qa_cum, qa_extra_cum), budget)
+
+
+def head_pairs(
+    grid: torch.Tensor,
+    vs: VerticalSlashCounts,
+    col_w: torch.Tensor,
+    diag_w: torch.Tensor,
+    overlap: torch.Tensor,
+    qa_cum: torch.Tensor | None,
+    qa_extra_cum: torch.Tensor | None,
+) -> torch.Tensor:
+    """Each head's attended pairs (R, G) at the G candidate gammas, counted without building tiles: float64
+    sums of integers, exact in any order."""
     iv, is_ = (vs.ranks[:, :, None, :] < _vs_counts(grid, vs)[..., None]).to(torch.float64)  # (R, G, nb)
     per_head = iv @ col_w + is_ @ diag_w - ((iv @ overlap) * is_).sum(-1)
     if qa_cum is not None and qa_extra_cum is not None:
         m = _qa_taken(grid, qa_cum, vs.query_aware, vs.ranks.shape[-1])
         extra = torch.gather(qa_extra_cum, -1, (m - 1).clamp(min=0))
         per_head = per_head + torch.where(m > 0, extra, 0).to(per_head.dtype)
+    return per_head
+
+
+def _last_fit(
+    grid: torch.Tensor, per_head: torch.Tensor, budget: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lo, hi) from each head's pairs (R, G) at the candidates: the largest candidate whose layer total fits
+    `budget`, and the next one (float64 or int64 sums of integers: the same comparisons either way)."""
     last_fit = ((per_head.sum(0) <= budget).sum() - 1).view(1)
     # index_select, not grid[0-d tensor]: indexing with a 0-d tensor reads it on the host (a sync)
     return grid.index_select(0, last_fit.clamp(min=0)), grid.index_select(
         0, (last_fit + 1).clamp(max=grid.shape[0] - 1)
     )
+
+
+_last_fit_fused = fused(_last_fit)  # the kernel path's fit: one small fused kernel
 
 
 @dataclass
@@ -297,6 +330,27 @@ def _shape_tables_cached(seq_len: int, block: int, device: torch.device) -> Shap
     overlap = torch.where(i[:, None] + i[None, :] < nb, weights[rows, i[:, None]], torch.zeros_like(weights))
     tri = causal.flatten().nonzero().squeeze(-1)
     return col_w, diag_w, overlap, tri, tile_parts(tri, seq_len, block, device)
+
+
+def pair_weights(
+    seq_len: int, block: int, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """int64 (nb,) tables of the gamma-search kernel (`sparse_eval.kernels.gamma_pairs`), from `_shape_tables`
+    (cached; do not modify): pairs per key-tile column, per tile-diagonal, and of the tile where diagonal t
+    meets a column in a full query row (`overlap[j, t]` for j + t < nb - 1) and in the last query row
+    (`overlap[nb - 1 - t, t]`)."""
+    return _pair_weights_cached(seq_len, block, torch.device(device))
+
+
+@lru_cache(maxsize=8)
+def _pair_weights_cached(
+    seq_len: int, block: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    col_w, diag_w, overlap, *_ = _shape_tables_cached(seq_len, block, device)
+    inner = overlap[0].clone()
+    inner[-1] = 0  # diagonal nb - 1 meets column 0 in the last row only
+    last = overlap.flip(0).diagonal()
+    return tuple(w.to(torch.int64).contiguous() for w in (col_w, diag_w, inner, last))  # type: ignore[return-value]
 
 
 def tile_parts(
