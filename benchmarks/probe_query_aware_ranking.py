@@ -12,10 +12,13 @@ import argparse
 import itertools
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
 import triton
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, not installed
 
 from sparse_eval.kernels import query_aware_prefix as prefix
 
