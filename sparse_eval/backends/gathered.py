@@ -207,17 +207,19 @@ def _forward_into() -> Callable[..., Any] | None:
 @fused
 def columns_before_rows(flags: torch.Tensor, q_block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(columns, n_before) from the column flags (B, H, L), with no wait for their count: the columns as an
-    ascending list (B, H, L) padded with L, and int32 (B * H * nqb,) the columns of each row's head before
-    its first query. One prefix sum (in blocks: `scan.prefix_sums`) gives both."""
+    ascending int32 list (B, H, L) padded with L, and int32 (B * H * nqb,) the columns of each row's head
+    before its first query. One prefix sum (in blocks: `scan.prefix_sums`) gives both. int32, not int64: the
+    table fill reads a head's list once per query tile (0.578 -> 0.556 ms for its 4 calls at 128k, c = 10, on
+    an H200, the same lists; `benchmarks/results/probe_key_lists_h200.json`)."""
     L = flags.shape[-1]
     rank = prefix_sums(flags, torch.int32)
     starts = torch.arange(-(-L // q_block), device=flags.device) * q_block
     n_before = F.pad(rank, (1, 0))[..., starts]
-    position = torch.arange(L, device=flags.device).expand_as(flags)
+    position = torch.arange(L, dtype=torch.int32, device=flags.device).expand_as(flags)
     # A permutation of the L slots (the columns first, the others after them in order), so the list is
     # written whole and contiguous: no spare slot to cut off, no copy per row chunk of the table fill.
     slot = torch.where(flags, rank - 1, rank[..., -1:] + position - rank).long()
-    columns = torch.empty(flags.shape, dtype=torch.long, device=flags.device)
+    columns = torch.empty(flags.shape, dtype=torch.int32, device=flags.device)
     columns = columns.scatter_(-1, slot, torch.where(flags, position, L))
     return columns, n_before.flatten()
 

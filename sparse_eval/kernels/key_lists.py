@@ -95,7 +95,7 @@ def fill_key_lists(
     row's length; entries past a row's length are left as they are) and their lengths into the same rows of
     `lengths` (int32, all rows): the form without a host read needs no separate pass to count them.
 
-    columns: long (B, H, C) ascending exact columns (padding past each head's count is never read);
+    columns: int32 or long (B, H, C) ascending exact columns (padding past each head's count is never read);
     n_before: int32 (B * H * nqb,) columns of the row's head before its first query;
     blocks: bool (B, H, nqb, nkb) selected tiles, every row's diagonal tiles among them;
     page_base: long (B * H,) page of position 0 for each (batch, query head); page_stride: pages per position.

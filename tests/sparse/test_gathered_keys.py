@@ -172,7 +172,8 @@ def test_the_column_list_and_counts_before_each_row_need_no_count(L):
     columns, n_before = gathered.columns_before_rows(pattern.column_flags(), 64)
     count = pattern.columns.shape[-1]
     assert columns.shape == (*pattern.batch_heads, L)
-    assert torch.equal(columns[..., :count], pattern.columns) and (columns[..., count:] == L).all()
+    assert columns.dtype == torch.int32 and (columns[..., count:] == L).all()
+    assert torch.equal(columns[..., :count].long(), pattern.columns)
     assert torch.equal(n_before, gathered.key_list_lengths(pattern)[1])
 
 
