@@ -20,7 +20,7 @@ from sparse_eval.methods.flexprefill_rule import (
     head_pairs,
     pair_weights,
 )
-from tests.sparse.triton_kernels import kernel_module
+from tests.sparse.triton_kernels import flexprefill_tiles_with_one_kernel, kernel_module
 
 NAME = "sparse_eval.kernels.gamma_pairs"
 
@@ -135,18 +135,5 @@ def test_kernel_refuses_mismatched_inputs(kernels):
 
 @pytest.mark.parametrize("tau", [0.0, 0.3, 10.0])  # no query-aware head; mixed; all query-aware
 def test_flexprefill_through_the_gamma_kernel_selects_the_same_tiles(kernels, monkeypatch, tau):
-    from sparse_eval import get_method
-    from sparse_eval.methods import flexprefill_rule
-
-    device = _device()
-    g = torch.Generator().manual_seed(11)
-    q = (torch.randn(1, 4, 900, 16, generator=g) + 0.5 * torch.randn(1, 4, 1, 16, generator=g)).to(device)
-    k = (torch.randn(1, 2, 900, 16, generator=g) + 0.5 * torch.randn(1, 2, 1, 16, generator=g)).to(device)
-    method = get_method("flexprefill", compression=3.0, tau=tau, block_size=32, min_budget=64, last_q_size=48)
-    monkeypatch.setattr(flexprefill_rule, "tile_kernels", lambda name, x: None)
-    plain = method.select(q, k, scaling=0.25, layer_idx=0)
-    monkeypatch.setattr(
-        flexprefill_rule, "tile_kernels", lambda name, x: kernels if name == "gamma_pairs" else None
-    )
-    fast = method.select(q, k, scaling=0.25, layer_idx=0)
-    assert torch.equal(fast.blocks, plain.blocks) and fast.blocks.sum() < plain.blocks.numel()
+    plain, fast = flexprefill_tiles_with_one_kernel(kernels, "gamma_pairs", monkeypatch, tau, 900, 11)
+    assert torch.equal(fast, plain) and fast.sum() < plain.numel()

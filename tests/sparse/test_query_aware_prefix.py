@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from sparse_eval.methods.flexprefill_rule import _query_aware_gain, _shape_tables
-from tests.sparse.triton_kernels import kernel_module
+from tests.sparse.triton_kernels import flexprefill_tiles_with_one_kernel, kernel_module
 
 NAME = "sparse_eval.kernels.query_aware_prefix"
 
@@ -90,18 +90,5 @@ def test_kernel_refuses_a_ranking_that_does_not_fit_the_tiles(kernels):
 
 @pytest.mark.parametrize("tau", [0.3, 10.0])  # mixed heads; all query-aware
 def test_flexprefill_through_the_prefix_kernels_selects_the_same_tiles(kernels, monkeypatch, tau):
-    from sparse_eval import get_method
-    from sparse_eval.methods import flexprefill_rule
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    g = torch.Generator().manual_seed(5)
-    q = (torch.randn(1, 4, 700, 16, generator=g) + 0.5 * torch.randn(1, 4, 1, 16, generator=g)).to(device)
-    k = (torch.randn(1, 2, 700, 16, generator=g) + 0.5 * torch.randn(1, 2, 1, 16, generator=g)).to(device)
-    method = get_method("flexprefill", compression=3.0, tau=tau, block_size=32, min_budget=64, last_q_size=48)
-    monkeypatch.setattr(flexprefill_rule, "tile_kernels", lambda name, x: None)
-    plain = method.select(q, k, scaling=0.25, layer_idx=0)
-    monkeypatch.setattr(
-        flexprefill_rule, "tile_kernels", lambda name, x: kernels if name == "query_aware_prefix" else None
-    )
-    fast = method.select(q, k, scaling=0.25, layer_idx=0)
-    assert torch.equal(fast.blocks, plain.blocks) and fast.blocks.sum() < plain.blocks.numel()
+    plain, fast = flexprefill_tiles_with_one_kernel(kernels, "query_aware_prefix", monkeypatch, tau, 700, 5)
+    assert torch.equal(fast, plain) and fast.sum() < plain.numel()

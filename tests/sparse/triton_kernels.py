@@ -62,3 +62,25 @@ def kernel_module(name: str, smoke: Callable[[ModuleType], object]) -> Iterator[
             yield module
     finally:
         _reload_kernels(name)  # compiled kernels again, with the original triton
+
+
+def flexprefill_tiles_with_one_kernel(
+    kernels: ModuleType, name: str, monkeypatch: pytest.MonkeyPatch, tau: float, seq_len: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(plain, fast): a flexprefill selection's tiles on small structured inputs with every tile kernel off,
+    then with only kernel module `name` (`kernels`) on: a kernel that keeps the rule gives the same tiles."""
+    from sparse_eval import get_method
+    from sparse_eval.methods import flexprefill_rule
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(1, 4, seq_len, 16, generator=g) + 0.5 * torch.randn(1, 4, 1, 16, generator=g)
+    k = torch.randn(1, 2, seq_len, 16, generator=g) + 0.5 * torch.randn(1, 2, 1, 16, generator=g)
+    method = get_method("flexprefill", compression=3.0, tau=tau, block_size=32, min_budget=64, last_q_size=48)
+    monkeypatch.setattr(flexprefill_rule, "tile_kernels", lambda kernel, x: None)
+    plain = method.select(q.to(device), k.to(device), scaling=0.25, layer_idx=0)
+    monkeypatch.setattr(
+        flexprefill_rule, "tile_kernels", lambda kernel, x: kernels if kernel == name else None
+    )
+    fast = method.select(q.to(device), k.to(device), scaling=0.25, layer_idx=0)
+    return plain.blocks, fast.blocks
