@@ -1,16 +1,17 @@
 """flexprefill's gamma search, one Triton pass per round: each head's attended pairs for each candidate gamma.
 
 Why: in torch a round built the (heads, candidates, tiles) column and diagonal indicators in float64 and counted
-the pairs where a chosen column meets a chosen diagonal with a float64 matrix product against the (tiles, tiles)
-overlap table: about 0.14 ms of kernels a round at 128k on an H200, 0.07 of it the product; with this kernel
-flexprefill's selection took 7.07 -> 6.93 ms side by side (benchmarks/results/ab_flexprefill_gamma_kernel_h200.json). The overlap of column j and
-tile-diagonal t is the pairs of tile (j + t, j), and only two kinds of tile occur there: one in a full query
-row, and one in the last query row (which may be short). So the overlap with diagonal t is the count of chosen
-columns before the last row's column times the first, plus the last row's column times the second: a prefix
-count, no product. Here one program per (candidate, head) finds the head's column and diagonal counts (a
-binary search in the sorted cumulative token probabilities), walks its tile ranks once, and adds the pairs its
-query-aware tiles gain (a binary search in their cumulative probabilities). Integers throughout, so the sums
-equal the torch path's float64 sums of the same integers. Runs under `TRITON_INTERPRET=1` on CPU tensors too.
+the pairs where a chosen column meets a chosen diagonal with a float64 product against the (tiles, tiles)
+overlap table: about 0.14 ms of kernels a round at 128k on an H200, half of it the product. Column j meets
+tile-diagonal t in tile (j + t, j), and only two kinds of tile occur there: a tile of a full query row, or one
+of the last query row (which may be short). So the overlap of diagonal t with the chosen columns is the count
+of chosen columns j < nb - 1 - t times the first kind's pairs, plus (column nb - 1 - t chosen) times the second
+kind's: a prefix count, no product. One program per (candidate, head) finds the head's column and diagonal
+counts (binary searches in its sorted cumulative token probabilities), walks its tile ranks once, and adds the
+pairs its query-aware tiles gain (a binary search in their cumulative probabilities). Integers throughout, so
+the counts equal the torch path's float64 sums of the same integers. Side by side, flexprefill's selection took
+7.07 -> 6.93 ms at 128k (benchmarks/results/ab_flexprefill_gamma_kernel_h200.json). Runs under
+`TRITON_INTERPRET=1` on CPU tensors too.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def _head_pairs(
 
 
 def _top_power(n: int) -> int:
+    """The largest power of two <= n (1 for n < 2): the first step of `_count_at_most`."""
     return 1 << max(n, 1).bit_length() - 1
 
 
