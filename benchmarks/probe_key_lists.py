@@ -69,7 +69,7 @@ def _fill_times(c: float, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> 
         "col_block_1024": fill(column_block=1024),
         "col_block_256": fill(column_block=256),
         "warps_8": fill(num_warps=8),
-        "warps_2": fill(num_warps=2),
+        "warps_4": fill(num_warps=4),
         "no_columns_bound": fill(counts=torch.zeros_like(n_before)),
     }
     result: dict = {"list_entries": reference[1], "columns": int(pattern.column_flags().sum())}
