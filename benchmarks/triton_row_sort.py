@@ -8,7 +8,7 @@ The idea: torch sorts fewer than 128 long rows by sorting all entries at once wi
 range of the output from the start, the positions are 4 bytes, and a values-only sort moves only the keys.
 Measured (`benchmarks/probe_row_sort.py`, H200): 5-7x slower than torch on every shape. The stable rank inside a
 block comes from `tl.sort` of (digit, place), a bitonic network, and that network is the cost (2048-entry blocks
-ran 1.5x faster than 4096).
+ran 1.3-1.4x faster than 4096).
 
 On softmax rows the order equals `torch.sort(x, descending=True, stable=True)`, values and positions, bit for bit
 (checked by the probe on the H200). Keys are the floats' bits twiddled so that unsigned order is descending float
