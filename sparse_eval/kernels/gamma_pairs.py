@@ -10,7 +10,8 @@ kind's: a prefix count, no product. One program per (candidate, head) finds the 
 counts (64-way searches in its sorted cumulative token probabilities), walks its tile ranks once, and adds the
 pairs its query-aware tiles gain (a search in their cumulative probabilities). Integers throughout, so
 the counts equal the torch path's float64 sums of the same integers. Side by side, flexprefill's selection took
-7.07 -> 6.93 ms at 128k (benchmarks/results/ab_flexprefill_gamma_kernel_h200.json). Runs under
+7.07 -> 6.93 ms at 128k (benchmarks/results/ab_flexprefill_gamma_kernel_h200.json); the 64-way searches, with a
+smaller change, 6.89 -> 6.84 ms (ab_flexprefill_search_width_h200.json). Runs under
 `TRITON_INTERPRET=1` on CPU tensors too.
 """
 
