@@ -28,7 +28,7 @@ SEARCH_WIDTH = 64  # entries a search step reads at once
 @triton.jit
 def _count_at_most(ROW, n, x, top, WIDTH: tl.constexpr):
     """Entries of the ascending ROW[0:n] that are <= x (torch.searchsorted(..., right=True)), by a WIDTH-ary
-    search: each step reads WIDTH - 1 entries at once and keeps the stretch between the last <= x and the next,
+    search: each step reads WIDTH entries at once and keeps the stretch between the last <= x and the next,
     so a 128k-long row takes 3 dependent reads, not 17 (each a trip to memory). `top` is the largest power of
     WIDTH that is <= n (1 for n < WIDTH)."""
     pos = tl.zeros([], tl.int64)
