@@ -39,13 +39,14 @@ def _rows(rows: int, n: int) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "bench_out")))
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if not torch.cuda.is_available():
-        print("needs a CUDA GPU")
-        raise SystemExit(2)
+        parser.error("this probe times CUDA sorts; no GPU here")
     default = (row_sort.BLOCK, row_sort.WARPS)
     results: dict[str, dict] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
     for name, (rows, n, positions) in SHAPES.items():
