@@ -128,6 +128,13 @@ def analyze(frame: pd.DataFrame, out_dir: Path, options: AnalysisOptions | None 
         )
 
     tests = compression_tests(frame, options.test)
+    untested = tests[~tests["tested"].astype(bool)]
+    if not untested.empty:
+        out.skip(
+            f"maximum compression: {len(untested)} (method, compression) result(s) have fewer than 2 samples "
+            "paired with the dense run (same inputs) and count as not preserving accuracy; run more samples, "
+            "with the dense run's --sample-seed"
+        )
     maximum = max_compression(tests, options.test)
     out.table("max_compression_tests", tests)
     out.table("max_compression", maximum)

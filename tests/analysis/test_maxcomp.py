@@ -117,3 +117,20 @@ def test_pairs_are_matched_by_input_not_by_row_order():
     sparse = frame_from({("vs", 4.0): [1.0, 0.0] * 10}).iloc[::-1]  # same scores per input, reversed rows
     tests = compression_tests(pd.concat([dense, sparse]))
     assert tests.loc[0, "p_value"] == 1.0 and tests.loc[0, "n_pairs"] == 20
+
+
+@pytest.mark.parametrize("correction", ["none", "holm"])
+def test_a_compression_too_few_samples_to_test_never_counts_as_preserving(correction):
+    """One sparse sample (a --limit 1 run), or samples sharing no input with dense: no p-value, so the
+    compression is reported untested and the maximum stops below it, however the dense run did."""
+    dense = frame_from({("dense", 1.0): [1.0] * 20})
+    passing = frame_from({("vs", 2.0): [1.0] * 20})
+    one = frame_from({("vs", 10.0): [0.0]})
+    unpaired = frame_from({("vs", 20.0): [0.0] * 20}).assign(doc_hash=lambda f: "other-" + f["doc_hash"])
+    options = TestOptions(correction=correction)
+    tests = compression_tests(pd.concat([dense, passing, one, unpaired]), options)
+    assert tests["tested"].tolist() == [True, False, False]
+    assert tests["significant_drop"].tolist() == [False, False, False]
+    assert tests["p_adjusted"].isna().tolist() == [False, True, True]
+    assert tests.loc[2, "n_pairs"] == 0
+    assert max_compression(tests, options)["max_compression"].tolist() == [2.0]

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 CELL = ["model", "model_name", "n_params", "length", "task"]
 TEST_COLUMNS = [
     *CELL, "method", "phase", "compression", "achieved_compression", "n_dense", "n_sparse", "n_pairs",
-    "dense_mean", "sparse_mean", "difference", "p_value", "p_adjusted", "significant_drop",
+    "dense_mean", "sparse_mean", "difference", "p_value", "p_adjusted", "tested", "significant_drop",
 ]  # fmt: skip
 MAX_COLUMNS = [*CELL, "method", "phase", "max_compression", "compressions_tested", "n_samples"]
 
@@ -42,7 +42,8 @@ def _test_one(dense: pd.DataFrame, sparse: pd.DataFrame, options: TestOptions) -
         d, s = dense["score"].to_numpy(), sparse["score"].to_numpy()
         keys = []
     p = drop_p_value(d, s, options) if min(d.size, s.size) >= 2 else np.nan
-    return {"n_pairs": len(keys), "dense_mean": float(d.mean()), "sparse_mean": float(s.mean()), "p_value": p}
+    mean = lambda x: float(x.mean()) if x.size else np.nan  # noqa: E731 (no pairs: no mean, no warning)
+    return {"n_pairs": len(keys), "dense_mean": mean(d), "sparse_mean": mean(s), "p_value": p}
 
 
 def compression_tests(frame: pd.DataFrame, options: TestOptions = DEFAULT_TEST) -> pd.DataFrame:
@@ -72,19 +73,25 @@ def compression_tests(frame: pd.DataFrame, options: TestOptions = DEFAULT_TEST) 
                 "achieved_compression": float(cell["achieved_compression"].mean()),
                 "n_dense": len(dense), "n_sparse": len(cell), **_test_one(dense, cell, options),
             })  # fmt: skip
-        adjusted = adjust([row["p_value"] for row in family], options)
-        for row, p_adj in zip(family, adjusted, strict=True):
-            row["p_adjusted"] = p_adj
-            row["significant_drop"] = bool(p_adj < options.alpha)
+        # A compression with fewer than 2 (paired) samples has no p-value: it is left out of the correction
+        # and never counts as preserving accuracy (`tested` False), instead of passing as "no significant drop".
+        tested = [bool(np.isfinite(row["p_value"])) for row in family]
+        adjusted = iter(
+            adjust([row["p_value"] for row, ok in zip(family, tested, strict=True) if ok], options)
+        )
+        for row, ok in zip(family, tested, strict=True):
+            row["p_adjusted"] = next(adjusted) if ok else np.nan
+            row["tested"] = ok
+            row["significant_drop"] = bool(ok and row["p_adjusted"] < options.alpha)
             row["difference"] = row["sparse_mean"] - row["dense_mean"]
         rows.extend(family)
     return pd.DataFrame(rows, columns=TEST_COLUMNS)
 
 
-def _largest_passing(compressions: list[float], rejected: list[bool], rule: str) -> float:
+def _largest_passing(compressions: list[float], passed: list[bool], rule: str) -> float:
     best = 1.0
-    for compression, reject in sorted(zip(compressions, rejected, strict=True)):
-        if reject:
+    for compression, ok in sorted(zip(compressions, passed, strict=True)):
+        if not ok:
             if rule == "sequential":
                 break
             continue
@@ -93,7 +100,8 @@ def _largest_passing(compressions: list[float], rejected: list[bool], rule: str)
 
 
 def max_compression(tests: pd.DataFrame, options: TestOptions = DEFAULT_TEST) -> pd.DataFrame:
-    """Per (model, length, task, method): the largest compression not significantly below dense (1 = none)."""
+    """Per (model, length, task, method): the largest compression tested and not significantly below dense
+    (1 = none); an untested compression (too few samples) counts as not preserving accuracy."""
     pd = _deps.pandas()
     rows = []
     for key, group in tests.groupby(["model", "length", "task", "method"], sort=True):
@@ -101,7 +109,9 @@ def max_compression(tests: pd.DataFrame, options: TestOptions = DEFAULT_TEST) ->
         compressions = group["compression"].tolist()
         rows.append({
             **{column: first[column] for column in CELL}, "method": key[3], "phase": first["phase"],
-            "max_compression": _largest_passing(compressions, group["significant_drop"].tolist(), options.rule),
+            "max_compression": _largest_passing(
+                compressions, (group["tested"] & ~group["significant_drop"]).tolist(), options.rule
+            ),
             "compressions_tested": ",".join(f"{c:g}" for c in sorted(compressions)), "n_samples": int(first["n_dense"]),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=MAX_COLUMNS)
