@@ -87,6 +87,19 @@ def test_every_axis_can_be_held_out(cells, axis):
     assert result.per_task.set_index("task").loc["all", "mae"] < 0.05
 
 
+def test_a_model_without_a_parameter_count_is_left_out_not_held_out(cells):
+    """lm-eval may record no parameter count: such a model has no place on the model axis, so the largest
+    known size is held out and the unknown one is neither trained on nor predicted, with a note."""
+    unknown = cells.assign(n_params=cells["n_params"].where(cells["n_params"] != SIZES[1]))
+    result = held_out_fit(unknown, "model", LAW)
+    assert result.held_out_value == SIZES[-1]
+    assert set(result.predictions["n_params"]) == {SIZES[-1]}
+    assert result.per_task.set_index("task").loc["all", "n"] == (cells["n_params"] == SIZES[-1]).sum()
+    assert any("with no n_params value left out" in note for note in result.notes)
+    with pytest.raises(ValueError, match="the cells have 2"):
+        held_out_fit(unknown[unknown["n_params"] != SIZES[0]], "model", LAW)
+
+
 def test_linear_link_is_an_option_and_fits_worse_on_logistic_data(cells):
     logistic, linear = (
         fit_law(cells, LAW),

@@ -48,6 +48,9 @@ def held_out_fit(cells: pd.DataFrame, axis: str, law: ScalingLaw = DEFAULT_LAW) 
     if axis not in HELD_OUT_AXES:
         raise ValueError(f"held-out axis must be one of {sorted(HELD_OUT_AXES)}, got {axis!r}")
     column = HELD_OUT_AXES[axis]
+    # e.g. lm-eval recorded no parameter count: such cells have no place on the axis
+    unknown = int(cells[column].isna().sum())
+    cells = cells[cells[column].notna()]
     values = sorted(cells[column].unique())
     if len(values) < 3:
         raise ValueError(
@@ -55,6 +58,7 @@ def held_out_fit(cells: pd.DataFrame, axis: str, law: ScalingLaw = DEFAULT_LAW) 
             f"1 to predict); the cells have {len(values)}: {[float(v) for v in values]}"
         )
     top = values[-1]
+    left_out = [f"{unknown} cell(s) with no {column} value left out"] if unknown else []
     train, test = cells[cells[column] != top], cells[cells[column] == top]
     fitted = fit_law(train, law)
     test = test[test["task"].isin(fitted.tasks)].copy()
@@ -62,4 +66,4 @@ def held_out_fit(cells: pd.DataFrame, axis: str, law: ScalingLaw = DEFAULT_LAW) 
     rows = [{"task": task, **_metrics(group)} for task, group in test.groupby("task")]
     rows.append({"task": "all", **_metrics(test)})
     return HeldOutResult(axis=axis, held_out_value=float(top), fitted=fitted, predictions=test,
-                         per_task=pd.DataFrame(rows), notes=list(fitted.notes))  # fmt: skip
+                         per_task=pd.DataFrame(rows), notes=[*left_out, *fitted.notes])  # fmt: skip
