@@ -85,3 +85,20 @@ def test_every_plot_is_written_as_png_and_svg(outputs):
     for path in result.plots:
         assert path.exists() and path.stat().st_size > 5000, path
     assert {path.suffix for path in result.plots} == {".png", ".svg"}
+
+
+def test_models_sharing_a_last_path_part_get_their_own_plots(tmp_path):
+    """Two checkpoints named .../final must not overwrite each other's figure; unique names stay short."""
+    from longtasks.analysis.plots.accuracy import accuracy_vs_compression
+    from longtasks.analysis.plots.style import model_names
+
+    names = model_names(["/ckpts/run-a/final", "/ckpts/run-b/final", "Qwen/Qwen2.5-7B"])
+    assert names["Qwen/Qwen2.5-7B"] == ("Qwen2.5-7B", "Qwen2.5-7B")
+    assert names["/ckpts/run-a/final"] == ("/ckpts/run-a/final", "ckpts_run-a_final")
+    rows = [
+        {"model": model, "task": "t", "length": 1024, "method": method, "target_compression": c, "score": 1.0}
+        for model in ("/ckpts/run-a/final", "/ckpts/run-b/final")
+        for method, c in (("dense", 1.0), ("vs", 5.0))
+    ]
+    paths = accuracy_vs_compression(pd.DataFrame(rows), tmp_path)
+    assert len(set(paths)) == len(paths) == 4 and all(path.exists() for path in paths)

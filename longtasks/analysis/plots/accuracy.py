@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 from longtasks.analysis import _deps
 from longtasks.analysis.methods import DENSE
-from longtasks.analysis.plots.style import figure, hide_unused, length_label, log_ticks, note, save, slug
+from longtasks.analysis.plots.style import (
+    figure,
+    hide_unused,
+    length_label,
+    log_ticks,
+    model_names,
+    note,
+    save,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +38,7 @@ def accuracy_vs_compression(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     plt = _deps.pyplot()
     paths = []
     means = _task_means(frame)
+    names = model_names(means["model"])
     for model, data in means.groupby("model"):
         tasks = [*sorted(set(data["task"]) - {ALL_TASKS}), ALL_TASKS]
         cols = min(3, len(tasks))
@@ -59,8 +68,8 @@ def accuracy_vs_compression(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         if handles:
             fig.legend(handles, labels, loc="outside right upper")
         hide_unused(axes, len(tasks))
-        fig.suptitle(f"Accuracy vs compression — {Path(str(model)).name}")
-        paths += save(fig, out_dir, f"accuracy_vs_compression_{slug(model)}")
+        fig.suptitle(f"Accuracy vs compression — {names[model][0]}")
+        paths += save(fig, out_dir, f"accuracy_vs_compression_{names[model][1]}")
     return paths
 
 
@@ -71,6 +80,7 @@ def accuracy_vs_length(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     paths = []
     means = _task_means(frame)
     means = means[means["task"] == ALL_TASKS]
+    names = model_names(means["model"])
     for model, data in means.groupby("model"):
         methods = sorted(set(data["method"]) - {DENSE}) or [DENSE]
         fig, axes = figure(1, len(methods))
@@ -102,6 +112,6 @@ def accuracy_vs_length(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         handles, labels = axes.flat[0].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="outside right upper")
-        fig.suptitle(f"Accuracy vs length — {Path(str(model)).name}")
-        paths += save(fig, out_dir, f"accuracy_vs_length_{slug(model)}")
+        fig.suptitle(f"Accuracy vs length — {names[model][0]}")
+        paths += save(fig, out_dir, f"accuracy_vs_length_{names[model][1]}")
     return paths

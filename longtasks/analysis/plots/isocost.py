@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from longtasks.analysis import _deps
-from longtasks.analysis.plots.style import figure, length_label, log_ticks, note, save
+from longtasks.analysis.plots.style import figure, length_label, log_ticks, model_names, note, save
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +27,7 @@ def isocost_plot(points: pd.DataFrame, out_dir: Path) -> list[Path]:
     lengths = sorted(points["length"].unique()) or [0]
     fig, axes = figure(len(phases), len(lengths), width=4.2, height=3.4)
     models = list(points.sort_values("n_params")["model"].unique())
+    names = model_names(models)
     top = max(2.0, float(points["cost_compression"].max())) if len(points) else 2.0
     norm = colors.LogNorm(vmin=1.0, vmax=top)
     cmap = plt.get_cmap("viridis")
@@ -41,7 +42,7 @@ def isocost_plot(points: pd.DataFrame, out_dir: Path) -> list[Path]:
                 mine = panel[panel["model"] == model]
                 ax.scatter(mine["cost"], mine["accuracy"], c=mine["cost_compression"], cmap=cmap, norm=norm,
                            marker=MARKERS[i % len(MARKERS)], s=36, edgecolors="black", linewidths=0.4,
-                           label=Path(str(model)).name)  # fmt: skip
+                           label=names[model][0])  # fmt: skip
             front = panel[panel["on_frontier"]].sort_values("cost")
             ax.plot(
                 front["cost"],

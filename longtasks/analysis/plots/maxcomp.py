@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from longtasks.analysis import _deps
-from longtasks.analysis.plots.style import figure, length_label, log_ticks, note, save
+from longtasks.analysis.plots.style import figure, length_label, log_ticks, model_names, note, save
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,6 +20,7 @@ def max_compression_plot(maximum: pd.DataFrame, out_dir: Path) -> list[Path]:
     methods = sorted(maximum["method"].unique()) or ["(none)"]
     fig, axes = figure(1, len(methods), width=4.6, height=3.6)
     models = list(maximum.sort_values("n_params")["model"].unique())
+    names = model_names(models)
     colours = dict(zip(models, plt.get_cmap("tab10").colors, strict=False))
     rng = np.random.default_rng(0)
     for ax, method in zip(axes.flat, methods, strict=False):
@@ -39,7 +40,7 @@ def max_compression_plot(maximum: pd.DataFrame, out_dir: Path) -> list[Path]:
                 x = i - 0.4 + width * (j + 0.5)
                 jitter = rng.uniform(-width / 5, width / 5, size=values.size)
                 ax.scatter(x + jitter, values, s=14, alpha=0.6, color=colours[model],
-                           label=Path(str(model)).name if i == 0 else None)  # fmt: skip
+                           label=names[model][0] if i == 0 else None)  # fmt: skip
                 sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
                 ax.errorbar(x, values.mean(), yerr=sd, color=colours[model], capsize=3, linewidth=1.2)
                 ax.hlines(

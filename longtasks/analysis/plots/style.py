@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,23 @@ FORMATS = ("png", "svg")
 
 def slug(text: str) -> str:
     """A file-name-safe version of a model name or path."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(text)).name or str(text)).strip("_") or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "model"
+
+
+def model_names(models: Iterable[Any]) -> dict[Any, tuple[str, str]]:
+    """Per model, (title, file-name part): its last path part where no other model shares it, else the whole
+    name or path (`/ckpts/run-a/final` and `/ckpts/run-b/final` must not write to the same file)."""
+    models = list(dict.fromkeys(models))
+    short = {model: Path(str(model)).name or str(model) for model in models}
+    counts = Counter(short.values())
+    titles = {model: short[model] if counts[short[model]] == 1 else str(model) for model in models}
+    stems: dict[Any, tuple[str, str]] = {}
+    used: Counter[str] = Counter()
+    for model in models:
+        stem = slug(titles[model])
+        used[stem] += 1
+        stems[model] = (titles[model], stem if used[stem] == 1 else f"{stem}_{used[stem]}")
+    return stems
 
 
 def figure(rows: int, cols: int, width: float = 4.0, height: float = 3.2) -> tuple[Any, Any]:
