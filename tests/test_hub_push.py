@@ -254,6 +254,16 @@ def test_bad_repo_id(folder: Path, repo_id: str, no_network) -> None:
         push(folder, repo_id, dry_run=True)
 
 
+@pytest.mark.parametrize("repo_id", ["a/[/x]", "a/[x]"])
+def test_a_bad_repo_id_with_brackets_is_quoted_whole_on_one_line(
+    folder: Path, app, repo_id: str, no_network
+) -> None:
+    """The error line quotes the user's input literally (rich markup would eat "[x]" or crash on "[/x]")."""
+    result = CliRunner().invoke(app, ["push", str(folder), "--repo-id", repo_id, "--dry-run"])
+    assert result.exit_code == 2 and f"invalid repo id '{repo_id}'" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_fake_token_appears_in_no_file_and_no_output(
     folder: Path, fake_api, app, monkeypatch, capfd, caplog, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -107,7 +108,7 @@ def register(app: typer.Typer) -> None:
             with console.status("analysing ..."):
                 result = analyze(frame, out, options)
         except (ImportError, ValueError, FileNotFoundError) as error:
-            console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
             raise typer.Exit(2) from error
         for note in result.notes:
             console.print(f"[yellow]skipped:[/yellow] {note}", soft_wrap=True)

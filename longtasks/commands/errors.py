@@ -6,6 +6,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 USAGE_ERROR = 2
 
@@ -14,5 +15,6 @@ _console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 def fail(message: str) -> NoReturn:
     """Print `error: message` on one line and exit with code 2."""
-    _console.print(f"[red]error:[/red] {' '.join(str(message).split())}")
+    # escaped: a message quoting the user's input ("a/[/x]") must not be read as rich markup
+    _console.print(f"[red]error:[/red] {escape(' '.join(str(message).split()))}")
     raise typer.Exit(USAGE_ERROR)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from longtasks.commands.errors import fail
 
@@ -146,12 +147,12 @@ def register(app: typer.Typer) -> None:
                         return
                     progress.advance(bar)
                     if state == "fail":
-                        console.print(f"[red]failed:[/red] {cell.label()}")
+                        console.print(f"[red]failed:[/red] {escape(cell.label())}")
 
                 phases = dict(item.split("=", 1) for item in phase or [] if "=" in item)
                 result = run_sweep(spec, out, keep_going=keep_going, on_cell=on_cell, phases=phases)
         except (ImportError, ValueError) as error:
-            console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
             raise typer.Exit(2) from error
         except KeyboardInterrupt:
             console.print(
