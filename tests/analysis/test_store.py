@@ -98,6 +98,12 @@ def test_table_round_trips_through_parquet_and_bad_tables_are_named(tmp_path):
     save_table(frame.drop(columns=["score"]), tmp_path / "bad.csv")
     with pytest.raises(ValueError, match="score"):
         load_table(tmp_path / "bad.csv")
+    save_table(frame.iloc[:0], tmp_path / "no_rows.parquet")
+    with pytest.raises(ValueError, match=r"no_rows\.parquet has the results columns but no rows"):
+        load_table(tmp_path / "no_rows.parquet")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"empty\.csv could not be read"):
+        load_table(tmp_path / "empty.csv")
 
 
 def test_achieved_compression_reads_sparse_hfs_summary_per_length():

@@ -156,8 +156,13 @@ def save_table(frame: pd.DataFrame, path: Path) -> Path:
 def load_table(path: Path) -> pd.DataFrame:
     """A saved table, checked to have every column the analyses use."""
     pd = _deps.pandas()
-    frame = pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
+    try:  # pyarrow's ArrowInvalid and pandas' EmptyDataError are ValueErrors
+        frame = pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} could not be read as a results table: {error}") from error
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a longtasks results table: it lacks the column(s) {missing}")
+    if frame.empty:
+        raise ValueError(f"{path} has the results columns but no rows: nothing to analyse")
     return frame
