@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import datasets
 import pyarrow as pa
@@ -21,6 +22,7 @@ from longtasks.hub import DatasetFolderError, export, render_card, validate_fold
 from longtasks.hub.card import python_equivalent, size_category
 from longtasks.hub.folder import config_entries, load_manifest
 from longtasks.hub.stats import DEPTH_BINS, config_stats, depth_bin
+from longtasks.sample import ROW_COLUMNS, AnswerKind
 
 
 def _rows(folder: Path, config: str) -> list[dict]:
@@ -122,9 +124,10 @@ def test_incomplete_config_is_left_out_but_the_rest_loads(tmp_path: Path) -> Non
     assert '"story_multihop-2k"' in card.text
     loaded = datasets.load_dataset(str(out), "story_multihop-1k", split="test", cache_dir=str(tmp_path / "c"))
     assert len(loaded) == 5
+    before = (out / "README.md").read_bytes()
     with pytest.raises(DatasetFolderError, match="story_multihop-2k"):
         export(out)
-    assert (out / "README.md").is_file()  # the partial card is still written
+    assert (out / "README.md").read_bytes() == before  # a failing export writes nothing
 
 
 def test_python_equivalent_passes_the_manifest_settings(folder: Path, monkeypatch) -> None:
@@ -163,6 +166,54 @@ def test_validation_names_what_is_wrong(folder: Path, damage, message: str) -> N
     damage(folder)
     with pytest.raises(DatasetFolderError, match=message):
         validate_folder(folder)
+
+
+def _corrupt_a_data_page(folder: Path) -> None:
+    """Overwrite the start of the prompt column's first data page; the footer stays intact."""
+    path = folder / "data/story_retrieval-1k/test-00000.parquet"
+    prompt = pq.ParquetFile(path).metadata.row_group(0).column(pq.read_schema(path).get_field_index("prompt"))
+    start = prompt.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start : start + 60] = b"\xff" * 60
+    path.write_bytes(bytes(data))
+
+
+def _copy_in_a_chat_config(folder: Path) -> None:
+    path = folder / "data/story_retrieval-1k/test-00000.parquet"
+    pq.write_table(pq.read_table(path).set_column(
+        ROW_COLUMNS.index("chat"), "chat", pa.array([True] * 3)), path)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_corrupt_a_data_page, r"test-00000\.parquet is corrupt"),
+        (_copy_in_a_chat_config, "has rows with chat True, but the folder's is False"),
+        (
+            lambda f: pq.write_table(
+                pq.read_table(f / "data/story_retrieval-1k/test-00000.parquet"),
+                f / "data/story_retrieval-1k/extra.parquet",
+            ),
+            "not in the manifest",
+        ),
+    ],
+)
+def test_a_failing_export_names_the_problem_and_leaves_the_card_alone(folder: Path, damage, message) -> None:
+    """Data that only a full read finds broken, or rows another folder's settings made, are refused before
+    the card is rewritten (a card counted from a stray shard stated wrong row counts)."""
+    write_card(folder)
+    before = (folder / "README.md").read_bytes()
+    damage(folder)
+    for check in (export, validate_folder):
+        with pytest.raises(DatasetFolderError, match=message):
+            check(folder)
+    assert (folder / "README.md").read_bytes() == before
+
+
+def test_the_card_explains_every_answer_kind(folder: Path) -> None:
+    text = render_card(folder)
+    row = next(line for line in text.splitlines() if line.startswith("| `answer_kind` |"))
+    assert all(f"`{kind}`" in row for kind in get_args(AnswerKind))
 
 
 def test_validation_catches_row_count_and_stale_card(folder: Path) -> None:

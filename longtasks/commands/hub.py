@@ -30,16 +30,14 @@ DirArg = Annotated[
 def export_command(out_dir: DirArg) -> None:
     """Rewrite DIR/README.md (the dataset card) from longtasks.json and the parquet files, then check
     that every config loads with datasets.load_dataset(DIR, config)."""
-    from longtasks.hub.card import write_card
-    from longtasks.hub.folder import DatasetFolderError
-    from longtasks.hub.validate import validate_folder
+    from longtasks.hub.export import export_folder
+    from longtasks.hub.folder import CARD_NAME, DatasetFolderError
 
     try:
-        path = write_card(out_dir)
-        report = validate_folder(out_dir)
+        report = export_folder(out_dir)
     except DatasetFolderError as error:
         fail(str(error))
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {report.out_dir / CARD_NAME}")
     typer.echo(f"{len(report.configs)} config(s), {report.rows} rows, all load with datasets.load_dataset")
 
 

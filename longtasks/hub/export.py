@@ -1,19 +1,23 @@
-"""`longtasks export DIR`: rewrite the card of an existing output folder, then validate the folder."""
+"""`longtasks export DIR`: check an output folder's data, rewrite its card from it, then check the folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from longtasks.hub.card import write_card
-from longtasks.hub.validate import validate_folder
+from longtasks.hub.folder import CARD_NAME
+from longtasks.hub.validate import FolderReport, check_data, check_publishable
+
+
+def export_folder(out_dir: Path | str) -> FolderReport:
+    """Check the data, (re)write `out_dir/README.md` from it and check the folder is publishable. A folder
+    whose data fails the checks (unfinished, stray or corrupt shards) is left untouched: a card written from
+    it would state wrong numbers (`generate` writes the partial card of an interrupted run itself)."""
+    data = check_data(out_dir)
+    write_card(out_dir)
+    return check_publishable(data)
 
 
 def export(out_dir: Path | str) -> Path:
-    """(Re)write `out_dir/README.md` and check the folder is publishable; return the card's path.
-
-    The card is written even when validation then fails (it lists only finished configs, so a partial
-    folder stays loadable); the error says what is still wrong.
-    """
-    path = write_card(out_dir)
-    validate_folder(out_dir)
-    return path
+    """`export_folder`, returning the card's path."""
+    return export_folder(out_dir).out_dir / CARD_NAME

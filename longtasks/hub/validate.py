@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard
@@ -47,7 +48,31 @@ def _check_complete(out_dir: Path, entries: list[ConfigEntry]) -> None:
         )
 
 
-def _check_shards(out_dir: Path, entry: ConfigEntry) -> list[Path]:
+def _check_rows(parquet: pq.ParquetFile, path: Path, entry: ConfigEntry, expected: dict[str, Any]) -> None:
+    """Decode every page of the shard (a file whose footer is intact can still hold corrupt data, which only
+    `load_dataset` would find, after upload) and check its rows are the config's: its task and length, and
+    the folder's tokenizer and chat mode (a config copied in from another folder would make the card lie)."""
+    want = {"task": entry.task, "length": entry.length, **expected}
+    try:
+        for batch in parquet.iter_batches(batch_size=256):
+            for column, value in want.items():
+                found = set(batch.column(column).to_pylist())
+                if found != {value}:
+                    wrong = sorted(map(repr, found - {value}))
+                    raise DatasetFolderError(
+                        f"config {entry.name}: {path} has rows with {column} {', '.join(wrong)}, but the "
+                        f"folder's is {value!r}; a folder holds one task x length per config and one tokenizer "
+                        "and chat mode: regenerate the config into this folder"
+                    )
+    except DatasetFolderError:
+        raise
+    except Exception as error:  # pyarrow raises OSError/ArrowInvalid for corrupt pages
+        raise DatasetFolderError(
+            f"config {entry.name}: {path} is corrupt ({error}); regenerate the config"
+        ) from error
+
+
+def _check_shards(out_dir: Path, entry: ConfigEntry, expected: dict[str, Any]) -> list[Path]:
     """The config's files on disk must be exactly the manifest's shards, with exactly its rows."""
     on_disk = shard_files(out_dir, entry.name)
     found = {p.relative_to(out_dir).as_posix() for p in on_disk}
@@ -68,6 +93,7 @@ def _check_shards(out_dir: Path, entry: ConfigEntry) -> list[Path]:
         columns = set(parquet.schema_arrow.names)
         if lacking := [c for c in ROW_COLUMNS if c not in columns]:
             raise DatasetFolderError(f"config {entry.name}: {path} lacks column(s) {', '.join(lacking)}")
+        _check_rows(parquet, path, entry, expected)
         rows += parquet.metadata.num_rows
     if rows != entry.num_samples:
         raise DatasetFolderError(
@@ -117,19 +143,42 @@ def _check_loads(out_dir: Path, entry: ConfigEntry, shards: list[Path]) -> None:
         )
 
 
-def validate_folder(out_dir: Path | str) -> FolderReport:
-    """Check manifest completeness, shards, row counts, the card and that every config loads."""
+@dataclass(frozen=True)
+class CheckedData:
+    """The configs and their shards, as `check_data` found them."""
+
+    out_dir: Path
+    configs: list[ConfigEntry]
+    shards: dict[str, list[Path]]
+
+
+def check_data(out_dir: Path | str) -> CheckedData:
+    """Check what the card is written from: every config finished, its shards exactly the manifest's and
+    readable, with the manifest's rows, task, length, tokenizer and chat mode."""
     out_dir = Path(out_dir)
-    entries = config_entries(load_manifest(out_dir))
+    manifest = load_manifest(out_dir)
+    entries = config_entries(manifest)
     _check_complete(out_dir, entries)
-    shards = {entry.name: _check_shards(out_dir, entry) for entry in entries}
+    expected = {key: manifest[key] for key in ("tokenizer", "tokenizer_revision", "chat") if key in manifest}
+    shards = {entry.name: _check_shards(out_dir, entry, expected) for entry in entries}
+    return CheckedData(out_dir, entries, shards)
+
+
+def check_publishable(data: CheckedData) -> FolderReport:
+    """With the data checked: the card parses and lists exactly the configs, and every config loads."""
+    out_dir, entries = data.out_dir, data.configs
     card_path = out_dir / CARD_NAME
     if not card_path.is_file():
         raise DatasetFolderError(f"{out_dir} has no {CARD_NAME}: run `longtasks export {out_dir}` first")
     check_card(card_path.read_text(encoding="utf-8"), entries, where=str(card_path))
     for entry in entries:
-        _check_loads(out_dir, entry, shards[entry.name])
-    files = [path for entry in entries for path in shards[entry.name]]
+        _check_loads(out_dir, entry, data.shards[entry.name])
+    files = [path for entry in entries for path in data.shards[entry.name]]
     return FolderReport(
         out_dir=out_dir, configs=entries, data_files=files, rows=sum(e.num_samples for e in entries)
     )
+
+
+def validate_folder(out_dir: Path | str) -> FolderReport:
+    """Check the data (`check_data`), the card and that every config loads (`check_publishable`)."""
+    return check_publishable(check_data(out_dir))
