@@ -9,7 +9,9 @@ All methods share one knob, `compression` (dense attended pairs, or KV tokens, o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import numbers
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 import torch
@@ -19,6 +21,19 @@ from sparse_eval.compression import LayerStats, causal_pairs, check_compression,
 
 BACKENDS = ("auto", "reference", "flex")
 METHOD_PHASES = ("prefill", "decode", "kv", "dense")
+
+
+def _wrong_number(annotation: str, value: object) -> str | None:
+    """What a knob annotated `int` or `float` (or `float | None`) must be, when `value` is not that."""
+    if annotation == "int":
+        whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return None if whole else "a whole number"
+    if annotation in ("float", "float | None"):
+        if value is None and annotation == "float | None":
+            return None
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return None if real and not math.isnan(value) else "a number"  # type: ignore[arg-type]
+    return None
 
 
 @dataclass
@@ -44,17 +59,33 @@ class SparseMethod:
         self.compression = check_compression(self.compression)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        self._check_knob_types()
+
+    def _check_knob_types(self) -> None:
+        """Whole-number knobs must be integers and the others real numbers (not NaN): a float tile size or a
+        string passed from Python would get past the range checks and fail deep inside a forward (or, as a
+        NaN threshold, silently change the rule) without naming the knob."""
+        for knob in fields(self):
+            value = getattr(self, knob.name)
+            annotation = knob.type if isinstance(knob.type, str) else getattr(knob.type, "__name__", "")
+            if (wanted := _wrong_number(annotation, value)) is not None:
+                raise ValueError(f"{self.name or 'dense'} {knob.name} must be {wanted}, got {value!r}")
+
+    def resolve_backend(self, tensor: torch.Tensor) -> str:
+        """The concrete backend for a tensor: "auto" means flex on CUDA, reference elsewhere; "flex" asked for
+        on CPU tensors is refused (its compiled kernels are CUDA's; some paths fail inside inductor on CPU)."""
+        if self.backend == "auto":
+            return "flex" if tensor.is_cuda else "reference"
+        if self.backend == "flex" and not tensor.is_cuda:
+            raise ValueError(
+                f"backend 'flex' runs on CUDA tensors, got {tensor.device} ones: use backend 'auto' or 'reference'"
+            )
+        return self.backend
 
     @property
     def is_dense(self) -> bool:
         """True when nothing may be dropped (compression 1): every phase must then equal dense attention."""
         return self.compression == 1.0
-
-    def resolve_backend(self, tensor: torch.Tensor) -> str:
-        """The concrete backend for a tensor: "auto" means flex on CUDA, reference elsewhere."""
-        if self.backend == "auto":
-            return "flex" if tensor.is_cuda else "reference"
-        return self.backend
 
     def prefill(
         self,

@@ -239,6 +239,13 @@ class VerticalSlash(PatternPrefillMethod):
                 raise ValueError(
                     f"{label} must be non-negative (last_q_size >= 1), got {getattr(self, label)}"
                 )
+        if (
+            self.n_sinks == 0 and self.n_local == 0
+        ):  # a forced sink or the query itself keeps every row attending
+            raise ValueError(
+                "vertical_slash needs n_sinks >= 1 or n_local >= 1: with neither, a query can be left attending "
+                "no key at all (its output would be 0)"
+            )
 
     def select(
         self, query: torch.Tensor, key: torch.Tensor, *, scaling: float, layer_idx: int

@@ -105,6 +105,41 @@ def test_bad_fields_raise_clear_errors():
         get_method("flexprefill", gamma=1.5)
 
 
+@pytest.mark.parametrize(
+    ("method", "knob", "value", "message"),
+    [
+        ("vertical_slash", "n_local", 2.5, "n_local must be a whole number, got 2.5"),
+        ("vertical_slash", "block_size", 64.0, "block_size must be a whole number, got 64.0"),
+        ("vertical_slash", "last_q_size", "256", "last_q_size must be a whole number, got '256'"),
+        ("block_sparse", "q_block_size", True, "q_block_size must be a whole number, got True"),
+        ("flexprefill", "min_budget", 300.5, "min_budget must be a whole number, got 300.5"),
+        ("flexprefill", "tau", float("nan"), "tau must be a number, got nan"),
+        ("flexprefill", "tau", "0.1", "tau must be a number, got '0.1'"),
+        ("quest", "page_size", 16.0, "page_size must be a whole number"),
+    ],
+)
+def test_knobs_of_the_wrong_kind_are_refused_by_name(method, knob, value, message):
+    """Python callers get the knob's name at construction, not a TypeError deep inside a forward (or, for a
+    NaN threshold, a silently different rule)."""
+    with pytest.raises(ValueError, match=f"{method} {message}"):
+        get_method(method, **{knob: value})
+    get_method("flexprefill", gamma=None)  # an optional float may be None
+
+
+def test_vertical_slash_keeps_a_key_for_every_query():
+    with pytest.raises(ValueError, match="n_sinks >= 1 or n_local >= 1"):
+        get_method("vertical_slash", compression=5, n_sinks=0, n_local=0)
+    for sinks, local in ((0, 1), (1, 0)):
+        get_method("vertical_slash", compression=5, n_sinks=sinks, n_local=local)
+
+
+def test_flex_backend_on_cpu_tensors_is_refused():
+    method = get_method("block_sparse", compression=4, backend="flex")
+    with pytest.raises(ValueError, match="backend 'flex' runs on CUDA tensors, got cpu"):
+        method.resolve_backend(torch.zeros(1))
+    assert get_method("block_sparse", compression=4).resolve_backend(torch.zeros(1)) == "reference"
+
+
 # --------------------------------------------------------------------------------------------- report
 def test_report_collects_per_layer_and_per_head_compression():
     report = CompressionReport(method="x", target_compression=4)
