@@ -12,16 +12,25 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from longtasks.generate import build_first_sample, check_request, generate_samples, resolve_tokenizer
+from longtasks.fit import LengthError
+from longtasks.generate import (
+    SampleError,
+    build_first_sample,
+    check_request,
+    generate_samples,
+    resolve_tokenizer,
+)
 from longtasks.lengths import format_length
 from longtasks.paths import check_output_folder
 from longtasks.registry import get_family, get_task, task_family
 from longtasks.sample import Sample, row_schema
+from longtasks.task import Redraw
 from longtasks.version import GENERATOR_VERSION, package_version
 
 MANIFEST_NAME = "longtasks.json"
@@ -147,9 +156,19 @@ def generate_to_dir(
     check_output_folder(out)
     if not tasks:
         raise ValueError("no task given: name at least one (see `longtasks list`)")
+    if not lengths:
+        raise ValueError("no length given: name at least one, e.g. [4096] (4k)")
+    tasks, lengths = (
+        list(dict.fromkeys(tasks)),
+        list(dict.fromkeys(lengths)),
+    )  # a name given twice: one config
     knobs = knobs or {}
     for task in knobs:
         get_task(task)
+        if task not in tasks:
+            raise ValueError(
+                f"knobs are given for {task!r}, which is not among the tasks {tasks}: add it or drop its knobs"
+            )
     tok = resolve_tokenizer(tokenizer)
     previous = read_manifest(out) if out.exists() else {}
     if out.exists() and not previous and any(out.iterdir()):
@@ -173,6 +192,7 @@ def generate_to_dir(
         if not reusable(plan)
     }  # fmt: skip
     # Everything is validated: only now is anything on disk changed.
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     _remove_partials(out)
     for name in set(previous.get("configs", {})) if replace_all else stale:
@@ -197,11 +217,40 @@ def generate_to_dir(
         "configs": existing,
     }
     for plan in plans:
-        _generate_config(
-            out, plan, manifest, num_samples, seed, tok, chat, workers, progress, first_samples, command
-        )
+        try:
+            _generate_config(
+                out, plan, manifest, num_samples, seed, tok, chat, workers, progress, first_samples, command
+            )
+        except (
+            SampleError,
+            LengthError,
+            Redraw,
+        ) as error:  # a later sample of these settings cannot be built
+            kept = _drop_if_empty(out, manifest, plan.name, created)
+            tail = (
+                f"{plan.name}'s finished shards were kept (marked unfinished): pass --overwrite with the new "
+                "settings to replace them"
+                if kept
+                else f"Nothing was written for {plan.name}."
+            )
+            raise SampleError(f"{error} {tail}") from error
         _write_card(out)
     return manifest
+
+
+def _drop_if_empty(out: Path, manifest: dict[str, Any], name: str, created: bool) -> bool:
+    """After settings failed part-way: a config with no finished shard leaves no manifest entry behind (it
+    would only block a rerun with other settings), and a folder this run created that is left empty goes
+    too. Finished shards are never deleted. Returns whether any were kept."""
+    if any((out / DATA_DIR / name).glob("*.parquet")):
+        return True
+    manifest["configs"].pop(name, None)
+    if created and not manifest["configs"]:
+        shutil.rmtree(out)
+        return False
+    _save_manifest(out, manifest)
+    _write_card(out)
+    return False
 
 
 def _check_folder_settings(

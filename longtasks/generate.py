@@ -24,6 +24,11 @@ from longtasks.version import GENERATOR_VERSION
 MAX_ATTEMPTS = 12
 
 
+class SampleError(ValueError):
+    """A sample after the first cannot be built with these settings (the first one could): the message names
+    the task, length and sample, for a run that stops part-way."""
+
+
 def sample_seed(task: str, length: int, seed: int, index: int) -> int:
     """Stable per-sample seed, independent of worker count and of which indices are generated."""
     digest = hashlib.sha256(f"longtasks|{task}|{length}|{seed}|{index}".encode()).digest()
@@ -52,20 +57,26 @@ def build_sample_with_draft(
     scale = task.initial_scale(knobs, length)
     context = BuildContext(length, tokenizer, chat, index)
     last_error: ValueError | None = None
+    too_short: TooShort | None = None  # reported first: "use a longer length" is what the user can act on
     for attempt in range(MAX_ATTEMPTS):
         rng = random.Random(sample_seed(task.name, length, seed, index) + 7919 * attempt + scale)
         try:
             draft = task.build(knobs, scale, rng, context)
-        except Redraw as error:  # draw again at the same scale
+        except (Redraw, TooShort) as error:  # draw again at the same scale (a draw's fixed parts may fit)
             last_error = error
+            too_short = error if isinstance(error, TooShort) else too_short
             continue
         try:
             fitted = fit_draft(draft, length, tokenizer, rng, chat=chat)
         except LengthError as error:
             last_error = error
+            too_short = error if isinstance(error, TooShort) else too_short
             smaller = task.smaller_scale(knobs, scale)
             if smaller is None or smaller == scale:
-                break
+                # Near the shortest workable length, whether a draw fits depends on it (names, words, which
+                # facts are asked, the filler's last sentences): draw again rather than fail one sample of
+                # many part-way through a run.
+                continue
             scale = smaller
             continue
         sample = Sample(
@@ -90,11 +101,25 @@ def build_sample_with_draft(
         )
         return BuiltSample(sample, draft)
     assert last_error is not None
-    raise last_error
+    raise too_short or last_error
 
 
-HINT_SAMPLES = 5
-"""Samples a suggested shortest length is checked on."""
+HINT_SAMPLES = 20
+"""Samples a suggested shortest length is checked on (near it, whether a sample fits depends on its draw)."""
+
+
+def build_later_sample(
+    task: Task[Any], knobs: Knobs, length: int, seed: int, index: int, tokenizer: LengthTokenizer, chat: bool
+) -> Sample:
+    """`build_sample` for a sample after the first: a failure names the task, length and sample."""
+    try:
+        return build_sample(task, knobs, length, seed, index, tokenizer, chat)
+    except (LengthError, Redraw) as error:
+        raise SampleError(
+            f"{task.name} at {length} tokens, sample {index}: {error}. The first samples fit, this one did not "
+            "after every redraw: the length is too close to the shortest one these knobs allow; use a longer "
+            "length (or lighter knobs)"
+        ) from error
 
 
 def build_first_sample(
@@ -107,7 +132,8 @@ def build_first_sample(
     except TooShort as error:
         shortest = shortest_working_length(task, knobs, length, seed, tokenizer, chat)
         advice = (
-            f"the shortest length that works with these knobs is {shortest} (checked on samples 0-{HINT_SAMPLES - 1})"
+            f"the shortest length that works with these knobs is {shortest} (checked on samples 0-{HINT_SAMPLES - 1}; "
+            "near it, whether a sample fits depends on its draw: leave a margin for many samples)"
             if shortest is not None
             else "no length up to 1M works with these knobs"
         )
@@ -123,7 +149,7 @@ def shortest_working_length(
         try:
             for index in range(HINT_SAMPLES):
                 build_sample(task, knobs, length, seed, index, tokenizer, chat)
-        except LengthError:
+        except (LengthError, Redraw):
             return False
         return True
 
@@ -145,7 +171,7 @@ def resolve_tokenizer(tokenizer: str | LengthTokenizer | None) -> LengthTokenize
 def check_request(task: str, length: int, num_samples: int, knobs: Mapping[str, Any] | None) -> Knobs:
     """Validate everything cheap before any work starts (clear errors, nothing written)."""
     spec = get_task(task)
-    if not isinstance(length, int) or length < 1:
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"length={length!r} must be a positive number of tokens")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples={num_samples!r} must be at least 1 (samples per task and length)")
@@ -183,7 +209,7 @@ def generate_samples(
         samples = []
         # The first sample is built here even with workers: an impossible length fails before any pool starts.
         for i in indices if workers <= 1 else indices[:1]:
-            build = build_first_sample if i == indices[0] else build_sample
+            build = build_first_sample if i == indices[0] else build_later_sample
             samples.append(build(spec, parsed_knobs, length, seed, i, tok, chat))
             advance(1)
         rest = [(task, parsed_knobs, length, seed, i, chat) for i in indices[len(samples) :]]
@@ -238,7 +264,7 @@ def _worker_init(tokenizer: LengthTokenizer) -> None:
 def _build_in_worker(args: tuple) -> Sample:
     task, knobs, length, seed, index, chat = args
     assert _worker_tokenizer is not None
-    return build_sample(get_task(task), knobs, length, seed, index, _worker_tokenizer, chat)
+    return build_later_sample(get_task(task), knobs, length, seed, index, _worker_tokenizer, chat)
 
 
 def _progress_hook(progress: bool | Callable[[int], None], total: int, label: str):

@@ -152,3 +152,62 @@ def test_the_readme_task_example_builds_exact_samples(tokenizer):
         sample = build_sample_with_draft(task, task.make_knobs(), length, 0, 0, tokenizer, False).sample
         assert sample.input_tokens == length == tokenizer.count(sample.prompt)
         assert sample.answer == "lighthouse" and "The word is lighthouse." in sample.prompt
+
+
+def test_a_sample_that_fails_part_way_names_itself_and_leaves_nothing_half_written(
+    tokenizer, tmp_path, monkeypatch
+):
+    """Settings whose first samples fit but a later one does not: the error names the task, length and sample;
+    a folder the run created is removed, and in an existing folder the failed config leaves no entry that
+    would block a rerun with other settings (finished configs stay)."""
+    import longtasks.generate as generation
+    from longtasks.dataset_dir import generate_to_dir, read_manifest
+    from longtasks.fit import TooShort
+    from longtasks.generate import SampleError
+
+    real = generation.build_sample
+
+    def failing_at_3(task, knobs, length, seed, index, *args):
+        if task.name == "ruler_vt" and index == 3:
+            raise TooShort("length 1000 is too small: the fixed parts take 1001 tokens")
+        return real(task, knobs, length, seed, index, *args)
+
+    monkeypatch.setattr(generation, "build_sample", failing_at_3)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(
+        SampleError, match=r"ruler_vt at 1000 tokens, sample 3: .*Nothing was written for ruler_vt-1000"
+    ):
+        generate_to_dir(fresh, ["ruler_vt"], [1000], num_samples=5, tokenizer=tokenizer, progress=False)
+    assert not fresh.exists()
+    mixed = tmp_path / "mixed"
+    with pytest.raises(SampleError, match="sample 3"):
+        generate_to_dir(
+            mixed, ["ruler_niah", "ruler_vt"], [1000], num_samples=5, tokenizer=tokenizer, progress=False
+        )
+    assert list(read_manifest(mixed)["configs"]) == ["ruler_niah-1000"]
+    monkeypatch.setattr(generation, "build_sample", real)
+    done = generate_to_dir(mixed, ["ruler_niah", "ruler_vt"], [1000], num_samples=5, tokenizer=tokenizer,
+                           knobs={"ruler_vt": {"num_chains": 4}}, progress=False)  # fmt: skip
+    assert all(entry["complete"] for entry in done["configs"].values())
+
+
+@pytest.mark.parametrize("task", ["ruler_cwe", "story_multihop"])
+def test_samples_near_the_shortest_length_draw_again_instead_of_failing(tokenizer, task):
+    """Whether a sample's fixed parts fit near the shortest length depends on its draw; one that does not fit
+    draws again (ruler_cwe at its suggested length failed 13 of 40 samples part-way through a run)."""
+    with pytest.raises(LengthError, match=r"is (\d+) \(checked") as error:
+        generate_samples(task, 150, 1, tokenizer=tokenizer)
+    shortest = int(re.search(r"is (\d+) \(checked", str(error.value)).group(1))
+    samples = generate_samples(task, shortest, 60, tokenizer=tokenizer)
+    assert {s.input_tokens for s in samples} == {shortest}
+
+
+def test_retrieval_kinds_are_named_once_and_a_small_world_says_how_many_questions_it_was_asked(tokenizer):
+    with pytest.raises(ValueError, match="each kind once"):
+        generate_samples(
+            "story_retrieval", 4096, 1, tokenizer=tokenizer, knobs={"kinds": "location,location"}
+        )
+    with pytest.raises(
+        ValueError, match=r"sample 4: the story has too few chapters \(11\) to ask 30 distinct"
+    ):
+        generate_samples("story_retrieval", 2048, 12, tokenizer=tokenizer, knobs={"num_questions": 30})

@@ -27,9 +27,11 @@ class RetrievalKnobs(StoryKnobs):
         if self.num_questions < 1:
             raise ValueError(f"num_questions={self.num_questions} must be at least 1")
         bad = [k for k in self.kind_list() if k not in QUESTION_KINDS]
-        if bad or not self.kind_list():
+        twice = len(set(self.kind_list())) < len(self.kind_list())
+        if bad or twice or not self.kind_list():
             raise ValueError(
-                f"kinds={self.kinds!r} is invalid: use a comma-separated subset of {QUESTION_KINDS}"
+                f"kinds={self.kinds!r} is invalid: use a comma-separated subset of {QUESTION_KINDS}, each "
+                "kind once"
             )
         parse_depth_mode(self.depth)
 
@@ -54,7 +56,14 @@ class StoryRetrieval(StoryTask[RetrievalKnobs]):
         used: set[tuple[int, str]] = set()
         questions, answers, evidence = [], [], []
         for depth in target_depths(knobs.depth, knobs.num_questions, rng):
-            chapter_number, kind = self._pick(world, kinds, chapter_at_depth(depth, n), used, rng)
+            picked = self._pick(world, kinds, chapter_at_depth(depth, n), used, rng)
+            if picked is None:
+                raise WorldTooSmall(
+                    f"the story has too few chapters ({n}) to ask {knobs.num_questions} distinct questions "
+                    f"of kind(s) {', '.join(kinds)} (a purchase question needs a chapter with exactly one "
+                    "purchase); use fewer questions, more kinds or a longer length"
+                )
+            chapter_number, kind = picked
             used.add((chapter_number, kind))
             chapter = world.chapters[chapter_number - 1]
             value = {"location": chapter.location, "character": chapter.character}.get(
@@ -73,9 +82,9 @@ class StoryRetrieval(StoryTask[RetrievalKnobs]):
     @staticmethod
     def _pick(
         world: World, kinds: list[str], near: int, used: set[tuple[int, str]], rng: random.Random
-    ) -> tuple[int, str]:
-        """The unused (chapter, kind) pair closest to chapter `near`; a purchase question needs a
-        chapter with exactly one purchase so that the answer is unique."""
+    ) -> tuple[int, str] | None:
+        """The unused (chapter, kind) pair closest to chapter `near` (None when none is left); a purchase
+        question needs a chapter with exactly one purchase so that the answer is unique."""
         n = len(world.chapters)
         for distance in range(n):
             for chapter_number in {near - distance, near + distance}:
@@ -89,7 +98,4 @@ class StoryRetrieval(StoryTask[RetrievalKnobs]):
                 ]
                 if options:
                     return chapter_number, options[rng.randrange(len(options))]
-        raise WorldTooSmall(
-            f"the story has too few chapters ({n}) for {len(used) + 1} distinct questions; "
-            "use fewer questions or a longer length"
-        )
+        return None
