@@ -70,13 +70,16 @@ def register(app: typer.Typer) -> None:
         table.add_column("family")
         table.add_column("answer")
         table.add_column("description")
-        table.add_column("knobs (defaults)")
+        table.add_column("knobs (defaults)", overflow="fold")  # piped output is 80 columns: wrap, never cut
         for name in list_tasks():
             task = get_task(name)
             defaults = task.make_knobs()
             knobs = ", ".join(f"{k}={v}" for k, v in defaults.__dict__.items())
             table.add_row(name, task.family, task.answer_kind, task.description, knobs)
-        Console().print(table)
+        console = Console()
+        if not console.is_terminal:  # a file or a pipe: wide enough that knob lists stay on few lines
+            console = Console(width=160)
+        console.print(table)
 
     @app.command("generate")
     def generate_command(
