@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import json, sys, time
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.tokenizer import load_tokenizer
 task, length, tokenizer, chat, knobs = json.loads(sys.argv[1])
 tok = load_tokenizer(tokenizer)

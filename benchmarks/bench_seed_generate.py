@@ -22,7 +22,7 @@ import tempfile
 import time
 from typing import Any
 
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.lengths import format_length
 from longtasks.tokenizer import load_tokenizer
 

@@ -34,7 +34,7 @@ TASKS = ("story_retrieval", "story_multihop", "story_filtering", "story_inventor
 
 CHILD = """
 import json, sys
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.tokenizer import load_tokenizer
 tasks, lengths, samples, long_lengths, long_samples, out = json.loads(sys.argv[1])
 tok = load_tokenizer()

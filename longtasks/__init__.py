@@ -23,7 +23,7 @@ _EXPORTS = {
     "config_name": "longtasks.dataset_dir",
     "export": "longtasks.hub",
     "format_length": "longtasks.lengths",
-    "generate_samples": "longtasks.generate",
+    "generate_samples": "longtasks.generation",
     "generate_to_dir": "longtasks.dataset_dir",
     "get_task": "longtasks.registry",
     "list_families": "longtasks.registry",
@@ -40,8 +40,8 @@ _ALIASES = {"generate": "generate_samples"}
 
 if TYPE_CHECKING:
     from longtasks.dataset_dir import config_name, generate_to_dir, read_manifest
-    from longtasks.generate import generate_samples
-    from longtasks.generate import generate_samples as generate
+    from longtasks.generation import generate_samples
+    from longtasks.generation import generate_samples as generate
     from longtasks.hub import export, push
     from longtasks.lengths import format_length, parse_length, parse_lengths
     from longtasks.registry import get_task, list_families, list_tasks

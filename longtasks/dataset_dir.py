@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from longtasks.fit import LengthError
-from longtasks.generate import (
+from longtasks.generation import (
     SampleError,
     build_first_sample,
     check_request,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from longtasks.fit import LengthError
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.registry import list_tasks
 
 TASKS = list_tasks()
@@ -72,7 +72,7 @@ def test_determinism_across_index_ranges_and_workers(tokenizer, task):
 
 _ROW_DIGESTS = """
 import hashlib, json, sys
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.registry import list_tasks
 for task in list_tasks():
     rows = [s.to_row() for s in generate_samples(task, {length}.get(task, 3000), 3, seed=5)]
@@ -140,7 +140,7 @@ def test_the_readme_task_example_builds_exact_samples(tokenizer):
     """The README's "Adding a task" example is real code: it builds samples of exactly the asked length."""
     from pathlib import Path
 
-    from longtasks.generate import build_sample_with_draft
+    from longtasks.generation import build_sample_with_draft
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Adding a task or a task family") :]
@@ -160,10 +160,10 @@ def test_a_sample_that_fails_part_way_names_itself_and_leaves_nothing_half_writt
     """Settings whose first samples fit but a later one does not: the error names the task, length and sample;
     a folder the run created is removed, and in an existing folder the failed config leaves no entry that
     would block a rerun with other settings (finished configs stay)."""
-    import longtasks.generate as generation
+    import longtasks.generation as generation
     from longtasks.dataset_dir import generate_to_dir, read_manifest
     from longtasks.fit import TooShort
-    from longtasks.generate import SampleError
+    from longtasks.generation import SampleError
 
     real = generation.build_sample
 

@@ -14,7 +14,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.lm_eval_tasks import dataset, tasks_dir
 from longtasks.lm_eval_tasks.budget import check_answer_budget
 from longtasks.lm_eval_tasks.guard import (

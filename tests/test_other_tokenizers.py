@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from _trained_tokenizers import train_tokenizer
 
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 
 
 def _train(kind: str, corpus: list[str], add_bos: bool = False):

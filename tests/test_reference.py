@@ -10,7 +10,7 @@ import itertools
 import pytest
 
 from longtasks import reference
-from longtasks.generate import MAX_ATTEMPTS, sample_seed
+from longtasks.generation import MAX_ATTEMPTS, sample_seed
 from longtasks.registry import list_tasks
 
 # What models/reference/README.md generated: train lengths and counts, eval lengths and counts (upper bounds).
@@ -26,7 +26,7 @@ def test_train_and_eval_seeds_are_disjoint():
 
 def test_train_and_eval_samples_draw_from_disjoint_rng_streams():
     """A sample's RNG is seeded with sample_seed(task, length, seed, index) + 7919 * attempt + scale
-    (longtasks.generate): no eval sample may start from a seed that a train sample could have used."""
+    (longtasks.generation): no eval sample may start from a seed that a train sample could have used."""
     tasks = list(list_tasks())
 
     def seeds(run_seeds, lengths, n):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
 
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def generated_rows(task: str, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows of `task` at every requested length, generated in the tokenizer named by the metadata."""
-    from longtasks.generate import generate_samples
+    from longtasks.generation import generate_samples
     from longtasks.registry import list_tasks
 
     options = generation_options(task, metadata, list_tasks())

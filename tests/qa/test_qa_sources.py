@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from longtasks.cli import app
 from longtasks.families.qa import fetch
 from longtasks.families.qa import task as qa_task
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.hub import push
 from longtasks.scoring import format_answer
 

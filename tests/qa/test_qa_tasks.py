@@ -19,7 +19,7 @@ from qa_helpers import (
     toefl_truth,
 )
 
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.registry import get_task, list_tasks
 from longtasks.scoring import format_answer, score_prediction
 from longtasks.scoring.token_f1 import normalize_f1

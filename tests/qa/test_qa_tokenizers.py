@@ -7,7 +7,7 @@ import pytest
 from _trained_tokenizers import train_tokenizer
 from qa_helpers import QUALITY_FILE, SQUAD_FILE, TOEFL_FILE, read_jsonl
 
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.registry import list_tasks
 
 

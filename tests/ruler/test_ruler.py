@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from longtasks.fit import LengthError
-from longtasks.generate import build_sample_with_draft, generate_samples
+from longtasks.generation import build_sample_with_draft, generate_samples
 from longtasks.registry import get_task
 from longtasks.scoring import format_answer, score_prediction
 

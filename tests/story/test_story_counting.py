@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from longtasks.generate import generate_samples
+from longtasks.generation import generate_samples
 from longtasks.tokenizer import _LONG_TEXT, _build_default
 
 # Unicode's White_Space property (PropList.txt), which the regex engine behind tiktoken calls \s.

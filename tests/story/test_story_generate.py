@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from longtasks.families.story.world import check_world
-from longtasks.generate import build_sample_with_draft, generate_samples
+from longtasks.generation import build_sample_with_draft, generate_samples
 from longtasks.registry import get_task, list_tasks
 from tests.story.story_text import chapter_texts
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from longtasks.generate import build_sample_with_draft
+from longtasks.generation import build_sample_with_draft
 from longtasks.registry import get_task
 from tests.story.reader import answer, read_story
 

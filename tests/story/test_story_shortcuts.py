@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from longtasks.families.story.audit import shortcuts
-from longtasks.generate import build_sample_with_draft, generate_samples
+from longtasks.generation import build_sample_with_draft, generate_samples
 from longtasks.registry import get_task
 
 TRIVIAL = {

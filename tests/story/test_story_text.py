@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from longtasks.families.story.audit.text import chapters_of, repeats, sentences_of
-from longtasks.generate import build_sample_with_draft, generate_samples
+from longtasks.generation import build_sample_with_draft, generate_samples
 from longtasks.registry import get_task, list_tasks
 from tests.story.banned import banned_in
 from tests.story.lexicon import TIME_WORDS, WEATHER_WORDS, WORD_SETTINGS, words_of
