@@ -211,3 +211,14 @@ def test_retrieval_kinds_are_named_once_and_a_small_world_says_how_many_question
         ValueError, match=r"sample 4: the story has too few chapters \(11\) to ask 30 distinct"
     ):
         generate_samples("story_retrieval", 2048, 12, tokenizer=tokenizer, knobs={"num_questions": 30})
+
+
+def test_the_public_generate_stays_the_function_once_its_module_is_imported():
+    """Importing the module that builds samples (as generate_to_dir and the CLI do) must not shadow the
+    documented `longtasks.generate(task, length, num_samples)`: in a fresh interpreter, in either order."""
+    code = (
+        "import longtasks, longtasks.dataset_dir\n"
+        "rows = longtasks.generate('ruler_niah', 1000, 1)\n"
+        "assert longtasks.generate is longtasks.generate_samples and rows[0].input_tokens == 1000\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
