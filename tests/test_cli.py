@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 
 import datasets
 import pyarrow.parquet as pq
@@ -68,6 +70,19 @@ def test_generate_writes_loadable_configs(tmp_path):
     assert set(rows["input_tokens"]) == {3000}
     assert {json.loads(k)["hops"] for k in rows["knobs"]} == {2}
     assert rows["index"] == list(range(5))
+
+
+def test_the_recorded_command_names_a_source_taken_from_the_environment(tmp_path):
+    """A QA source set by LONGTASKS_QA_SOURCE_* (the tests set them) is written into the recorded command: run
+    as recorded, in a shell without the variable, it must read the same data."""
+    out = tmp_path / "qa"
+    result = runner.invoke(
+        app, ["generate", "qa_squad", "--lengths", "1k", "-n", "1", "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    source = os.environ["LONGTASKS_QA_SOURCE_SQUAD"]
+    command = json.loads((out / "longtasks.json").read_text())["command"]
+    assert shlex.split(command)[-4:] == ["--knob", f"qa_squad.source={source}", "--out", str(out)]
 
 
 def test_interrupted_run_resumes_without_redoing_finished_shards(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import signal
 from pathlib import Path
@@ -50,11 +51,27 @@ def _command_line(
     parts = ["longtasks", "generate", *tasks, "--lengths", ",".join(format_length(n) for n in lengths)]
     parts += ["--num-samples", str(num_samples), "--seed", str(seed), "--tokenizer", tokenizer]
     parts.append("--chat" if chat else "--no-chat")
-    for task, values in knobs.items():
+    for task, values in _with_run_time_defaults(tasks, knobs).items():
         for name, value in sorted(values.items()):
             parts += ["--knob", f"{task}.{name}={value}"]
     parts += ["--out", str(out)]
     return shlex.join(parts)
+
+
+def _with_run_time_defaults(tasks: list[str], knobs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The given knobs plus those whose default is computed when the run starts (a `default_factory`, e.g. a QA
+    source read from LONGTASKS_QA_SOURCE_*): the recorded command must not depend on this shell's environment."""
+    explicit = {task: dict(values) for task, values in knobs.items()}
+    for task in tasks:
+        try:
+            effective = get_task(task).make_knobs(knobs.get(task))
+        except (KeyError, ValueError):  # reported by generate_to_dir, with the rest of the checks
+            continue
+        for knob in dataclasses.fields(effective):
+            runtime = knob.default_factory is not dataclasses.MISSING
+            if runtime and knob.name not in explicit.get(task, {}):
+                explicit.setdefault(task, {})[knob.name] = getattr(effective, knob.name)
+    return explicit
 
 
 def _interrupt(signum: int, frame: object) -> None:
