@@ -156,6 +156,14 @@ def test_fetch_explains_itself_without_network(monkeypatch, capsys):
     assert "could not download tasksource/QuALITY" in capsys.readouterr().err
 
 
+def test_an_empty_source_file_says_so(tokenizer, tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match=r"cannot read source '.*empty\.jsonl': the file is empty$"):
+        generate_samples(
+            "qa_squad", 4096, 1, tokenizer=tokenizer, knobs={"source": str(tmp_path / "empty.jsonl")}
+        )
+
+
 def test_unlicensed_source_text_is_not_pushed_without_the_flag(tmp_path):
     from longtasks.dataset_dir import generate_to_dir
 

@@ -111,10 +111,11 @@ def load_rows(task: str, source: Source, split: str) -> datasets.Dataset:
     except SourceError:
         raise
     except Exception as error:  # datasets raises many types (FileNotFoundError, DatasetGenerationError, ...)
-        reason = " ".join(str(error).split())[:300]
-        raise SourceError(
-            f"{task}: cannot read source {source.location!r}: {type(error).__name__}: {reason}"
-        ) from None
+        reason = f"{type(error).__name__}: " + " ".join(str(error).split())[:300]
+        path = Path(source.location)
+        if source.kind == "path" and path.is_file() and path.stat().st_size == 0:
+            reason = "the file is empty"  # datasets' own error is a bare StopIteration
+        raise SourceError(f"{task}: cannot read source {source.location!r}: {reason}") from None
     if isinstance(loaded, datasets.Dataset):
         return loaded
     if split in loaded:
