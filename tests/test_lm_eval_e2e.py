@@ -227,6 +227,25 @@ def test_tiny_hf_model_runs_every_task_at_3k(tiny_model_dir):
     assert "score,none" in results["groups"][GROUP]
 
 
+def test_max_length_on_the_manager_reaches_each_tasks_check(tiny_model_dir, caplog):
+    """The README's Python recipe passes max_length to task_manager too: each task then checks it instead of
+    warning that none was given (lm-eval's CLI merges model arguments into the metadata; Python does not)."""
+    tokenizer = str(tiny_model_dir)
+    max_length = max_length_for([1024], ["ruler_niah"], tokenizer=tokenizer)
+    lm = RecordingHFLM(pretrained=tokenizer, device="cpu", dtype="float32", max_length=max_length)
+    manager = task_manager(
+        [1024], tokenizer=tokenizer, num_samples=1, include_defaults=False, max_length=max_length
+    )
+    simple_evaluate(model=lm, tasks=["ruler_niah"], task_manager=manager, bootstrap_iters=0)
+    assert lm.prompt_tokens == [1024]
+    assert "no max_length in the model arguments" not in caplog.text
+    too_small = task_manager(
+        [1024], tokenizer=tokenizer, num_samples=1, include_defaults=False, max_length=1024
+    )
+    with pytest.raises(ValueError, match="max_length=1024 is too small"):
+        simple_evaluate(model=lm, tasks=["ruler_niah"], task_manager=too_small, bootstrap_iters=0)
+
+
 # --- the `longtasks eval` wrapper around lm-eval's command line --------------------------------
 
 
