@@ -132,8 +132,9 @@ def build_first_sample(
     except TooShort as error:
         shortest = shortest_working_length(task, knobs, length, seed, tokenizer, chat)
         advice = (
-            f"the shortest length that works with these knobs is {shortest} (checked on samples 0-{HINT_SAMPLES - 1}; "
-            "near it, whether a sample fits depends on its draw: leave a margin for many samples)"
+            f"the shortest length that works with these knobs is {shortest} (checked on samples 0-{HINT_SAMPLES - 1}, "
+            "each drawn again where its content did not fit, so it can be below the count above; near it, whether a "
+            "sample fits depends on its draw: leave a margin for many samples)"
             if shortest is not None
             else "no length up to 1M works with these knobs"
         )
