@@ -40,6 +40,7 @@ def check_answer_budget(
         suggested = 2 * longest + MIN_EXPLANATION_TOKENS
         raise ValueError(
             f"{task}: a gold answer takes {longest} tokens, which leaves no room in the generation budget "
-            f"of {budget} tokens (max_gen_toks); raise it, e.g. --gen_kwargs max_gen_toks={suggested} "
-            f"(with plain lm-eval also --metadata gen_budget={suggested})"
+            f"of {budget} tokens (max_gen_toks); raise it, e.g. to {suggested}: `longtasks eval --gen_kwargs "
+            f"max_gen_toks={suggested}`, `longtasks sweep --gen-kwargs max_gen_toks={suggested}`, plain lm-eval "
+            f"--gen_kwargs max_gen_toks={suggested} --metadata gen_budget={suggested}"
         )

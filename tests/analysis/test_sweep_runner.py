@@ -90,7 +90,14 @@ def test_resuming_with_other_result_settings_is_refused_but_the_grid_may_grow(fa
     assert [(c.compression, c.length) for c in grown.done] == [(8.0, 1024), (8.0, 2048)]
 
 
-def test_an_unknown_method_fails_before_anything_runs(fake_lm_eval, tmp_path):
+def test_a_method_unknown_to_the_analysis_needs_its_phase_before_anything_runs(
+    fake_lm_eval, tmp_path, monkeypatch
+):
+    """A method of one's own, registered in sparse_eval: the analysis must be told its phase."""
+    from sparse_eval import registry
+    from sparse_eval.base import SparseMethod
+
+    monkeypatch.setitem(registry._REGISTRY, "my_method", SparseMethod)
     spec = SweepSpec(models=("m",), methods=("my_method",), compressions=(2.0,), lengths=(1024,))
     with pytest.raises(ValueError, match="--phase"):
         run_sweep(spec, tmp_path)
@@ -99,9 +106,33 @@ def test_an_unknown_method_fails_before_anything_runs(fake_lm_eval, tmp_path):
     assert len(result.done) == 2
 
 
+def test_a_misspelt_method_fails_before_anything_runs_and_leaves_no_folder(fake_lm_eval, tmp_path):
+    spec = SweepSpec(models=("m",), methods=("vertical_slsh",), compressions=(2.0,), lengths=(1024,))
+    with pytest.raises(ValueError, match=r"unknown sparse method\(s\) \['vertical_slsh'\]"):
+        run_sweep(spec, tmp_path / "out", phases={"vertical_slsh": "prefill"})
+    assert not fake_lm_eval["built"] and not (tmp_path / "out").exists()
+
+
+def test_a_sweep_stopped_before_any_cell_leaves_nothing_that_refuses_new_settings(fake_lm_eval, tmp_path):
+    """Settings that fail on the first cell (e.g. a generation budget too small for the answers) leave no
+    sweep.json behind: the corrected command runs in the same --out."""
+    fake_lm_eval["fail"].add(cells(SPEC)[0])
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_sweep(SPEC, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError):
+        run_sweep(SPEC, tmp_path / "kept")
+    assert list((tmp_path / "kept").iterdir()) == []
+    fake_lm_eval["fail"].clear()
+    assert len(run_sweep(SweepSpec(**{**SPEC.to_dict(), "num_samples": 3}), tmp_path / "kept").done) == 6
+
+
 def test_spec_errors_name_the_bad_value():
     with pytest.raises(ValueError, match="compressions must be >= 1"):
         SweepSpec(models=("m",), methods=("quest",), compressions=(0.5,), lengths=(1024,))
+    with pytest.raises(ValueError, match=r"has no ratio > 1 for the sparse methods"):
+        SweepSpec(models=("m",), methods=("quest",), compressions=(1.0,), lengths=(1024,))
     with pytest.raises(ValueError, match="not in --methods"):
         SweepSpec(
             models=("m",),

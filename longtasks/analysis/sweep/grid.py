@@ -54,6 +54,11 @@ class SweepSpec:
         bad = [c for c in self.compressions if not c >= 1.0]
         if bad:
             raise ValueError(f"compressions must be >= 1 (1 = dense), got {bad}")
+        if self.methods and not any(c > 1.0 for c in self.compressions):
+            raise ValueError(
+                f"--compressions {list(self.compressions)} has no ratio > 1 for the sparse methods: compression 1 "
+                "is the dense run (made unless --no-dense); give e.g. 2,5,10"
+            )
         unknown = sorted(set(self.method_args) - set(self.methods))
         if unknown:
             raise ValueError(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from longtasks.analysis.io import write_json
-from longtasks.analysis.methods import method_phase
+from longtasks.analysis.methods import DENSE, method_phase
 from longtasks.analysis.store import read_results, save_table
 from longtasks.analysis.sweep.cell import TMP_PREFIX, evaluate_cell, save_cell
 from longtasks.analysis.sweep.grid import Cell, SweepSpec, cells
@@ -43,9 +43,10 @@ class SweepResult:
 
 
 def check_spec(out_dir: Path, spec: SweepSpec) -> None:
-    """Refuse to resume a folder whose earlier cells were measured under other settings."""
+    """Refuse to resume a folder whose earlier cells were measured under other settings (a folder with no
+    finished cell takes the new settings: nothing in it was measured)."""
     path = out_dir / SPEC_FILE
-    if path.exists():
+    if path.exists() and _has_cells(out_dir):
         saved = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
         now = json.loads(json.dumps(spec.settings()))
         changed = sorted(key for key in now if saved.get(key) != now[key])
@@ -56,6 +57,31 @@ def check_spec(out_dir: Path, spec: SweepSpec) -> None:
                 + "); use a new --out folder, or the same settings to resume and extend it"
             )
     write_json(path, {"settings": spec.settings(), "spec": spec.to_dict()})
+
+
+def _has_cells(out_dir: Path) -> bool:
+    """Whether any cell finished (a file outside the temporary folders of cells being written)."""
+    cells_dir = out_dir / CELLS_DIR
+    files = (p.relative_to(cells_dir).parts for p in cells_dir.rglob("*") if p.is_file())
+    return any(not any(part.startswith(TMP_PREFIX) for part in parts) for parts in files)
+
+
+def _check_methods_exist(spec: SweepSpec) -> None:
+    """Every sparse method must be registered in sparse_eval before the dense cells spend their time (a typo
+    used to fail only when its first cell built the model)."""
+    if spec.model_type != "sparse-hf":
+        return
+    try:
+        from sparse_eval.registry import list_methods
+    except ImportError:  # reported when the first cell builds its model
+        return
+    known = list_methods()
+    unknown = [m for m in spec.methods if m != DENSE and m not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown sparse method(s) {unknown}: sparse_eval has {known} (a method of your own must be registered "
+            "with sparse_eval.register_method in the process that runs the sweep)"
+        )
 
 
 def clean_temporary(cells_dir: Path) -> None:
@@ -124,11 +150,29 @@ def run_sweep(
 
     `on_cell(cell, state)` is called with "start", "done", "skip" or "fail" (for progress display); `phases`
     names the phase of methods the analysis does not know (checked before anything runs)."""
+    _check_methods_exist(spec)
     for method in spec.methods:
         method_phase(method, phases)
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_spec(out_dir, spec)
+    try:
+        check_spec(out_dir, spec)
+        return _run_cells(spec, out_dir, keep_going, on_cell, phases)
+    finally:
+        if not _has_cells(out_dir):  # stopped before any cell finished: leave nothing behind
+            (out_dir / SPEC_FILE).unlink(missing_ok=True)
+            if created:
+                shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _run_cells(
+    spec: SweepSpec,
+    out_dir: Path,
+    keep_going: bool,
+    on_cell: Callable[[Cell, str], None] | None,
+    phases: Mapping[str, str] | None,
+) -> SweepResult:
     cells_dir = out_dir / CELLS_DIR
     clean_temporary(cells_dir)
     result = SweepResult()
