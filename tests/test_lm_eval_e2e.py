@@ -322,6 +322,17 @@ def test_wrapper_refuses_a_max_length_that_would_truncate(cli, tiny_model_dir):
     assert "max_length=4096" in result.output and "4352" in result.output
 
 
+def test_wrapper_refuses_sparse_arguments_for_another_model_type(cli, tiny_model_dir, tmp_path):
+    """method= under --model hf would reach the model's constructor after the data is built (a traceback)."""
+    result = CliRunner().invoke(
+        cli,
+        ["eval", "--lengths", "1k", "--model", "hf", "--model_args", f"pretrained={tiny_model_dir},method=snapkv,"
+         "compression=2", "--tasks", "ruler_niah", "--output_path", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert result.exit_code == 2 and not (tmp_path / "out").exists()
+    assert "--model hf takes no compression=, method=: those are sparse-hf's arguments" in result.output
+
+
 def test_wrapper_refuses_a_named_chat_template_and_missing_lengths(cli):
     named = CliRunner().invoke(
         cli, ["eval", "--lengths", "4k", "--tasks", "story_multihop", "--apply_chat_template", "tool_use"]

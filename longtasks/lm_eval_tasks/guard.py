@@ -121,7 +121,14 @@ def _model_class(model: str) -> type:
 
 def check_model_type_args(model: str, model_args: Mapping[str, Any]) -> None:
     """Let a model type that can (`check_model_args`, e.g. sparse-hf) refuse bad arguments now, before any
-    data is generated, instead of when lm-eval builds the model."""
+    data is generated, instead of when lm-eval builds the model. Sparse arguments under another model type
+    (e.g. `--model hf` with method=) would reach the model's constructor and fail there, after the data."""
+    sparse = sorted(key for key in ("method", "compression", "sparse_backend") if key in model_args)
+    if sparse and model != "sparse-hf":
+        raise LengthGuardError(
+            f"--model {model} takes no {', '.join(f'{key}=' for key in sparse)}: those are sparse-hf's arguments "
+            "(use --model sparse-hf; it needs longtasks[sparse])"
+        )
     check = getattr(_model_class(model), "check_model_args", None)
     if callable(check):
         try:

@@ -77,7 +77,8 @@ def load_static_rows(task: str, options: StaticOptions) -> datasets.Dataset:
     if not available:
         raise ValueError(
             f"{task}: the dataset {options.source!r} has no config for this task (expected names like "
-            f"{_config_name(task, 4096)!r}); export it with `longtasks generate --tasks {task} ...`"
+            f"{_config_name(task, 4096)!r}); generate it with `longtasks generate {task} --lengths ... --out DIR`, "
+            "or evaluate only the tasks DIR holds (e.g. longtasks_story_static, longtasks_ruler_static)"
         )
     lengths = options.lengths or tuple(available)
     missing = [length for length in lengths if length not in available]
