@@ -158,10 +158,8 @@ def generate_to_dir(
         raise ValueError("no task given: name at least one (see `longtasks list`)")
     if not lengths:
         raise ValueError("no length given: name at least one, e.g. [4096] (4k)")
-    tasks, lengths = (
-        list(dict.fromkeys(tasks)),
-        list(dict.fromkeys(lengths)),
-    )  # a name given twice: one config
+    # a name given twice makes one config
+    tasks, lengths = list(dict.fromkeys(tasks)), list(dict.fromkeys(lengths))
     knobs = knobs or {}
     for task in knobs:
         get_task(task)
@@ -221,11 +219,7 @@ def generate_to_dir(
             _generate_config(
                 out, plan, manifest, num_samples, seed, tok, chat, workers, progress, first_samples, command
             )
-        except (
-            SampleError,
-            LengthError,
-            Redraw,
-        ) as error:  # a later sample of these settings cannot be built
+        except (SampleError, LengthError, Redraw) as error:  # a later sample cannot be built
             kept = _drop_if_empty(out, manifest, plan.name, created)
             tail = (
                 f"{plan.name}'s finished shards were kept (marked unfinished): pass --overwrite with the new "

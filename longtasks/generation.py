@@ -72,12 +72,10 @@ def build_sample_with_draft(
             last_error = error
             too_short = error if isinstance(error, TooShort) else too_short
             smaller = task.smaller_scale(knobs, scale)
-            if smaller is None or smaller == scale:
-                # Near the shortest workable length, whether a draw fits depends on it (names, words, which
-                # facts are asked, the filler's last sentences): draw again rather than fail one sample of
-                # many part-way through a run.
-                continue
-            scale = smaller
+            # At the smallest scale, draw again: near the shortest workable length whether a draw fits depends
+            # on it (names, words, which facts are asked, the filler's last sentences), and one sample of many
+            # failing part-way through a run loses the run.
+            scale = scale if smaller is None else smaller
             continue
         sample = Sample(
             id=make_sample_id(task.name, length, seed, index),
