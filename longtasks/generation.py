@@ -22,6 +22,11 @@ from longtasks.tokenizer import LengthTokenizer, load_tokenizer
 from longtasks.version import GENERATOR_VERSION
 
 MAX_ATTEMPTS = 12
+"""Draws a sample may take before it fails."""
+
+HINT_ATTEMPTS = 3
+"""Draws each checked sample may take at a suggested shortest length. Fewer than MAX_ATTEMPTS, so a run's later
+samples have draws to spare there (checking with all 12 suggested lengths where 1 sample in 20 still failed)."""
 
 
 class SampleError(ValueError):
@@ -44,21 +49,35 @@ class BuiltSample:
 
 
 def build_sample(
-    task: Task[Any], knobs: Knobs, length: int, seed: int, index: int, tokenizer: LengthTokenizer, chat: bool
+    task: Task[Any],
+    knobs: Knobs,
+    length: int,
+    seed: int,
+    index: int,
+    tokenizer: LengthTokenizer,
+    chat: bool,
+    attempts: int = MAX_ATTEMPTS,
 ) -> Sample:
     """One sample of exactly `length` tokens."""
-    return build_sample_with_draft(task, knobs, length, seed, index, tokenizer, chat).sample
+    return build_sample_with_draft(task, knobs, length, seed, index, tokenizer, chat, attempts).sample
 
 
 def build_sample_with_draft(
-    task: Task[Any], knobs: Knobs, length: int, seed: int, index: int, tokenizer: LengthTokenizer, chat: bool
+    task: Task[Any],
+    knobs: Knobs,
+    length: int,
+    seed: int,
+    index: int,
+    tokenizer: LengthTokenizer,
+    chat: bool,
+    attempts: int = MAX_ATTEMPTS,
 ) -> BuiltSample:
     """Build and fit; a new draw when the task asks for one, a smaller scale when the content does not fit."""
     scale = task.initial_scale(knobs, length)
     context = BuildContext(length, tokenizer, chat, index)
     last_error: ValueError | None = None
     too_short: TooShort | None = None  # reported first: "use a longer length" is what the user can act on
-    for attempt in range(MAX_ATTEMPTS):
+    for attempt in range(attempts):
         rng = random.Random(sample_seed(task.name, length, seed, index) + 7919 * attempt + scale)
         try:
             draft = task.build(knobs, scale, rng, context)
@@ -131,8 +150,9 @@ def build_first_sample(
         shortest = shortest_working_length(task, knobs, length, seed, tokenizer, chat)
         advice = (
             f"the shortest length that works with these knobs is {shortest} (checked on samples 0-{HINT_SAMPLES - 1}, "
-            "each drawn again where its content did not fit, so it can be below the count above; near it, whether a "
-            "sample fits depends on its draw: leave a margin for many samples)"
+            f"each fitting within {HINT_ATTEMPTS} of the {MAX_ATTEMPTS} draws a sample may take, so a long run's "
+            "samples have draws to spare; it can be below the count above: a sample whose content does not fit draws "
+            "again)"
             if shortest is not None
             else "no length up to 1M works with these knobs"
         )
@@ -142,12 +162,13 @@ def build_first_sample(
 def shortest_working_length(
     task: Task[Any], knobs: Knobs, failing: int, seed: int, tokenizer: LengthTokenizer, chat: bool
 ) -> int | None:
-    """The smallest length above `failing` at which the first samples all build (search, then verified)."""
+    """The smallest length above `failing` at which the first samples all build within HINT_ATTEMPTS draws
+    (search, then verified): with all draws, a length where most draws fail passed 20 samples and failed later."""
 
     def works(length: int) -> bool:
         try:
             for index in range(HINT_SAMPLES):
-                build_sample(task, knobs, length, seed, index, tokenizer, chat)
+                build_sample(task, knobs, length, seed, index, tokenizer, chat, HINT_ATTEMPTS)
         except (LengthError, Redraw):
             return False
         return True
