@@ -119,6 +119,23 @@ class SparseMethod:
         stats.add(head_counts(query.shape[1], n), float(n))
         return dense_attention(query, key, value, scaling)
 
+    def extend(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        *,
+        layer_idx: int,
+        scaling: float,
+        stats: LayerStats,
+    ) -> torch.Tensor:
+        """Several new tokens after a cache (a question fed after a compressed context, a chunked prompt):
+        q (B, Hq, Lq, D) are the last Lq of k/v (B, Hkv, Lk, D). Records attended pairs per query head in
+        `stats` (the session passes the "prefill" slot). Default: dense, causal."""
+        n = causal_pairs(query.shape[-2], key.shape[-2])
+        stats.add(head_counts(query.shape[1], n), float(n))
+        return dense_attention(query, key, value, scaling)
+
     def select_kv(
         self,
         query: torch.Tensor,

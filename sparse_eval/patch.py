@@ -34,14 +34,11 @@ from typing import Any
 
 import torch
 
-from sparse_eval.backends.dense import dense_attention
 from sparse_eval.base import BACKENDS, SparseMethod
 from sparse_eval.compression import (
     PHASES,
     CompressionReport,
     CompressionShortfallWarning,
-    causal_pairs,
-    head_counts,
 )
 from sparse_eval.registry import get_method
 
@@ -164,10 +161,15 @@ class SparseSession:
                 scaling=scale,
                 stats=self.report.layer(layer_idx, "decode"),
             )
-        else:  # a chunk of new tokens after a cache: dense, causal with the offset of the cached keys
-            n = float(causal_pairs(q_len, k_len))
-            self.report.layer(layer_idx, "prefill").add(head_counts(query.shape[1], n), n)
-            out = dense_attention(query, key, value, scale)
+        else:  # a chunk of new tokens after a cache
+            out = method.extend(
+                query,
+                key,
+                value,
+                layer_idx=layer_idx,
+                scaling=scale,
+                stats=self.report.layer(layer_idx, "prefill"),
+            )
         return out.transpose(1, 2).contiguous(), None
 
 
@@ -273,10 +275,9 @@ class RowBatch:
             if q_len == 1:
                 stats = report.layer(layer_idx, "decode")
                 out[b : b + 1] = method.decode(q, k, v, layer_idx=layer_idx, scaling=scaling, stats=stats)
-            else:  # a chunk of new tokens after a cache: dense, as at batch size 1
-                n = float(causal_pairs(q_len, k.shape[-2]))
-                report.layer(layer_idx, "prefill").add(head_counts(q_heads, n), n)
-                out[b : b + 1] = dense_attention(q, k, v, scaling)
+            else:  # a chunk of new tokens after a cache
+                stats = report.layer(layer_idx, "prefill")
+                out[b : b + 1] = method.extend(q, k, v, layer_idx=layer_idx, scaling=scaling, stats=stats)
         return out, self._combine(layer_idx, kept, key) if kept else None
 
     def _combine(self, layer_idx: int, kept: dict[int, torch.Tensor], key: torch.Tensor) -> torch.Tensor:

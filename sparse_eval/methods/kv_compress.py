@@ -83,20 +83,58 @@ class KVCompressionMethod(SparseMethod):
         layout = self._layouts.get(layer_idx)
         if layout is None:
             return super().decode(query, key, value, layer_idx=layer_idx, scaling=scaling, stats=stats)
-        length = key.shape[-2]
-        if length <= layout.padded_len:
+        return self._attend_compressed(
+            layout, query, key, value, layer_idx=layer_idx, scaling=scaling, stats=stats
+        )
+
+    def extend(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        *,
+        layer_idx: int,
+        scaling: float,
+        stats: LayerStats,
+    ) -> torch.Tensor:
+        """Several new tokens over the compressed cache (causal among themselves), minus padded slots: a
+        question fed after a compressed context reads what decoding would. Dense if not compressed."""
+        layout = self._layouts.get(layer_idx)
+        if layout is None:
+            return super().extend(query, key, value, layer_idx=layer_idx, scaling=scaling, stats=stats)
+        return self._attend_compressed(
+            layout, query, key, value, layer_idx=layer_idx, scaling=scaling, stats=stats
+        )
+
+    def _attend_compressed(
+        self,
+        layout: KVLayout,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        *,
+        layer_idx: int,
+        scaling: float,
+        stats: LayerStats,
+    ) -> torch.Tensor:
+        """The last Lq tokens of the cache attend its real slots causally; records against the uncompressed
+        cache: per query, (kept + earlier new tokens) of (prompt + earlier new tokens) keys."""
+        length, q_len = key.shape[-2], query.shape[-2]
+        before = length - q_len  # keys before the first new query: compressed prompt + earlier new tokens
+        if before < layout.padded_len:
             raise RuntimeError(
                 f"{self.name}: layer {layer_idx} cache holds {length} tokens, no more than its compressed "
                 f"layout ({layout.padded_len}); was the cache replaced without a new prefill?"
             )
         batch, q_heads = query.shape[:2]
         group = q_heads // key.shape[1]
-        generated = length - layout.padded_len
         mask = None
-        if layout.ragged:
+        if layout.ragged or q_len > 1:
             positions = torch.arange(length, device=key.device)
-            real = (positions < layout.kept[..., None]) | (positions >= layout.padded_len)
-            mask = real.repeat_interleave(group, dim=1)[:, :, None, :]
+            real = (positions < layout.kept[..., None]) | (positions >= layout.padded_len)  # (B, Hkv, Lk)
+            rows = torch.arange(q_len, device=key.device)[:, None] + before
+            causal = rows >= positions[None, :]  # (Lq, Lk)
+            mask = real.repeat_interleave(group, dim=1)[:, :, None, :] & causal
         if mask is None:
             out = F.scaled_dot_product_attention(query, key, value, scale=scaling, enable_gqa=group > 1)
         else:
@@ -104,7 +142,9 @@ class KVCompressionMethod(SparseMethod):
                 out = F.scaled_dot_product_attention(
                     query, key, value, attn_mask=mask, scale=scaling, enable_gqa=group > 1
                 )
-        attended = (layout.kept_per_head + batch * generated).repeat_interleave(group)
-        dense = head_counts(q_heads, batch * (layout.prompt_len + generated))
+        generated = before - layout.padded_len  # new tokens before this step, in every row and head
+        new_pairs = q_len * generated + q_len * (q_len + 1) // 2
+        attended = (q_len * layout.kept_per_head + batch * new_pairs).repeat_interleave(group)
+        dense = head_counts(q_heads, batch * (q_len * layout.prompt_len + new_pairs))
         stats.add(dense, attended)
         return out
