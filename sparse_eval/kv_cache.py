@@ -45,28 +45,42 @@ def compress_cache(cache: DynamicCache, pending: Mapping[int, torch.Tensor], met
     `method` (the session, or at batch size 1 the session's method) is told about every rewritten layer
     through its optional `on_kv_compressed(layer_idx, padded_len)` hook, which switches its decode step to
     the compressed layout; in a declared batch (`SparseSession.batch`) only the session knows each row's
-    own layout, so pass the session there. Sliding-window layers are refused: they drop tokens on their own, and their bookkeeping
-    (`cumulative_length`) would no longer match what they hold."""
+    own layout, so pass the session there (a selection holding padding, -1, is refused without one: nothing
+    would mask it). Every layer is checked before any is rewritten. Sliding-window layers are refused: they
+    drop tokens on their own, and their bookkeeping (`cumulative_length`) would no longer match what they
+    hold."""
     if not isinstance(cache, DynamicCache):
         raise TypeError(f"compress_cache needs a transformers DynamicCache, got {type(cache).__name__}")
     hook = getattr(method, "on_kv_compressed", None)
-    for layer_idx, indices in sorted(pending.items()):
-        if not 0 <= layer_idx < len(cache.layers):
-            raise ValueError(f"no cache layer {layer_idx}; the cache has {len(cache.layers)} layers")
-        layer = cache.layers[layer_idx]
-        if isinstance(layer, DynamicSlidingWindowLayer) or not isinstance(layer, DynamicLayer):
-            raise TypeError(
-                f"layer {layer_idx} is a {type(layer).__name__}; KV compression supports full-attention "
-                "DynamicLayer caches only (disable sliding-window attention in the config)"
-            )
-        if not layer.is_initialized or layer.keys is None:
-            raise ValueError(f"cache layer {layer_idx} is empty: compress after the prefill forward pass")
-        _check_indices(layer_idx, indices, layer.keys)
+    layers = {i: _checked_layer(cache, i, indices, masked=hook is not None) for i, indices in pending.items()}
+    for layer_idx, indices in sorted(pending.items()):  # every layer checked first: all rewritten, or none
+        layer = layers[layer_idx]
         indices = indices.to(layer.keys.device)
         layer.keys = gather_kv(layer.keys, indices)
         layer.values = gather_kv(layer.values, indices)
         if hook is not None:
             hook(layer_idx, indices.shape[-1])
+
+
+def _checked_layer(cache: DynamicCache, layer_idx: int, indices: torch.Tensor, masked: bool) -> DynamicLayer:
+    """The cache layer `indices` will rewrite, after checking they fit it (`masked`: someone masks padding)."""
+    if not 0 <= layer_idx < len(cache.layers):
+        raise ValueError(f"no cache layer {layer_idx}; the cache has {len(cache.layers)} layers")
+    layer = cache.layers[layer_idx]
+    if isinstance(layer, DynamicSlidingWindowLayer) or not isinstance(layer, DynamicLayer):
+        raise TypeError(
+            f"layer {layer_idx} is a {type(layer).__name__}; KV compression supports full-attention "
+            "DynamicLayer caches only (disable sliding-window attention in the config)"
+        )
+    if not layer.is_initialized or layer.keys is None:
+        raise ValueError(f"cache layer {layer_idx} is empty: compress after the prefill forward pass")
+    _check_indices(layer_idx, indices, layer.keys)
+    if not masked and bool((indices < 0).any()):
+        raise ValueError(
+            f"layer {layer_idx}: the kept indices hold padding (-1: some heads keep fewer tokens) and "
+            "nothing would mask it when decoding; pass the session: compress_cache(cache, pending, session)"
+        )
+    return layer
 
 
 def kv_bytes(
@@ -83,7 +97,7 @@ def kv_bytes(
     indices = method.select_kv(query, key, value, layer_idx=0, scaling=scaling, stats=LayerStats(0, "kv"))
     if indices is None:
         return {"dense": dense, "stored": dense, "kept": dense}
-    compress_cache(cache, {0: indices})
+    compress_cache(cache, {0: indices}, method)
     per_token = 2 * key.shape[-1] * key.element_size()
     return {"dense": dense, "stored": cache_bytes(cache), "kept": int((indices >= 0).sum()) * per_token}
 

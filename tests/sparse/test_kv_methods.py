@@ -363,7 +363,14 @@ def test_compress_cache_gathers_per_head_and_pads():
     idx0 = torch.tensor([[[0, 3, 9], [1, 2, 5]]])
     idx1 = torch.tensor([[[4, 7, -1, -1], [0, 1, 2, 8]]])
     before = cache_bytes(cache)
-    compress_cache(cache, {0: idx0, 1: idx1})
+    told: list[tuple[int, int]] = []
+
+    class Session:  # stands for the session that masks the padding when decoding
+        def on_kv_compressed(self, layer_idx: int, padded_len: int) -> None:
+            told.append((layer_idx, padded_len))
+
+    compress_cache(cache, {0: idx0, 1: idx1}, Session())
+    assert told == [(0, 3), (1, 4)]
     torch.testing.assert_close(cache.layers[0].keys[0, 1], keys0[0, 1, [1, 2, 5]])
     torch.testing.assert_close(cache.layers[1].values[0, 0, :2], values1[0, 0, [4, 7]])
     assert bool((cache.layers[1].values[0, 0, 2:] == 0).all())
@@ -382,6 +389,12 @@ def test_compress_cache_rejects_bad_indices():
         compress_cache(cache, {0: torch.tensor([[0, 1]])})
     with pytest.raises(ValueError, match="no cache layer 3"):
         compress_cache(cache, {3: torch.tensor([[[0], [1]]])})
+    with pytest.raises(ValueError, match=r"layer 0: the kept indices hold padding .* pass the session"):
+        compress_cache(cache, {0: torch.tensor([[[0, 1], [2, -1]]])})  # nobody would mask the padded slot
+    two_layers = _filled_cache(2, 2, 10, 4)
+    with pytest.raises(ValueError, match="layer 1: kept index 10 is past the cached length"):
+        compress_cache(two_layers, {0: torch.tensor([[[0], [1]]]), 1: torch.tensor([[[0], [10]]])})
+    assert [layer.keys.shape[2] for layer in two_layers.layers] == [10, 10]  # all layers or none
 
 
 def test_gather_kv_matches_indexing():
@@ -419,6 +432,64 @@ def test_kv_decode_masks_padding_and_reports_against_prompt():
     kept_counts = [len(s) for s in as_sets(indices)]
     assert kv_stats.per_head() == pytest.approx([length / n for n in kept_counts])
     assert stats.per_head() == pytest.approx([(length + 1) / (n + 1) for n in kept_counts for _ in range(2)])
+
+
+def test_tokens_fed_after_a_compressed_cache_see_only_the_kept_tokens():
+    """A question fed in one forward pass after an Ada-SnapKV compression attends each head's kept tokens and
+    the new tokens causally, never the padded slots (it attended them: logits off by 0.05 in a tiny model),
+    and counts against the uncompressed prompt."""
+    length, dim, new = 120, 8, 3
+    q, k = _qk(7, length, kv_heads=2, group=2, dim=dim)
+    v = torch.randn(1, 2, length, dim)
+    method = AdaSnapKV(compression=4, window=16, pool_kernel=5, sink=2, local=4, backend="reference")
+    indices = method.select_kv(q, k, v, layer_idx=0, scaling=0.35, stats=LayerStats(0, "kv"))
+    cache = DynamicCache()
+    cache.update(k, v, 0)
+    compress_cache(cache, {0: indices}, method)
+    new_k, new_v = torch.randn(2, 1, 2, new, dim)
+    keys, values = cache.update(new_k, new_v, 0)
+    qn = torch.randn(1, 4, new, dim)
+    stats = LayerStats(0, "prefill")
+    out = method.extend(qn, keys, values, layer_idx=0, scaling=0.35, stats=stats)
+    kept_counts = [len(s) for s in as_sets(indices)]
+    assert min(kept_counts) < max(kept_counts)  # the layout holds padding
+    for h, kept in enumerate(as_sets(indices)):
+        pos = sorted(kept)
+        kh = torch.cat([k[0, h, pos], new_k[0, h]])[None, None]
+        vh = torch.cat([v[0, h, pos], new_v[0, h]])[None, None]
+        causal = torch.ones(new, len(pos) + new, dtype=torch.bool).tril(len(pos))
+        ref = torch.nn.functional.scaled_dot_product_attention(
+            qn[:, 2 * h : 2 * h + 2], kh, vh, attn_mask=causal, scale=0.35
+        )
+        torch.testing.assert_close(out[:, 2 * h : 2 * h + 2], ref, rtol=1e-5, atol=1e-6)
+    pairs = new * (new + 1) // 2
+    expected = [(new * length + pairs) / (new * n + pairs) for n in kept_counts for _ in range(2)]
+    assert stats.per_head() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("method", ["snapkv", "ada_snapkv"])
+def test_a_chunk_after_compression_equals_feeding_its_tokens_one_by_one(build_tiny_lm, token_ids, method):
+    import sparse_eval
+
+    model, prompt, suffix = build_tiny_lm("llama"), token_ids(60, 3), token_ids(3, 4)
+    knobs = {"compression": 3, "window": 8, "pool_kernel": 3, "sink": 2, "local": 4}
+    logits = {}
+    for mode in ("steps", "chunk"):
+        with torch.inference_mode(), sparse_eval.apply(model, method, **knobs) as session:
+            cache = DynamicCache(config=model.config)
+            model(
+                input_ids=prompt, past_key_values=cache, position_ids=torch.arange(60)[None], use_cache=True
+            )
+            compress_cache(cache, session.pending_kv, session)
+            session.pending_kv.clear()
+            steps = [slice(j, j + 1) for j in range(3)] if mode == "steps" else [slice(0, 3)]
+            for part in steps:
+                positions = torch.arange(60 + part.start, 60 + part.stop)[None]
+                out = model(
+                    input_ids=suffix[:, part], past_key_values=cache, position_ids=positions, use_cache=True
+                )
+            logits[mode] = out.logits[0, -1]
+    torch.testing.assert_close(logits["chunk"], logits["steps"], rtol=1e-5, atol=1e-5)
 
 
 def test_masked_kv_decode_never_uses_cudnn_attention(monkeypatch):
