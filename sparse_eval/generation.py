@@ -16,7 +16,8 @@ row (eos, stop string) stops being attended and recorded; its later tokens are d
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -71,9 +72,11 @@ def _eos_ids(model: Any, eos_token_id: int | Sequence[int] | None) -> set[int]:
         eos_token_id = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if eos_token_id is None:
         return set()
-    if isinstance(eos_token_id, int):
-        return {eos_token_id}
-    return {int(t) for t in eos_token_id}
+    values = eos_token_id.tolist() if isinstance(eos_token_id, torch.Tensor) else eos_token_id
+    ids = list(values) if isinstance(values, Iterable) and not isinstance(values, str) else [values]
+    if not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in ids):
+        raise ValueError(f"eos_token_id must be a token id or a list of token ids, got {eos_token_id!r}")
+    return {int(t) for t in ids}
 
 
 def _cache_kwarg(model: Any) -> str:
@@ -103,9 +106,15 @@ def _forward_rows(
     return out.logits[:, -1].float()
 
 
-def _check_generation_args(max_new_tokens: int, stop: Sequence[str], tokenizer: Any) -> list[str]:
+def _check_generation_args(
+    max_new_tokens: int, stop: str | Sequence[str] | None, tokenizer: Any
+) -> list[str]:
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    # One string is one stop string (as `stop_strings` in transformers), not a list of its characters.
+    stop = [stop] if isinstance(stop, str) else list(stop or ())
+    if not all(isinstance(s, str) for s in stop):
+        raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
     stop = [s for s in stop if s]
     if stop and tokenizer is None:
         raise ValueError(f"stop strings {stop!r} need a tokenizer to decode the generated text")
@@ -132,7 +141,7 @@ def greedy_decode_batch(
     *,
     max_new_tokens: int,
     eos_token_id: int | Sequence[int] | None = None,
-    stop: Sequence[str] = (),
+    stop: str | Sequence[str] | None = (),
     tokenizer: Any = None,
     return_logits: bool = False,
 ) -> list[tuple[list[int], StopReason, list[torch.Tensor], list[int], CompressionReport | None]]:
@@ -204,7 +213,7 @@ def greedy_decode(
     *,
     max_new_tokens: int,
     eos_token_id: int | Sequence[int] | None = None,
-    stop: Sequence[str] = (),
+    stop: str | Sequence[str] | None = (),
     tokenizer: Any = None,
     return_logits: bool = False,
 ) -> tuple[list[int], StopReason, list[torch.Tensor], list[int]]:
@@ -277,7 +286,7 @@ def generate(
     *,
     max_new_tokens: int = 32,
     eos_token_id: int | Sequence[int] | None = None,
-    stop: Sequence[str] = (),
+    stop: str | Sequence[str] | None = (),
     tokenizer: Any = None,
     return_logits: bool = False,
     backend: str | None = None,

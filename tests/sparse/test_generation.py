@@ -4,6 +4,7 @@ dense-equivalence at compression 1, exact agreement with a masked full-sequence 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from transformers import AttentionInterface
@@ -220,6 +221,11 @@ def test_stops_on_eos_and_stop_strings():
     assert by_stop.stop_reason == "stop_string"
     assert stop in _CharTokenizer().decode(by_stop.tokens)
     assert stop not in _CharTokenizer().decode(by_stop.tokens[:-1])
+    knobs = {"compression": 2, "max_new_tokens": 12, "window": 16, "local": 4, "tokenizer": _CharTokenizer()}
+    one_string = generate(model, ids, "snapkv", eos_token_id=[], stop=stop, **knobs)
+    assert one_string.tokens == by_stop.tokens  # one string is one stop string, not its characters
+    for same_eos in (torch.tensor(eos), torch.tensor([eos]), np.int64(eos)):
+        assert generate(model, ids, "snapkv", eos_token_id=same_eos, **knobs).tokens == by_eos.tokens
 
 
 def test_bad_generation_input_is_explained():
@@ -236,3 +242,7 @@ def test_bad_generation_input_is_explained():
         generate(model, prompt(5), "dense", max_new_tokens=0)
     with pytest.raises(ValueError, match="need a tokenizer"):
         generate(model, prompt(5), "dense", stop=["x"])
+    with pytest.raises(ValueError, match=r"stop must be a string or a list of strings, got \[7\]"):
+        generate(model, prompt(5), "dense", stop=[7])
+    with pytest.raises(ValueError, match=r"eos_token_id must be a token id or a list of token ids, got 2\.5"):
+        generate(model, prompt(5), "dense", eos_token_id=2.5)
