@@ -1,7 +1,7 @@
 """Write generated samples to an output folder: one parquet config per task x length, resumable.
 
 Layout: ``DIR/longtasks.json`` (manifest), ``DIR/README.md`` (dataset card with the `configs` list
-that `datasets.load_dataset(DIR, "<task>-<length>")` needs), ``DIR/data/<config>/test-<a>-<b>.parquet``.
+that `datasets.load_dataset(DIR, "<task>-<length>")` needs), ``DIR/data/<config>/test-<a>-<b>-<settings hash>.parquet``.
 Every file is written to a temporary name and renamed into place, so an interrupted run leaves only
 finished shards; running the same command again skips them.
 """
@@ -169,12 +169,15 @@ def generate_to_dir(
             )
     tok = resolve_tokenizer(tokenizer)
     previous = read_manifest(out) if out.exists() else {}
-    if out.exists() and not previous and any(out.iterdir()):
+    if out.exists() and not previous and any(not p.name.endswith(TMP_SUFFIX) for p in out.iterdir()):
         raise ValueError(
             f"{out} exists, is not empty and is not a longtasks output folder; choose another --out"
         )
     replace_all = _check_folder_settings(previous, tok.name, tok.revision, chat, overwrite, out)
     existing = {} if replace_all else dict(previous.get("configs", {}))
+    for name, entry in existing.items():  # a config whose files are not all there is not finished
+        if entry.get("complete") and not all((out / shard).is_file() for shard in entry.get("shards", [])):
+            existing[name] = {**entry, "complete": False}
     plans = _plans(tasks, lengths, num_samples, knobs, tok.name, tok.revision, seed, chat, existing)
     stale = _check_compatible(plans, existing, overwrite, out)
     _check_no_rows_dropped(plans, existing, stale, num_samples, overwrite, out)
@@ -193,7 +196,8 @@ def generate_to_dir(
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     _remove_partials(out)
-    for name in set(previous.get("configs", {})) if replace_all else stale:
+    removed = set(previous.get("configs", {})) if replace_all else stale
+    for name in removed:
         _remove_config(out, name)
         existing.pop(name, None)
     commands = [] if replace_all else list(previous.get("commands") or [])
@@ -214,6 +218,9 @@ def generate_to_dir(
         "commands": commands,
         "configs": existing,
     }
+    if removed:  # the card must not name them, also if this run stops before its first config is done
+        _save_manifest(out, manifest)
+        _write_card(out)
     for plan in plans:
         try:
             _generate_config(
@@ -292,13 +299,10 @@ def _check_no_rows_dropped(
     overwrite: bool,
     out: Path,
 ) -> None:
-    """A rerun asking for fewer samples would delete finished rows: only with --overwrite."""
-    shrinking = {
-        plan.name: int(existing[plan.name].get("num_samples", 0))
-        for plan in plans
-        if plan.name in existing and plan.name not in stale
-        and int(existing[plan.name].get("num_samples", 0)) > num_samples
-    }  # fmt: skip
+    """A rerun asking for fewer samples would delete finished rows: only with --overwrite. The rows counted
+    are those on disk (an interrupted rerun that asked for more may have finished fewer than it promised)."""
+    finished = {plan.name: _rows_on_disk(out, plan.name) for plan in plans if plan.name in existing}
+    shrinking = {name: rows for name, rows in finished.items() if name not in stale and rows > num_samples}
     if shrinking and not overwrite:
         dropped = sum(before - num_samples for before in shrinking.values())
         raise ValueError(
@@ -306,6 +310,16 @@ def _check_no_rows_dropped(
             f"(e.g. {next(iter(shrinking.values()))}); this run would delete {dropped} row(s). Use "
             f"--num-samples {max(shrinking.values())} to keep them, or --overwrite to shrink the config(s)"
         )
+
+
+def _rows_on_disk(out: Path, name: str) -> int:
+    """Rows in the config's finished shards (parquet footers only)."""
+    import pyarrow.parquet as pq
+
+    folder = out / DATA_DIR / name
+    return (
+        sum(pq.ParquetFile(f).metadata.num_rows for f in folder.glob("*.parquet")) if folder.exists() else 0
+    )
 
 
 def _remove_config(out: Path, name: str) -> None:
@@ -339,10 +353,6 @@ def _generate_config(
 ) -> None:
     ranges = plan.shard_ranges(num_samples)
     wanted = {plan.shard_path(a, b) for a, b in ranges}
-    folder = out / DATA_DIR / plan.name
-    for stale in folder.glob("*.parquet") if folder.exists() else []:
-        if f"{DATA_DIR}/{plan.name}/{stale.name}" not in wanted:
-            stale.unlink()  # same settings, other sample count: rows are recomputable
     entry = {
         "task": plan.task,
         "length": plan.length,
@@ -355,10 +365,38 @@ def _generate_config(
         "complete": False,
         "command": command,
     }
+    previous = manifest["configs"].get(plan.name, {})
     manifest["configs"][plan.name] = entry
     _save_manifest(out, manifest)
+    if previous.get("complete") and previous.get("shards") != entry["shards"]:
+        _write_card(out)  # the card named the old shards: unlist the config until it is complete again
+    folder = out / DATA_DIR / plan.name
+    for stale in folder.glob("*.parquet") if folder.exists() else []:
+        if f"{DATA_DIR}/{plan.name}/{stale.name}" not in wanted:
+            stale.unlink()  # same settings, other sample count: rows are recomputable
     todo = [r for r in ranges if not _shard_done(out, plan, r)]
     bar, task_id = _progress(progress, plan.name, num_samples, num_samples - sum(b - a for a, b in todo))
+    try:
+        _write_shards(out, plan, todo, first_samples, seed, tok, chat, workers, bar, task_id)
+    finally:  # also on an interrupt: a live bar leaves the terminal's cursor hidden
+        if bar is not None:
+            bar.stop()
+    entry["complete"] = True
+    _save_manifest(out, manifest)
+
+
+def _write_shards(
+    out: Path,
+    plan: ConfigPlan,
+    todo: list[tuple[int, int]],
+    first_samples: dict[str, Sample],
+    seed: int,
+    tok: Any,
+    chat: bool,
+    workers: int,
+    bar: Any,
+    task_id: Any,
+) -> None:
     for start, end in todo:
         samples: list[Sample] = []
         if start == 0 and plan.name in first_samples:
@@ -371,10 +409,6 @@ def _generate_config(
                 progress=lambda n: _advance(bar, task_id, n),
             )  # fmt: skip
         write_rows(out / plan.shard_path(start, end), samples)
-    if bar is not None:
-        bar.stop()
-    entry["complete"] = True
-    _save_manifest(out, manifest)
 
 
 def _save_manifest(out: Path, manifest: dict[str, Any]) -> None:

@@ -19,11 +19,11 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from longtasks.hub.folder import (
     CARD_NAME,
+    PARTIAL_SUFFIX,
     SPLIT,
     ConfigEntry,
     config_entries,
     load_manifest,
-    shard_files,
 )
 from longtasks.hub.stats import DEPTH_BINS, ConfigStats, config_stats
 from longtasks.lengths import format_length
@@ -65,7 +65,7 @@ def size_category(rows: int) -> str:
 
 def hub_configs(entries: list[ConfigEntry]) -> list[dict[str, Any]]:
     """The `configs` YAML entries: one per config, its parquet files as the test split."""
-    return [{"config_name": e.name, "data_files": [{"split": SPLIT, "path": e.data_glob}]} for e in entries]
+    return [{"config_name": e.name, "data_files": [{"split": SPLIT, "path": e.data_files}]} for e in entries]
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ def render_card(out_dir: Path | str, *, repo_id: str | None = None) -> str:
     out_dir = Path(out_dir)
     manifest = load_manifest(out_dir)
     entries = config_entries(manifest)
-    listed = [ConfigView(e, config_stats(shard_files(out_dir, e.name))) for e in entries if e.complete]
+    listed = [ConfigView(e, config_stats([out_dir / f for f in e.data_files])) for e in entries if e.complete]
     incomplete = [e.name for e in entries if not e.complete]
     env = _environment()
     sources = source_data(listed)
@@ -276,7 +276,7 @@ def write_card(out_dir: Path | str) -> Path:
     out_dir = Path(out_dir)
     text = render_card(out_dir)
     path = out_dir / CARD_NAME
-    tmp = path.with_name(f".{CARD_NAME}.tmp{os.getpid()}")
+    tmp = path.with_name(f"{CARD_NAME}{PARTIAL_SUFFIX}")  # a rerun of `generate` removes it if left behind
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -15,6 +15,8 @@ MANIFEST_NAME = "longtasks.json"
 CARD_NAME = "README.md"
 DATA_DIR = "data"
 SPLIT = "test"
+PARTIAL_SUFFIX = ".partial"
+"""Files being written end in this until renamed into place; `generate` removes any an interrupt left."""
 
 
 class DatasetFolderError(ValueError):
@@ -36,9 +38,11 @@ class ConfigEntry:
     complete: bool
 
     @property
-    def data_glob(self) -> str:
-        """Glob (relative to the folder) that `datasets` resolves for this config."""
-        return f"{DATA_DIR}/{self.name}/*.parquet"
+    def data_files(self) -> list[str]:
+        """The shard files (relative to the folder) the card lists for `datasets`: named one by one, not by a
+        glob, because `datasets` keys its cache of a local folder by the card's `configs`, not by the files'
+        content. With the shard names carrying the settings' hash, other rows mean another cache entry."""
+        return sorted(self.shards)
 
 
 def load_manifest(out_dir: Path | str) -> dict[str, Any]:
@@ -84,5 +88,5 @@ def config_entries(manifest: dict[str, Any]) -> list[ConfigEntry]:
 
 
 def shard_files(out_dir: Path | str, config: str) -> list[Path]:
-    """Parquet files `datasets` would load for `config` (the card's data_files glob), sorted."""
+    """Parquet files in `config`'s folder, sorted (the manifest's shards, unless something else was put there)."""
     return sorted((Path(out_dir) / DATA_DIR / config).glob("*.parquet"))
