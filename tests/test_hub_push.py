@@ -191,6 +191,27 @@ def test_explicit_token_wins_over_environment(folder: Path, fake_api, monkeypatc
     assert plan.token_source == "--token"
 
 
+def test_a_pasted_token_is_stripped_and_a_broken_one_refused_without_echo(folder: Path, fake_api) -> None:
+    push(folder, REPO, token=f" {FAKE_TOKEN}\r\n")
+    assert fake_api.instances[-1].token == FAKE_TOKEN
+    for broken in (f"{FAKE_TOKEN[:10]}\r{FAKE_TOKEN[10:]}", f"{FAKE_TOKEN}é"):
+        with pytest.raises(
+            ValueError, match="--token holds a space, control or non-ASCII character"
+        ) as caught:
+            push(folder, REPO, token=broken)
+        assert FAKE_TOKEN[:10] not in str(caught.value)
+
+
+def test_a_transport_error_quoting_any_token_is_scrubbed(folder: Path, fake_api) -> None:
+    """The HTTP layer quotes the header it could not send (`b'Bearer hf_...'`), in whatever escaped form."""
+    other = "hf_AnotherTokenFromTheLoginCache42"
+    fake_api.fail = {"create_repo": HTTPError(f"Illegal header value b'Bearer {other}\\r' ({FAKE_TOKEN!r})")}
+    with pytest.raises(HubPushError, match="could not reach the Hugging Face Hub") as caught:
+        push(folder, REPO, token=FAKE_TOKEN)
+    assert other not in str(caught.value) and FAKE_TOKEN not in str(caught.value)
+    assert "hf_***" in str(caught.value)
+
+
 def test_no_token_is_a_clear_error(folder: Path, fake_api, monkeypatch) -> None:
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)

@@ -10,6 +10,7 @@ not stored on the plan, not logged, and scrubbed from any error text.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,8 +79,16 @@ def _check_repo_id(repo_id: str) -> None:
 
 
 def _token_source(token: str | None) -> tuple[str | None, str | None]:
-    """(token, where it came from). The explicit token wins, then HF_TOKEN, then the login cache."""
+    """(token, where it came from). The explicit token wins, then HF_TOKEN, then the login cache. A pasted
+    token's surrounding whitespace is dropped; a control or non-ASCII character inside it is refused without
+    echoing it (the HTTP layer's error would print the whole header, token included)."""
+    token = token.strip() if token else token
     if token:
+        if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
+            raise ValueError(
+                "--token holds a space, control or non-ASCII character (a token is letters, digits and '_'); "
+                "paste the token alone"
+            )
         return token, "--token"
     from huggingface_hub import get_token
 
@@ -90,8 +99,13 @@ def _token_source(token: str | None) -> tuple[str | None, str | None]:
     return found, ("HF_TOKEN" if env and env.strip() == found else "login cache")
 
 
+TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{6,}")
+"""What Hugging Face user tokens look like: scrubbed from every message, whichever token it was."""
+
+
 def _scrub(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text
+    text = text.replace(token, "***") if token else text
+    return TOKEN_PATTERN.sub("hf_***", text)
 
 
 def _explain(error: Exception, repo_id: str, step: str, token: str | None) -> str:
