@@ -59,24 +59,30 @@ from sparse_eval.patch import apply
 from sparse_eval.registry import get_method, list_methods, method_class
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
+def _coerce(name: str, value: Any, default: Any, annotation: str = "") -> Any:
     """Method arguments arrive as strings from `--model_args` when lm-eval could not infer a type: convert
-    them to the type of the field's default (bool, int or float)."""
-    if not isinstance(value, str) or isinstance(default, str) or default is None:
+    them to the type of the field's default (bool, int or float), or for a field whose default is None to the
+    type its annotation names (`gamma: float | None`; "none" gives None)."""
+    if not isinstance(value, str) or isinstance(default, str):
         return value
     text = value.strip()
+    kind: type | None = type(default) if default is not None else None
+    if kind is None:
+        named = {part.strip() for part in str(annotation).split("|")}
+        kind = next((t for t in (bool, int, float) if t.__name__ in named), None)
+        if kind is None:
+            return value
+        if text.lower() in ("none", "null"):
+            return None
     try:
-        if isinstance(default, bool):
+        if kind is bool:
             if text.lower() in ("true", "false"):
                 return text.lower() == "true"
             raise ValueError(text)
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
+        if kind in (int, float):
+            return kind(text)
     except ValueError:
-        kind = type(default).__name__
-        raise ValueError(f"method argument {name}={value!r} is not a valid {kind}") from None
+        raise ValueError(f"method argument {name}={value!r} is not a valid {kind.__name__}") from None
     return value
 
 
@@ -90,7 +96,7 @@ def method_from_args(method: str, compression: Any, backend: str, args: dict[str
     for name in [k for k in args if k in fields]:
         field = fields[name]
         default = field.default if field.default is not dataclasses.MISSING else None
-        chosen[name] = _coerce(name, args.pop(name), default)
+        chosen[name] = _coerce(name, args.pop(name), default, str(field.type))
     return get_method(method, compression=_coerce("compression", compression, 1.0), backend=backend, **chosen)
 
 
@@ -222,6 +228,13 @@ class SparseHFLM(HFLM):
     def check_model_args(cls, model_args: Mapping[str, Any]) -> None:
         """Validate the sparse arguments before any data is generated (`longtasks eval` calls this)."""
         sparse_args(dict(model_args))
+
+    def reset_report(self) -> None:
+        """Start the compression record afresh (all requests and per length): a sweep reuses one model
+        object for several cells, and each cell's results must hold only its own requests."""
+        self.report = self._new_report()
+        self.reports_by_length = {}
+        self.requests_by_length = {}
 
     def _new_report(self) -> CompressionReport:
         return CompressionReport(

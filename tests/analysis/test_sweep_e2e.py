@@ -42,6 +42,11 @@ def test_sweep_then_analyze(saved_tiny_qwen2, tmp_path):
     }
     assert (table[table["method"] != "dense"]["achieved_compression"] > 1.5).all()  # from sparse-hf's report
     assert table["n_layers"].notna().all()  # architecture from the saved model_config.json
+    recorded = []  # each cell's record holds its own requests only (one model object serves every cell)
+    for cell in cells:
+        (results,) = cell.glob("results_*.json")
+        recorded.append(json.loads(results.read_text())["config"]["sparse_compression"]["requests_by_length"])
+    assert sorted(map(str, recorded)) == sorted([str({"1024": 1})] * 5 + [str({"2048": 1})] * 5)
 
     assert "0 cell(s) run, 10 already done" in sweep(
         saved_tiny_qwen2, out

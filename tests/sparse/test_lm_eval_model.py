@@ -15,7 +15,7 @@ from lm_eval.tasks import TaskManager
 
 from sparse_eval.compression import CompressionShortfallWarning
 from sparse_eval.generation import generate
-from sparse_eval.lm_eval_model import SparseHFLM
+from sparse_eval.lm_eval_model import SparseHFLM, sparse_args
 
 TASK = "sparse_hf_smoke"
 BATCH_TASK = "sparse_hf_batch"
@@ -160,6 +160,9 @@ def test_model_args_configure_the_method(model_dir):
     method = lm.sparse_method
     assert (method.compression, method.window, method.floor, method.backend) == (2.5, 64, 0.3, "reference")
     assert lm.backend == "causal"  # HFLM's own `backend` is untouched
+    # a field whose default is None takes its annotation's type: flexprefill's `gamma: float | None`
+    assert sparse_args({"method": "flexprefill", "gamma": "0.9"}).gamma == 0.9
+    assert sparse_args({"method": "flexprefill", "gamma": "None", "compression": "5"}).gamma is None
 
 
 def test_bad_model_args_are_explained(model_dir):
@@ -170,6 +173,8 @@ def test_bad_model_args_are_explained(model_dir):
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         make_lm(model_dir, method="snapkv", batch_size=0)
     assert make_lm(model_dir, method="snapkv", batch_size=4).batch_size == 4
+    with pytest.raises(ValueError, match="gamma='high' is not a valid float"):
+        sparse_args({"method": "flexprefill", "gamma": "high"})
     with pytest.raises(ValueError, match="window='abc' is not a valid int"):
         SparseHFLM(str(model_dir), method="snapkv", window="abc", device="cpu")
     with pytest.raises(ValueError, match="compression"):

@@ -43,9 +43,11 @@ def evaluate_cell(lm: Any, cell: Cell, spec: SweepSpec, model_args: dict[str, An
         include_defaults=False, progress=False, max_length=getattr(lm, "max_length", None),
         **({"gen_budget": spec.max_gen_toks()} if spec.max_gen_toks() else {}),
     )  # fmt: skip
+    if hasattr(lm, "reset_report"):
+        lm.reset_report()  # one record per cell, not accumulated over the cells of this model object
+    elif hasattr(getattr(lm, "report", None), "reset"):
+        lm.report.reset()
     report = getattr(lm, "report", None)
-    if report is not None and hasattr(report, "reset"):
-        report.reset()  # one report per cell, not accumulated over the cells of this model object
     results = simple_evaluate(
         model=lm, tasks=list(spec.tasks), task_manager=manager, apply_chat_template=spec.chat,
         gen_kwargs=spec.gen_kwargs, log_samples=True, bootstrap_iters=0, verbosity="WARNING",
