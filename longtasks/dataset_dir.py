@@ -73,7 +73,9 @@ class ConfigPlan:
         return [(a, min(a + self.shard_size, num_samples)) for a in range(0, num_samples, self.shard_size)]
 
     def shard_path(self, start: int, end: int) -> str:
-        return f"{DATA_DIR}/{self.name}/{SPLIT}-{start:06d}-{end:06d}.parquet"
+        """Rows [start, end). The settings' hash in the name: `datasets` caches a local folder by the files
+        its card names, so a config regenerated with other settings must name other files."""
+        return f"{DATA_DIR}/{self.name}/{SPLIT}-{start:06d}-{end:06d}-{self.settings_hash}.parquet"
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
