@@ -79,8 +79,23 @@ class ConfigPlan:
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
+    """The folder's manifest ({} when it has none). A damaged file is a ValueError naming it: a bare JSON
+    decoder message does not say which file, and a manifest of the wrong shape would fail far from here."""
     path = Path(out_dir) / MANIFEST_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    fix = "restore it, or generate the data again into a new folder"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); {fix}") from None
+    configs = manifest.get("configs") if isinstance(manifest, dict) else None
+    if not isinstance(configs, dict) or not all(isinstance(entry, dict) for entry in configs.values()):
+        raise ValueError(
+            f"{path} is not a longtasks manifest (expected a JSON object whose 'configs' maps each config "
+            f"name to its settings); {fix}"
+        )
+    return manifest
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -200,3 +200,42 @@ def test_prediction_files_with_a_bom_load_and_bad_bytes_name_the_line(tmp_path):
     bad.write_bytes(b'{"id": "a", "prediction": ""}\n{"id": "caf\xe9", "prediction": ""}\n')
     with pytest.raises(ValueError, match=r"latin1.jsonl:2 is not UTF-8 text"):
         score(bad, [sample])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ci_level": 1.5}, "ci_level=1.5 must be a number strictly between 0 and 1"),
+        ({"ci_level": 0.0}, "ci_level=0.0 must be"),
+        ({"ci_level": float("nan")}, "ci_level=nan must be"),
+        ({"ci_level": "0.9"}, "ci_level='0.9' must be"),
+        ({"ci_resamples": 0}, "ci_resamples=0 must be a positive whole number"),
+        ({"ci_resamples": -5}, "ci_resamples=-5 must be"),
+        ({"ci_resamples": 10.5}, "ci_resamples=10.5 must be"),
+        ({"ci_resamples": True}, "ci_resamples=True must be"),
+    ],
+)
+def test_bad_interval_settings_name_the_value(options, message):
+    """Checked at the entry, before any data is read: deep in the bootstrap numpy's error names neither."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        score(_perfect(SAMPLES), [s.to_row() for s in SAMPLES], **options)
+
+
+def test_good_interval_settings_still_score():
+    import numpy as np
+
+    report = score(
+        _perfect(SAMPLES), [s.to_row() for s in SAMPLES], ci_level=np.float64(0.9), ci_resamples=np.int64(50)
+    )
+    assert report.summary.ci["level"] == 0.9 and report.summary.overall.score.mean == 1.0
+
+
+def test_empty_paths_and_a_folder_of_predictions_are_named(tmp_path):
+    data = _write_folder(tmp_path / "data", SAMPLES)
+    predictions = _write_jsonl(tmp_path / "p.jsonl", _perfect(SAMPLES))
+    with pytest.raises(ValueError, match="the predictions path is empty"):
+        score("", data)
+    with pytest.raises(ValueError, match=r"predictions file '.*data' is a folder; give the JSONL file"):
+        score(data, data)
+    with pytest.raises(ValueError, match="the dataset path is empty"):
+        score(predictions, "")

@@ -9,6 +9,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from longtasks.commands.errors import fail
+from longtasks.paths import check_output_folder
+
 console = Console(stderr=True)
 
 HELP = """Tables and plots of the paper's analyses from your results.
@@ -26,12 +29,14 @@ the analyses the data could not support, with why).
 """
 
 
-def _phases(items: list[str] | None) -> dict[str, str]:
+def parse_phases(items: list[str] | None) -> dict[str, str]:
+    """--phase METHOD=prefill|decode items as {method: phase}; shared with `sweep`, so that both commands
+    refuse the same malformed item instead of one of them dropping it."""
     out = {}
     for item in items or []:
         method, sep, phase = item.partition("=")
-        if not sep:
-            raise ValueError(f"--phase takes METHOD=prefill|decode, got {item!r}")
+        if not sep or not method.strip() or not phase.strip():
+            raise ValueError(f"--phase takes METHOD=prefill|decode (e.g. my_method=prefill), got {item!r}")
         out[method.strip()] = phase.strip()
     return out
 
@@ -81,6 +86,7 @@ def register(app: typer.Typer) -> None:
         plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw the plots.")] = True,
     ) -> None:
         try:
+            check_output_folder(out)
             from longtasks.analysis.cost import CostOptions
             from longtasks.analysis.maxcomp import TestOptions
             from longtasks.analysis.options import AnalysisOptions
@@ -93,7 +99,7 @@ def register(app: typer.Typer) -> None:
                                  seed=seed),
                 cost=CostOptions(convention=cost_convention, batch_size=batch_size, indexing_dim=indexing_dim),
                 law=ScalingLaw(link=link, reference_task=reference_task), scaling_compression=scaling_compression,
-                n_boot=n_boot, seed=seed, plots=plots, phases=_phases(phase),
+                n_boot=n_boot, seed=seed, plots=plots, phases=parse_phases(phase),
             )  # fmt: skip
             tables = [p for p in inputs if p.is_file() and p.suffix in (".parquet", ".csv")]
             folders = [p for p in inputs if p not in tables]
@@ -107,11 +113,11 @@ def register(app: typer.Typer) -> None:
             frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
             with console.status("analysing ..."):
                 result = analyze(frame, out, options)
-        except (ImportError, ValueError, FileNotFoundError) as error:
-            console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
-            raise typer.Exit(2) from error
+        except (ImportError, ValueError, OSError) as error:  # OSError: a missing input, an unwritable output
+            fail(str(error))
         for note in result.notes:
-            console.print(f"[yellow]skipped:[/yellow] {note}", soft_wrap=True)
+            console.print(f"[yellow]skipped:[/yellow] {escape(note)}", soft_wrap=True)
         console.print(
-            f"{len(result.tables)} tables in {out / 'tables'}, {len(result.plots)} plot files in {out / 'plots'}"
+            f"{len(result.tables)} tables in {out / 'tables'}, {len(result.plots)} plot files in {out / 'plots'}",
+            markup=False,
         )

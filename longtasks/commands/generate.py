@@ -10,10 +10,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from longtasks.commands.errors import fail
 from longtasks.lengths import format_length, parse_lengths
+from longtasks.paths import check_output_folder
 from longtasks.registry import get_task, list_tasks
 from longtasks.tokenizer import DEFAULT_TOKENIZER
 
@@ -92,7 +95,8 @@ def register(app: typer.Typer) -> None:
             task = get_task(name)
             defaults = task.make_knobs()
             knobs = ", ".join(f"{k}={v}" for k, v in defaults.__dict__.items())
-            table.add_row(name, task.family, task.answer_kind, task.description, knobs)
+            # a default can come from the environment (a QA source path): printed as written, never as markup
+            table.add_row(name, task.family, task.answer_kind, escape(task.description), escape(knobs))
         console = Console()
         if not console.is_terminal:  # a file or a pipe: wide enough that knob lists stay on few lines
             console = Console(width=160)
@@ -124,6 +128,7 @@ def register(app: typer.Typer) -> None:
         from longtasks.dataset_dir import config_name, generate_to_dir
 
         try:
+            check_output_folder(out)
             parsed_lengths = parse_lengths(lengths)
             for name in tasks:
                 get_task(name)
@@ -141,18 +146,23 @@ def register(app: typer.Typer) -> None:
             )  # fmt: skip
         except ValueError as error:
             fail(str(error))
+        except OSError as error:  # e.g. the disk filled up, or the folder became unwritable mid-run
+            fail(
+                f"generate stopped: {error}; finished shards in {out} are kept and nothing half-written is left: "
+                "fix the cause and run the same command again"
+            )
         except KeyboardInterrupt as interrupt:
             console.print(
-                f"[yellow]interrupted:[/yellow] finished shards in {out} are kept and nothing half-written is "
-                "left; run the same command again to resume"
+                f"[yellow]interrupted:[/yellow] finished shards in {escape(str(out))} are kept and nothing "
+                "half-written is left; run the same command again to resume"
             )
             raise typer.Exit(130) from interrupt
         finally:
             # Past this point there is nothing to unwind: a late SIGTERM just ends the process.
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         names = [config_name(t, n) for t in tasks for n in parsed_lengths]
-        console.print(f"wrote {len(names)} config(s) to {out}: {', '.join(names)}")
-        console.print(f"tokenizer: {manifest['tokenizer']} ({manifest['tokenizer_revision']})")
+        console.print(f"wrote {len(names)} config(s) to {out}: {', '.join(names)}", markup=False)
+        console.print(f"tokenizer: {manifest['tokenizer']} ({manifest['tokenizer_revision']})", markup=False)
 
     @app.command("show")
     def show_command(
@@ -165,7 +175,7 @@ def register(app: typer.Typer) -> None:
         from longtasks.reading import read_rows
 
         try:
-            rows = read_rows(data, config)
+            rows = _rows_of_file(data, config) if data.is_file() else read_rows(data, config)
         except ValueError as error:
             fail(str(error))
         if not 0 <= index < len(rows):
@@ -175,9 +185,45 @@ def register(app: typer.Typer) -> None:
         table = Table(show_header=False)
         for key in ("id", "task", "family", "length", "input_tokens", "tokenizer", "chat", "seed", "index",
                     "knobs", "answer", "evidence_depths", "meta"):  # fmt: skip
-            table.add_row(key, str(row.get(key, "")))
+            # Text, not str: answers, knobs and meta are data ("[red] lamp", a path with "[/old]"), never markup
+            table.add_row(key, Text(str(row.get(key, ""))))
         out.print(table)
         prompt = row["prompt"]
         if not full and len(prompt) > 3000:
             prompt = prompt[:1500] + f"\n[... {len(prompt) - 3000} characters ...]\n" + prompt[-1500:]
         out.print(prompt, markup=False, highlight=False)
+
+
+SHOW_COLUMNS = ("id", "task", "length", "prompt", "answer")
+"""Columns every longtasks row has and `show` needs; a parquet file without them is some other data."""
+
+
+def _rows_of_file(path: Path, config: str | None) -> list[dict[str, Any]]:
+    """The rows of one parquet file, after checking it holds longtasks rows (of `config`, when given)."""
+    import pyarrow.parquet as pq
+
+    from longtasks.dataset_dir import config_name
+
+    try:
+        names = set(pq.read_schema(path).names)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} is not a parquet file ({error}); give an output folder of `longtasks generate` or one of its "
+            "parquet files"
+        ) from None
+    absent = [name for name in SHOW_COLUMNS if name not in names]
+    if absent:
+        raise ValueError(
+            f"{path} is not a longtasks dataset file: it lacks the column(s) {', '.join(absent)}; give an output "
+            "folder of `longtasks generate` or one of its parquet files"
+        )
+    rows = pq.read_table(path).to_pylist()
+    if config is None:
+        return rows
+    held = list(dict.fromkeys(config_name(str(row["task"]), int(row["length"])) for row in rows))
+    if config not in held:
+        raise ValueError(
+            f"--config {config!r} does not match {path}, which holds {', '.join(held) or 'no rows'}; drop --config "
+            "when DATA is one parquet file, or give the output folder"
+        )
+    return [row for row in rows if config_name(str(row["task"]), int(row["length"])) == config]

@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from longtasks.commands.analyze import parse_phases
 from longtasks.commands.errors import fail
+from longtasks.paths import check_output_folder
 
 console = Console(stderr=True)
 
@@ -123,6 +125,8 @@ def register(app: typer.Typer) -> None:
                 "(CUDA_VISIBLE_DEVICES=1 longtasks sweep --models B ... --out sweep-b/) and analyse the tables together"
             )
         try:
+            check_output_folder(out)
+            phases = parse_phases(phase)
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             from longtasks.analysis.sweep import SweepSpec, run_sweep
@@ -142,18 +146,20 @@ def register(app: typer.Typer) -> None:
                 bar = progress.add_task("", total=len(cells(spec)))
 
                 def on_cell(cell, state: str) -> None:
-                    if state == "start":
-                        progress.update(bar, description=cell.label())
+                    if state == "start":  # the label holds the model's name: shown as written, not as markup
+                        progress.update(bar, description=escape(cell.label()))
                         return
                     progress.advance(bar)
                     if state == "fail":
                         console.print(f"[red]failed:[/red] {escape(cell.label())}")
 
-                phases = dict(item.split("=", 1) for item in phase or [] if "=" in item)
                 result = run_sweep(spec, out, keep_going=keep_going, on_cell=on_cell, phases=phases)
         except (ImportError, ValueError) as error:
-            console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
-            raise typer.Exit(2) from error
+            fail(str(error))
+        except OSError as error:  # the sweep folder could not be written after all (a full disk, permissions)
+            fail(
+                f"sweep stopped: {error}; finished cells are kept: fix the cause and run the same command again"
+            )
         except KeyboardInterrupt:
             console.print(
                 "[yellow]interrupted:[/yellow] finished cells are kept; run the same command to resume"
@@ -161,7 +167,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(130) from None
         console.print(
             f"{len(result.done)} cell(s) run, {len(result.skipped)} already done, {len(result.failed)} failed; "
-            f"table: {result.table}"
+            f"table: {result.table}",
+            markup=False,
         )
         if result.failed:
             raise typer.Exit(1)

@@ -24,18 +24,43 @@ def _is_local(source: str) -> bool:
     return Path(source).is_dir()
 
 
+ACCEPTED = (
+    "give a folder written by `longtasks generate --out DIR` (or `longtasks export DIR`), or a Hub dataset id "
+    "(OWNER/NAME) that can be reached (check the network, HF_HUB_OFFLINE and your token)"
+)
+
+
+def _unreadable(source: str, error: OSError) -> ValueError:
+    """A one-line error for a --data-path that is neither a local folder nor a Hub dataset that could be read:
+    `datasets` says FileNotFoundError / ConnectionError (both OSError) without naming the option."""
+    path = Path(source)
+    if path.is_file():
+        what = "is a file, not a folder"
+    elif path.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1:
+        what = "does not exist"
+    else:
+        what = f"is not a local folder and could not be read from the Hub ({str(error).rstrip('.')})"
+    return ValueError(f"--data-path {source!r} {what}; {ACCEPTED}")
+
+
 def _config_names(source: str) -> list[str]:
     if _is_local(source):
         from longtasks.dataset_dir import read_manifest
 
         manifest = read_manifest(source)
         return [name for name, entry in manifest.get("configs", {}).items() if entry.get("complete")]
-    return datasets.get_dataset_config_names(source)
+    try:
+        return datasets.get_dataset_config_names(source)
+    except OSError as error:  # no such folder, no such Hub dataset, or the Hub cannot be reached
+        raise _unreadable(source, error) from error
 
 
 def _load_config(source: str, config: str) -> datasets.Dataset:
     if not _is_local(source):
-        return datasets.load_dataset(source, config, split="test")
+        try:
+            return datasets.load_dataset(source, config, split="test")
+        except OSError as error:
+            raise _unreadable(source, error) from error
     from longtasks.reading import read_rows
     from longtasks.sample import row_schema
 

@@ -8,6 +8,7 @@ never look better than it is), and aggregates with confidence intervals.
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +123,16 @@ def load_predictions(
     """Predictions as {id: text}, from a JSONL path, an iterable of {"id", "prediction"} dicts, or a
     mapping id -> text. Duplicate ids and non-string predictions are errors."""
     if isinstance(predictions, (str, Path)):
+        if isinstance(predictions, str) and not predictions.strip():  # Path("") would be the current folder
+            raise ValueError(
+                'the predictions path is empty; give a JSONL file of {"id": ..., "prediction": ...} lines'
+            )
         path = Path(predictions)
+        if path.is_dir():
+            raise ValueError(
+                f"predictions file {str(path)!r} is a folder; give the JSONL file of "
+                '{"id": ..., "prediction": ...} lines, one per dataset row'
+            )
         if not path.is_file():
             raise ValueError(
                 f"predictions file {str(path)!r} does not exist (expected JSONL of {{id, prediction}})"
@@ -183,6 +193,7 @@ def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
 
 def _row_dicts(dataset: Any) -> Iterator[Mapping[str, Any]]:
     if isinstance(dataset, (str, Path)):
+        _check_dataset_path(dataset)
         for file in _parquet_files(Path(dataset)):
             yield from _read_parquet(file)
         return
@@ -192,6 +203,22 @@ def _row_dicts(dataset: Any) -> Iterator[Mapping[str, Any]]:
         return
     for row in dataset:
         yield row.to_row() if isinstance(row, Sample) else row
+
+
+def _check_dataset_path(dataset: str | Path) -> None:
+    """An empty string would become Path(".") and score every parquet file under the current folder."""
+    if isinstance(dataset, str) and not dataset.strip():
+        raise ValueError(
+            "the dataset path is empty; give the output folder of `longtasks generate` or one of its .parquet files"
+        )
+
+
+def _check_ci(level: Any, resamples: Any) -> None:
+    """Checked once at the entry: deep in the bootstrap a bad value is a numpy error that names neither."""
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 < level < 1.0:
+        raise ValueError(f"ci_level={level!r} must be a number strictly between 0 and 1, e.g. 0.95")
+    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 1:
+        raise ValueError(f"ci_resamples={resamples!r} must be a positive whole number, e.g. 1000")
 
 
 def _gold_row(row: Mapping[str, Any]) -> GoldRow:
@@ -237,6 +264,7 @@ def score(
     Raises ValueError for a prediction id absent from the dataset, duplicate ids, and (with
     `require_all`) for dataset rows without a prediction.
     """
+    _check_ci(ci_level, ci_resamples)
     predicted = load_predictions(predictions)
     unfinished = unfinished_configs(dataset)
     if unfinished and require_all:
@@ -272,14 +300,20 @@ def score(
 
 def unfinished_configs(dataset: Any) -> dict[str, tuple[int, int]]:
     """For a `longtasks generate` folder: configs not finished, with (rows present, rows promised)."""
-    if not isinstance(dataset, (str, Path)) or not (Path(dataset) / "longtasks.json").is_file():
+    if not isinstance(dataset, (str, Path)):
         return {}
+    _check_dataset_path(dataset)
     import pyarrow.parquet as pq
 
+    from longtasks.dataset_dir import read_manifest
+
     folder = Path(dataset)
-    manifest = json.loads((folder / "longtasks.json").read_text(encoding="utf-8"))
+    if not folder.is_dir():
+        return {}
+    # {} without longtasks.json; a ValueError naming the file when it is damaged
+    manifest = read_manifest(folder)
     result = {}
-    for name, entry in (manifest.get("configs") or {}).items():
+    for name, entry in manifest.get("configs", {}).items():
         if entry.get("complete"):
             continue
         have = sum(pq.ParquetFile(f).metadata.num_rows for f in (folder / "data" / name).glob("*.parquet"))
@@ -322,6 +356,7 @@ def _score_row(row: GoldRow, prediction: str | None, with_depth: bool) -> dict[s
 
 
 def _render_table(report: ScoreReport, by: str) -> Table:
+    from rich.markup import escape
     from rich.table import Table
 
     views = {
@@ -344,7 +379,8 @@ def _render_table(report: ScoreReport, by: str) -> Table:
         label = {"depth": group.depth_bin, "question_depth": f"{group.task} {group.depth_bin}"}.get(
             by, group.task
         )
-        table.add_row(*_table_cells(group, str(label), by == "task_length"))
+        # task names come from the data: escaped, so "[red]x" is printed as written, not as markup
+        table.add_row(*_table_cells(group, escape(str(label)), by == "task_length"))
     if by != "question_depth":  # the overall row counts samples, not questions
         table.add_section()
         table.add_row(*_table_cells(report.summary.overall, "overall", by == "task_length"), style="bold")

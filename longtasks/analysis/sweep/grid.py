@@ -6,6 +6,7 @@ length (`method=dense`, compression 1) as the baseline every sparse cell is comp
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,9 +52,10 @@ class SweepSpec:
                 raise ValueError(f"the sweep needs at least one of --{name}")
         if self.methods and not self.compressions:
             raise ValueError("sparse methods need --compressions (e.g. 2,5,10)")
-        bad = [c for c in self.compressions if not c >= 1.0]
+        # finite too: sparse_eval refuses inf/nan, which would otherwise fail only after the dense cells ran
+        bad = [c for c in self.compressions if not (math.isfinite(c) and c >= 1.0)]
         if bad:
-            raise ValueError(f"compressions must be >= 1 (1 = dense), got {bad}")
+            raise ValueError(f"compressions must be >= 1 and finite (1 = dense; e.g. 2,5,10), got {bad}")
         if self.methods and not any(c > 1.0 for c in self.compressions):
             raise ValueError(
                 f"--compressions {list(self.compressions)} has no ratio > 1 for the sparse methods: compression 1 "
