@@ -115,3 +115,17 @@ def test_achieved_compression_reads_sparse_hfs_summary_per_length():
     assert achieved_compression(config, "quest", 4096) == 9.5
     assert achieved_compression(config, "quest", 1024) == 9.0  # not recorded at that length: the run's value
     assert achieved_compression(config, "dense", 4096) == 1.0
+
+
+def test_an_adaptive_run_at_compression_1_keeps_its_method_and_what_it_achieved():
+    """FlexPrefill with an explicit gamma runs at compression 1 and picks its own budget: it is not a dense
+    baseline (it was labelled dense, target 1). A sparse method that compressed nothing at 1 is dense."""
+    from longtasks.analysis.store.table import COMPRESSION_REPORT_KEY, method_of
+
+    args = {"method": "flexprefill", "compression": 1.0, "gamma": 0.9}
+    summary = {"method": "flexprefill", "phase": "prefill", "requested": 1.0, "achieved": 1.2049}
+    assert method_of({"model": "sparse-hf", COMPRESSION_REPORT_KEY: summary}, args) == ("flexprefill", 1.2)
+    same = {**summary, "achieved": 1.0}
+    assert method_of({"model": "sparse-hf", COMPRESSION_REPORT_KEY: same}, args) == ("dense", 1.0)
+    assert method_of({"model": "sparse-hf"}, {"method": "snapkv", "compression": 1}) == ("dense", 1.0)
+    assert method_of({"model": "sparse-hf"}, {"method": "snapkv", "compression": 4}) == ("snapkv", 4.0)

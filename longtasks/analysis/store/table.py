@@ -47,11 +47,19 @@ older sweep folders, a `CompressionReport.to_dict()` (per phase)."""
 
 
 def method_of(config: Mapping[str, Any], model_args: Mapping[str, Any]) -> tuple[str, float]:
-    """(method, target compression): sparse-hf's model args, or dense for any other model type."""
+    """(method, target compression): sparse-hf's model args, or dense for any other model type. A sparse
+    method at compression 1 is dense, unless it compressed on its own (FlexPrefill with an explicit `gamma`
+    runs at compression 1 and picks its own budget): then it keeps its name, and what it achieved over the
+    run, to 2 decimals, stands for its target."""
     if config.get("model") == "sparse-hf" or "method" in model_args:
         method = str(model_args.get("method", DENSE))
         target = float(model_args.get("compression", 1.0))
-        return (DENSE, 1.0) if method == DENSE or target == 1.0 else (method, target)
+        if method == DENSE:
+            return DENSE, 1.0
+        if target == 1.0:
+            achieved = achieved_compression(config, method)
+            return (method, round(achieved, 2)) if achieved > 1.0 else (DENSE, 1.0)
+        return method, target
     return DENSE, 1.0
 
 
