@@ -397,6 +397,21 @@ def test_prepare_run_rejects_contradictions():
     prepared(["--tasks", "story_multihop", "--cache_requests", "refresh"], lengths=(1024,))
 
 
+def test_use_cache_is_kept_apart_per_sparse_method_and_compression(tmp_path):
+    """lm-eval keys its --use_cache by the request alone: a dense run read a snapkv run's generations."""
+    pytest.importorskip("sparse_eval.lm_eval_model")  # registers sparse-hf
+
+    def cache(model_args: str) -> str:
+        argv = ["--model", "sparse-hf", "--model_args", f"pretrained=qwen2.5,{model_args}", "--tasks",
+                "story_multihop", "--use_cache", str(tmp_path / "c")]  # fmt: skip
+        return prepared(argv, lengths=(1024,)).use_cache
+
+    snapkv = cache("method=snapkv,compression=8")
+    assert snapkv.startswith(str(tmp_path / "c-snapkv-"))
+    assert snapkv == cache("method=snapkv,compression=8")  # the same run finds its cache again
+    assert len({snapkv, cache("method=snapkv,compression=4"), cache("method=dense")}) == 3
+
+
 @pytest.mark.parametrize(
     ("model_args", "message"),
     [

@@ -9,7 +9,9 @@ generation budget, or the run stops because the user's value would truncate prom
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
+import json
 import logging
 import math
 import sys
@@ -156,6 +158,17 @@ def warn_about_limit(
         )  # fmt: skip
 
 
+def cache_per_model_args(path: str, model_args: Mapping[str, Any]) -> str:
+    """lm-eval's `--use_cache` answers a request it has seen from its cache, keyed by the request alone: runs
+    of one model with another sparse method or compression would silently get this run's outputs. Each set of
+    model args gets its own cache beside the path the user gave."""
+    key = json.dumps(sorted((str(k), str(v)) for k, v in model_args.items()))
+    method = str(model_args.get("method", "dense"))
+    cache = f"{path}-{method}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    log.info("longtasks: --use_cache %s holds runs of these model args only: %s", path, cache)
+    return cache
+
+
 def prepare_run(args: argparse.Namespace, settings: TaskSettings) -> argparse.Namespace:
     """Wire our tasks into parsed `lm-eval run` arguments (changes and returns `args`)."""
     include = getattr(args, "include_path", None)
@@ -220,6 +233,8 @@ def prepare_run(args: argparse.Namespace, settings: TaskSettings) -> argparse.Na
         check_model_type_args(model, checked_args)  # before the tokenizer loads and any data is generated
     except LengthGuardError as error:
         raise EvalUsageError(str(error)) from error
+    if getattr(args, "use_cache", None) and model == "sparse-hf":
+        args.use_cache = cache_per_model_args(str(args.use_cache), model_args)
     meta_view = {**model_args, **metadata}
     lengths = _lengths_for_guard(tasks, meta_view)
     budget = generation_budget(tasks, getattr(args, "gen_kwargs", None))
