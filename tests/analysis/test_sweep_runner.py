@@ -80,6 +80,24 @@ def test_a_failing_cell_is_recorded_with_keep_going_and_retried_next_time(fake_l
     fake_lm_eval["fail"].clear()
     again = run_sweep(SPEC, tmp_path)
     assert again.done == [victim]
+    assert not (tmp_path / "failures.json").exists()  # it named a cell that has now finished
+
+
+def test_a_token_in_model_args_is_used_but_never_written_and_may_change(fake_lm_eval, tmp_path):
+    """A gated model's Hub token goes to the model only: not into sweep.json, the table or the results, and
+    a new token does not block resuming."""
+    secret, rotated = "hf_FAKEsecretToken0123456789", "hf_FAKErotatedToken0123456789"
+    with_token = SweepSpec(**{**SPEC.to_dict(), "model_args": {"dtype": "float32", "token": secret}})
+    run_sweep(with_token, tmp_path)
+    assert (
+        fake_lm_eval["evaluated"]
+        and runner_module.model_args_for(with_token, cells(SPEC)[0])["token"] == secret
+    )
+    rotated_spec = SweepSpec(**{**SPEC.to_dict(), "model_args": {"dtype": "float32", "token": rotated}})
+    assert run_sweep(rotated_spec, tmp_path).skipped  # resumed, not refused
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
 
 
 def test_resuming_with_other_result_settings_is_refused_but_the_grid_may_grow(fake_lm_eval, tmp_path):

@@ -39,6 +39,7 @@ NOT_METHOD_ARGS = frozenset({
     "max_batch_size", "trust_remote_code", "revision", "parallelize", "backend", "sparse_backend", "method",
     "compression", "gguf_file", "peft", "delta", "add_bos_token", "attn_implementation", "use_fast_tokenizer",
     "subfolder", "logits_cache", "softmax_dtype", "mixed_precision_dtype", "think_end_token", "enable_thinking",
+    "token", "use_auth_token", "hf_token",
 })  # fmt: skip
 COMPRESSION_REPORT_KEY = "sparse_compression"
 """Where a run's `config` carries what sparse-hf achieved: its summary (`requested`, `achieved`,

@@ -20,7 +20,7 @@ from typing import Any
 from longtasks.analysis.io import write_json
 from longtasks.analysis.store.model_info import MODEL_CONFIG_FILE
 from longtasks.analysis.store.table import COMPRESSION_REPORT_KEY
-from longtasks.analysis.sweep.grid import Cell, SweepSpec
+from longtasks.analysis.sweep.grid import Cell, SweepSpec, public_model_args
 
 TMP_PREFIX = ".tmp-"
 
@@ -68,6 +68,9 @@ def save_cell(results: dict[str, Any], lm: Any, final: Path) -> Path:
     tmp.mkdir(parents=True)
     stamp = time.strftime("%Y-%m-%dT%H-%M-%S")
     samples = results.pop("samples")
+    config_args = results.get("config", {}).get("model_args")
+    if isinstance(config_args, dict):  # a gated model's token reached the model; it is never written
+        results["config"]["model_args"] = public_model_args(config_args)
     for task, rows in samples.items():
         with (tmp / f"samples_{task}_{stamp}.jsonl").open("w", encoding="utf-8") as handle:
             for row in rows:

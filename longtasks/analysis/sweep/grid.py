@@ -26,6 +26,14 @@ RESULT_SETTINGS = (
 )
 """Spec fields that change what a cell measures: a resumed sweep must keep them (the grid axes may grow)."""
 
+SECRET_MODEL_ARGS = frozenset({"token", "use_auth_token", "hf_token"})
+"""Model args that hold credentials (a gated model's Hub token): passed to the model, never written or compared."""
+
+
+def public_model_args(model_args: dict[str, Any]) -> dict[str, Any]:
+    """`model_args` without credentials: what sweep.json, the cells' results and error messages may show."""
+    return {key: value for key, value in model_args.items() if key not in SECRET_MODEL_ARGS}
+
 
 @dataclass(frozen=True)
 class SweepSpec:
@@ -81,11 +89,12 @@ class SweepSpec:
             raise ValueError(f"max_gen_toks in --gen-kwargs must be a whole number, got {value!r}") from None
 
     def settings(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self.to_dict()
         return {key: data[key] for key in RESULT_SETTINGS}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The spec as written to sweep.json: credentials left out (a new token must not block a resume)."""
+        return {**asdict(self), "model_args": public_model_args(self.model_args)}
 
 
 @dataclass(frozen=True)

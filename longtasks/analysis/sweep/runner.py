@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SPEC_FILE = "sweep.json"
 CELLS_DIR = "cells"
 TABLE_FILE = "results.parquet"
+FAILURES_FILE = "failures.json"
 
 
 @dataclass
@@ -210,8 +211,10 @@ def _run_cells(
             notify(cell, "done")
         if lm is not None:
             _free(lm)
-    if result.failed:
-        write_json(out_dir / "failures.json", result.failed)
+    if result.failed:  # this run's failures; cells that failed before and now finished are not listed
+        write_json(out_dir / FAILURES_FILE, result.failed)
+    else:
+        (out_dir / FAILURES_FILE).unlink(missing_ok=True)
     if any((cells_dir / c.relative_dir).is_dir() for c in grid):
         result.table = save_table(read_results([cells_dir], phases), out_dir / TABLE_FILE)
     return result
