@@ -345,6 +345,14 @@ def test_list_prints_a_default_from_the_environment_as_written(tmp_path, monkeyp
     assert "source=[/o]" in result.output
 
 
+def test_list_shows_a_default_from_the_environment_that_does_not_work(monkeypatch):
+    """`list` describes the tasks; a QA source variable pointing nowhere is shown, not a traceback."""
+    monkeypatch.setenv("LONGTASKS_QA_SOURCE_SQUAD", "/nonexistent/squad")
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    assert "defaults unusable here" in result.output and "/nonexistent/squad" in result.output
+
+
 def test_analyze_notes_and_sweep_labels_are_printed_as_written(tmp_path, monkeypatch):
     import longtasks.analysis.report
     import longtasks.analysis.sweep

@@ -93,8 +93,11 @@ def register(app: typer.Typer) -> None:
         table.add_column("knobs (defaults)", overflow="fold")  # piped output is 80 columns: wrap, never cut
         for name in list_tasks():
             task = get_task(name)
-            defaults = task.make_knobs()
-            knobs = ", ".join(f"{k}={v}" for k, v in defaults.__dict__.items())
+            try:
+                defaults = task.make_knobs()
+                knobs = ", ".join(f"{k}={v}" for k, v in defaults.__dict__.items())
+            except ValueError as error:  # a default from the environment (a QA source) that does not work
+                knobs = f"(defaults unusable here: {error})"
             # a default can come from the environment (a QA source path): printed as written, never as markup
             table.add_row(name, task.family, task.answer_kind, escape(task.description), escape(knobs))
         console = Console()
