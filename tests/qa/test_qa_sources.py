@@ -164,6 +164,19 @@ def test_an_empty_source_file_says_so(tokenizer, tmp_path):
         )
 
 
+def test_a_source_path_with_pattern_characters_is_read_as_a_path(tokenizer, tmp_path):
+    """datasets reads [ ] * ? in a path as a pattern: a file there is read as named, a folder is refused."""
+    folder = tmp_path / "v[old]"
+    folder.mkdir()
+    shutil.copy(TOEFL_FILE, folder / "toeflqa.jsonl")
+    (sample,) = generate_samples(
+        "qa_toefl", 8192, 1, tokenizer=tokenizer, knobs={"source": str(folder / "toeflqa.jsonl")}
+    )
+    assert sample.input_tokens == 8192
+    with pytest.raises(ValueError, match=r"has one of \[ \] \* \? in its path.*give one of its data files"):
+        generate_samples("qa_toefl", 8192, 1, tokenizer=tokenizer, knobs={"source": str(folder)})
+
+
 def test_unlicensed_source_text_is_not_pushed_without_the_flag(tmp_path):
     from longtasks.dataset_dir import generate_to_dir
 

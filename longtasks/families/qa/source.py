@@ -137,13 +137,18 @@ def _load_local(source: Source) -> datasets.Dataset | datasets.DatasetDict:
     if path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file()):
         return datasets.load_from_disk(str(path))
     if path.is_dir():
+        if glob.escape(str(path)) != str(path):  # datasets globs below the folder with the path as a pattern
+            raise SourceError(
+                f"source folder {str(path)!r} has one of [ ] * ? in its path, which datasets reads as a pattern; "
+                "give one of its data files instead, or move the folder"
+            )
         return datasets.load_dataset(str(path))
     builder = _FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise SourceError(
             f"source file {str(path)!r} has an unknown type: use .parquet, .jsonl, .json or .csv, or a folder"
         )
-    return datasets.load_dataset(builder, data_files=str(path))
+    return datasets.load_dataset(builder, data_files=glob.escape(str(path)))  # a file name, not a pattern
 
 
 def hub_cache_dirs(source: Source) -> list[Path]:
