@@ -9,6 +9,7 @@ the loss comes from the estimate, not from the budget, the pooling or the cache 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,7 +34,8 @@ def answer_attention(layers: list[LayerQKV], prompt_len: int) -> dict[int, torch
         q, k = layer.query[..., prompt_len:, :].float(), layer.key.float()
         hq, hkv, L = q.shape[1], k.shape[1], k.shape[-2]
         logits = (q @ k.repeat_interleave(hq // hkv, dim=1).transpose(-1, -2)) * layer.scaling
-        future = torch.arange(L)[None, :] > torch.arange(prompt_len, L)[:, None]
+        pos = torch.arange(L, device=k.device)
+        future = pos[None, :] > pos[prompt_len:, None]
         probs = torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)[..., :prompt_len]
         out[layer.layer_idx] = probs.mean(-2).reshape(1, hkv, hq // hkv, prompt_len).mean(2)
     return out
@@ -74,13 +76,16 @@ def oracle_fidelity(
     answer_ids: torch.Tensor,
     dense: DensePrefill,
     full: list[LayerQKV],
-    compressions: list[float],
+    compressions: Sequence[float],
+    progress: Callable[[str], None] | None = None,
 ) -> None:
-    """Add next-token KL and agreement of the oracle variants to `tallies` (runner's accumulators)."""
+    """Add next-token KL and agreement of the oracle variants to `tallies` (runner's accumulators);
+    `progress` hears of each (variant, compression) as it finishes (each is a model run)."""
     from sparse_eval.registry import get_method
 
     scores = answer_attention(full, prompt_ids.shape[-1])
     reference, _ = continuation_logits(model, prompt_ids, answer_ids, get_method("dense"), dense)
+    total, done = len(ORACLE_VARIANTS) * len(compressions), 0
     for label, kwargs in ORACLE_VARIANTS.items():
         for c in compressions:
             method = OracleSnapKV(compression=c, scores=scores, backend="reference", **kwargs)
@@ -90,3 +95,6 @@ def oracle_fidelity(
             tally.kl.append(kl)
             tally.agree.append(agree)
             tally.model_achieved.append(c)
+            done += 1
+            if progress is not None:
+                progress(f"oracle {done}/{total}: {label} c={c:g}: KL {kl:.3f}, agreement {agree:.2f}")

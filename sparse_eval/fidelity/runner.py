@@ -11,14 +11,14 @@ from __future__ import annotations
 import ast
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from sparse_eval.base import SparseMethod
-from sparse_eval.compression import SHORTFALL_RATIO
+from sparse_eval.compression import SHORTFALL_RATIO, causal_pairs
 from sparse_eval.fidelity.capture import LayerQKV
 from sparse_eval.fidelity.metrics import Fidelity, patterns_fidelity, rows_fidelity
 from sparse_eval.fidelity.model_eval import DensePrefill, continuation_logits, kl_and_agreement
@@ -50,7 +50,9 @@ class MethodSpec:
     kwargs: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def parse(cls, text: str) -> MethodSpec:
+    def parse(cls, text: str, compressions: Iterable[float] = (1.0,)) -> MethodSpec:
+        """Parse `text` and build the method at every one of `compressions`, so unknown names, bad
+        arguments and compressions a method refuses (c < 1, dense at c != 1) fail here, before any work."""
         name, _, rest = text.partition(":")
         kwargs = []
         for item in filter(None, rest.split(",")):
@@ -63,7 +65,8 @@ class MethodSpec:
                 parsed = value
             kwargs.append((key.strip(), parsed))
         spec = cls(name.strip(), tuple(kwargs))
-        spec.build(1.0)  # unknown names and arguments fail here, before any work
+        for c in compressions:
+            spec.build(c)
         return spec
 
     @property
@@ -95,6 +98,9 @@ class _Tally:
 
 Tallies = dict[tuple[str, int, str, float], _Tally]
 
+Progress = Callable[[str], None]
+"""Told one line of text after each unit of work (a layer, a method at one compression): the caller logs it."""
+
 
 def new_tallies() -> Tallies:
     """Accumulators keyed by (source, prompt length, method label, compression)."""
@@ -102,19 +108,31 @@ def new_tallies() -> Tallies:
 
 
 def attention_fidelity(
-    tallies: Tallies, cases: Iterable[Case], specs: Sequence[MethodSpec], compressions: Sequence[float]
+    tallies: Tallies,
+    cases: Iterable[Case],
+    specs: Sequence[MethodSpec],
+    compressions: Sequence[float],
+    progress: Progress | None = None,
 ) -> None:
-    """Add each case's per-layer fidelity and compression counts to `tallies`."""
+    """Add each case's per-layer fidelity and compression counts to `tallies`. A decode or KV method on a
+    case without decode rows is an error (it would silently give no row)."""
     for case in cases:
         P = case.prompt_len
-        for layer in case.layers:
+        for n, layer in enumerate(case.layers, 1):
             q, k, v = layer.query, layer.key, layer.value
+            if not 1 <= P <= q.shape[-2]:
+                raise ValueError(
+                    f"case {case.source!r}: prompt length {P} must be 1..{q.shape[-2]} (the rows captured)"
+                )
             patterns, pattern_keys, rows, row_keys = [], [], [], []
             for spec in specs:
                 for c in compressions:
                     method = spec.build(c)
                     key = (case.source, P, spec.label, c)
-                    if isinstance(method, PatternPrefillMethod):
+                    if method.phase == "dense":  # keeps every pair: the exact trivial row, nothing to score
+                        tallies[key].fidelity.append(_all_kept(q.shape[1], P))
+                        dense = attended = float(causal_pairs(P) * q.shape[1] * q.shape[0])
+                    elif isinstance(method, PatternPrefillMethod):
                         pattern, dense, attended = prefill_pattern(
                             method, q[..., :P, :], k[..., :P, :], layer.scaling, layer.layer_idx
                         )
@@ -126,7 +144,10 @@ def attention_fidelity(
                         row_keys.append(key)
                         dense, attended = selection.dense, selection.attended
                     else:
-                        continue
+                        raise ValueError(
+                            f"{spec.label} scores decode rows, but case {case.source!r} at length {P} has "
+                            "none after its prompt: give it at least one decode row"
+                        )
                     tallies[key].dense += dense
                     tallies[key].attended += attended
             scored = patterns_fidelity(q[..., :P, :], k[..., :P, :], v[..., :P, :], patterns, layer.scaling)
@@ -135,6 +156,15 @@ def attention_fidelity(
                 scored += rows_fidelity(q[..., P:, :], k, v, layer.scaling, positions, rows)
             for key, fid in zip(pattern_keys + row_keys, scored, strict=True):
                 tallies[key].fidelity.append(fid)
+            if progress is not None:
+                selections = len(pattern_keys) + len(row_keys)
+                progress(f"attention layer {n}/{len(case.layers)} scored ({selections} selections)")
+
+
+def _all_kept(heads: int, rows: int) -> Fidelity:
+    """What dense attention scores against itself: recall exactly 1 and error exactly 0 on every head."""
+    ones = torch.ones(heads, dtype=torch.float64)
+    return Fidelity(mass=ones * rows, err_sq=torch.zeros_like(ones), ref_sq=ones, rows=rows)
 
 
 def _decode_selection(
@@ -156,9 +186,12 @@ def model_fidelity(
     dense: DensePrefill,
     specs: Sequence[MethodSpec],
     compressions: Sequence[float],
+    progress: Progress | None = None,
 ) -> None:
-    """Add next-token KL and argmax agreement vs dense over the teacher-forced answer to `tallies`."""
+    """Add next-token KL and argmax agreement vs dense over the teacher-forced answer to `tallies`;
+    `progress` hears of each (method, compression) as it finishes (each is a model run: minutes at 2k)."""
     reference, _ = continuation_logits(model, prompt_ids, answer_ids, get_method("dense"), dense)
+    total, done = len(specs) * len(compressions), 0
     for spec in specs:
         for c in compressions:
             method = spec.build(c)
@@ -167,12 +200,18 @@ def model_fidelity(
             tally = tallies[(source, prompt_ids.shape[-1], spec.label, c)]
             tally.kl.append(kl)
             tally.agree.append(agree)
-            tally.model_achieved.append(report.achieved_compression(method.phase))
+            # dense records no phase of its own: it attends everything, 1x by definition
+            achieved = 1.0 if method.phase == "dense" else report.achieved_compression(method.phase)
+            tally.model_achieved.append(achieved)
+            done += 1
+            if progress is not None:
+                progress(f"model {done}/{total}: {spec.label} c={c:g}: KL {kl:.3f}, agreement {agree:.2f}")
 
 
 def summarize(tallies: Tallies) -> list[dict[str, Any]]:
     """One JSON-ready row per (source, length, method, compression): achieved compression, mean (over layers
-    and heads) mass recall and output error, worst layer's mean error, and mean KL / agreement if measured."""
+    and heads) mass recall and output error, worst layer's mean error, and mean KL / agreement if measured.
+    A value that is not a finite number (nothing attended, say) is None, never NaN."""
     rows = []
     for (source, length, label, c), t in tallies.items():
         row: dict[str, Any] = {"source": source, "length": length, "method": label, "compression": c}
@@ -180,20 +219,25 @@ def summarize(tallies: Tallies) -> list[dict[str, Any]]:
             recalls = torch.stack([f.recall for f in t.fidelity])
             errors = torch.stack([f.rel_error for f in t.fidelity])
             row.update(
-                achieved=t.dense / t.attended if t.attended else math.nan,
-                recall=float(recalls.mean()),
-                error=float(errors.mean()),
-                worst_layer_error=float(errors.mean(-1).max()),
+                achieved=_finite(t.dense / t.attended if t.attended else math.nan),
+                recall=_finite(float(recalls.mean())),
+                error=_finite(float(errors.mean())),
+                worst_layer_error=_finite(float(errors.mean(-1).max())),
             )
         if t.kl:
             row.update(
-                kl=sum(t.kl) / len(t.kl),
-                agreement=sum(t.agree) / len(t.agree),
-                model_achieved=sum(t.model_achieved) / len(t.model_achieved),
+                kl=_finite(sum(t.kl) / len(t.kl)),
+                agreement=_finite(sum(t.agree) / len(t.agree)),
+                model_achieved=_finite(sum(t.model_achieved) / len(t.model_achieved)),
                 samples=len(t.kl),
             )
         rows.append(row)
     return rows
+
+
+def _finite(value: float) -> float | None:
+    """None for NaN or infinity: JSON has no such numbers (json.dumps would write an invalid bare NaN)."""
+    return value if math.isfinite(value) else None
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

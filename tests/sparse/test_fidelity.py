@@ -5,6 +5,7 @@ test_fidelity_bounds.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,10 +18,18 @@ from sparse_eval import get_method
 from sparse_eval.backends.dense import dense_attention
 from sparse_eval.backends.pattern import dense_mask
 from sparse_eval.backends.reference import reference_attention
-from sparse_eval.fidelity.capture import capture_qkv
-from sparse_eval.fidelity.metrics import pattern_fidelity, rows_fidelity
+from sparse_eval.fidelity.capture import LayerQKV, capture_qkv
+from sparse_eval.fidelity.metrics import Fidelity, pattern_fidelity, rows_fidelity
 from sparse_eval.fidelity.model_eval import continuation_logits, dense_prefill, kl_and_agreement
-from sparse_eval.fidelity.runner import MethodSpec
+from sparse_eval.fidelity.runner import (
+    Case,
+    MethodSpec,
+    attention_fidelity,
+    format_table,
+    model_fidelity,
+    new_tallies,
+    summarize,
+)
 from sparse_eval.fidelity.synthetic import structured_qkv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,3 +167,83 @@ def test_oracle_keeps_the_positions_the_answer_attends(build_tiny_lm, token_ids)
         layer_idx=0, scaling=layer.scaling, stats=LayerStats(0, "kv"),
     )  # fmt: skip
     assert kept[0].tolist() == [[10, 50, 90], [10, 50, 90]]
+
+
+def test_method_spec_builds_every_compression_it_will_run_at():
+    assert MethodSpec.parse("quest", [1.0, 2.0, 5.0]).label == "quest"
+    with pytest.raises(ValueError, match=r"got 0\.5"):
+        MethodSpec.parse("quest", [1.0, 0.5])  # c = 1 alone passed it; the run failed minutes later
+    with pytest.raises(ValueError, match="compression must be 1, got 2"):
+        MethodSpec.parse("dense", [1.0, 2.0])
+
+
+def _one_layer_case(prompt_len: int, decode_rows: int) -> Case:
+    q, k, v, scaling = structured_qkv(prompt_len + decode_rows, heads=4, kv_heads=2, dim=16, seed=2)
+    return Case("synthetic", prompt_len, [LayerQKV(0, q, k, v, scaling)])
+
+
+def test_dense_scores_as_the_all_keep_row():
+    tallies = new_tallies()
+    attention_fidelity(tallies, [_one_layer_case(96, 8)], [MethodSpec.parse("dense")], [1.0])
+    (row,) = summarize(tallies)
+    assert (row["method"], row["compression"]) == ("dense", 1.0)
+    assert row["recall"] == 1.0 and row["error"] == 0.0 and row["achieved"] == 1.0
+
+
+def test_a_decode_method_without_decode_rows_is_an_error_not_a_missing_row():
+    tallies = new_tallies()
+    with pytest.raises(ValueError, match=r"quest scores decode rows.*at least one decode row"):
+        attention_fidelity(tallies, [_one_layer_case(96, 0)], [MethodSpec.parse("quest")], [2.0])
+    with pytest.raises(ValueError, match=r"prompt length 0 must be 1\.\.104"):
+        attention_fidelity(tallies, [_one_layer_case(0, 104)], [MethodSpec.parse("block_sparse")], [2.0])
+
+
+def test_summary_holds_none_where_nothing_was_attended():
+    tallies = new_tallies()
+    ones = torch.ones(2, dtype=torch.float64)
+    tallies[("synthetic", 8, "snapkv", 2.0)].fidelity.append(Fidelity(ones, ones * 0, ones, 1))
+    (row,) = summarize(tallies)  # no counts recorded: the achieved compression is unknown, not NaN
+    assert row["achieved"] is None and row["recall"] == 1.0
+    assert "| snapkv | 2 | - |" in format_table([row])
+
+
+def test_model_fidelity_scores_dense_and_reports_each_run(build_tiny_lm, token_ids):
+    model = build_tiny_lm("llama")
+    prompt, answer = token_ids(80, 1), token_ids(4, 2)
+    dense, _ = dense_prefill(model, prompt, answer)
+    tallies, heard = new_tallies(), []
+    specs = [MethodSpec.parse("dense"), MethodSpec.parse("snapkv:window=16,local=8")]
+    model_fidelity(tallies, model, "tiny", prompt, answer, dense, specs, [1.0], progress=heard.append)
+    rows = {r["method"]: r for r in summarize(tallies)}
+    assert rows["dense"]["model_achieved"] == 1.0 and rows["dense"]["agreement"] == 1.0
+    assert rows["dense"]["kl"] < 1e-6
+    assert [line.split(": KL")[0] for line in heard] == [
+        "model 1/2: dense c=1",
+        "model 2/2: snapkv:window=16,local=8 c=1",
+    ]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_metrics_run_on_a_cuda_model_and_match_the_cpu(build_tiny_lm, token_ids):
+    from sparse_eval.fidelity.oracle import oracle_fidelity
+
+    cpu, gpu = build_tiny_lm("llama"), build_tiny_lm("llama").cuda()
+    prompt, answer = token_ids(160, 5), token_ids(6, 6)
+    methods = [  # the reference backend on both devices: this is about where tensors live, not kernels
+        get_method("vertical_slash", compression=2, block_size=16, q_block_size=32, last_q_size=32),
+        get_method("quest", compression=2, page_size=8),
+        get_method("snapkv", compression=2, window=32, local=16),
+    ]
+    methods = [dataclasses.replace(m, backend="reference") for m in methods]
+    dense_cpu, _ = dense_prefill(cpu, prompt, answer)
+    dense_gpu, full_gpu = dense_prefill(gpu, prompt.cuda(), answer.cuda())
+    for method in methods:
+        on_cpu, _ = continuation_logits(cpu, prompt, answer, method, dense_cpu)
+        on_gpu, _ = continuation_logits(gpu, prompt.cuda(), answer.cuda(), method, dense_gpu)
+        assert on_gpu.device.type == "cpu"
+        torch.testing.assert_close(on_gpu, on_cpu, rtol=1e-3, atol=1e-3)
+    tallies = new_tallies()
+    specs = [MethodSpec.parse("snapkv"), MethodSpec.parse("quest")]
+    model_fidelity(tallies, gpu, "tiny", prompt.cuda(), answer.cuda(), dense_gpu, specs, [2.0])
+    oracle_fidelity(tallies, gpu, "tiny", prompt.cuda(), answer.cuda(), dense_gpu, full_gpu, [2.0])
+    assert all(r["kl"] is not None for r in summarize(tallies))
