@@ -164,8 +164,14 @@ def register(app: typer.Typer) -> None:
             # Past this point there is nothing to unwind: a late SIGTERM just ends the process.
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         names = [config_name(t, n) for t in tasks for n in parsed_lengths]
-        console.print(f"wrote {len(names)} config(s) to {out}: {', '.join(names)}", markup=False)
-        console.print(f"tokenizer: {manifest['tokenizer']} ({manifest['tokenizer_revision']})", markup=False)
+        console.print(
+            f"wrote {len(names)} config(s) to {out}: {', '.join(names)}", markup=False, soft_wrap=True
+        )
+        console.print(
+            f"tokenizer: {manifest['tokenizer']} ({manifest['tokenizer_revision']})",
+            markup=False,
+            soft_wrap=True,
+        )
 
     @app.command("show")
     def show_command(
