@@ -19,6 +19,13 @@ from longtasks.scoring import format_answer
 from longtasks.scoring.metrics import decode_gold
 
 runner = CliRunner()
+
+
+def sweep_args(out: Path) -> list[str]:
+    """A one-cell `longtasks sweep` command line writing into `out`."""
+    return ["sweep", "--models", "m", "--lengths", "1k", "--tasks", "ruler_niah", "--out", str(out)]
+
+
 EXAMPLE_TABLE = Path(__file__).parents[1] / "examples" / "analysis" / "tiny_sweep" / "results.parquet"
 
 
@@ -223,17 +230,7 @@ def test_analyze_and_sweep_write_failures_are_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(longtasks.analysis.sweep, "run_sweep", denied)
     analyze = ["analyze", str(EXAMPLE_TABLE), "--no-plots", "--out", str(tmp_path / "a")]
     assert "Permission denied" in one_error_line(runner.invoke(app, analyze))
-    sweep = [
-        "sweep",
-        "--models",
-        "m",
-        "--lengths",
-        "1k",
-        "--tasks",
-        "ruler_niah",
-        "--out",
-        str(tmp_path / "s"),
-    ]
+    sweep = sweep_args(tmp_path / "s")
     line = one_error_line(runner.invoke(app, sweep), after_progress=True)
     assert "sweep stopped: [Errno 13] Permission denied" in line
 
@@ -505,17 +502,7 @@ def test_sweep_spec_refuses_non_finite_compressions(value):
 
 @pytest.mark.parametrize("phase", ["foo", "=prefill", "foo="])
 def test_sweep_and_analyze_refuse_the_same_bad_phase(tmp_path, phase):
-    sweep = [
-        "sweep",
-        "--models",
-        "m",
-        "--lengths",
-        "1k",
-        "--tasks",
-        "ruler_niah",
-        "--out",
-        str(tmp_path / "s"),
-    ]
+    sweep = sweep_args(tmp_path / "s")
     analyze = ["analyze", str(EXAMPLE_TABLE), "--no-plots", "--out", str(tmp_path / "a")]
     for args in (sweep, analyze):
         line = one_error_line(runner.invoke(app, [*args, "--phase", phase]))
