@@ -119,7 +119,9 @@ def test_changed_settings_need_overwrite(tmp_path):
         (["story_filtering", "--knob", "hops=2"], "no selected task has a knob named 'hops'"),
         (["story_filtering", "--knob", "story_filtering.num_empty=x"], "not a valid int"),
         (["story_filtering", "--knob", "num_empty"], "use NAME=VALUE"),
-        (["story_filtering", "-n", "0"], "num_samples=0 must be at least 1"),
+        (["story_filtering", "-n", "0"], "'-n': 0 is below 1"),
+        (["story_filtering", "-n", "abc"], "'-n': 'abc' is not a whole number"),
+        (["story_filtering", "--workers", "0"], "'--workers': 0 is below 1"),
         (["ruler_cwe", "--lengths", "1M"], "raise rare_word_frequency"),
     ],
 )

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from longtasks.commands.errors import fail
+from longtasks.commands.values import whole_number
 from longtasks.paths import check_output_folder
 
 console = Console(stderr=True)
@@ -67,7 +68,9 @@ def register(app: typer.Typer) -> None:
                 help="quadratic (Eq. 3: sparsity scales only the L^2 terms) or attention (all of attention)."
             ),
         ] = "quadratic",
-        batch_size: Annotated[int, typer.Option(min=1, help="Batch size B of the cost model.")] = 1,
+        batch_size: Annotated[
+            int, typer.Option(parser=whole_number(1), help="Batch size B of the cost model.")
+        ] = 1,
         indexing_dim: Annotated[str, typer.Option(help="d (as printed in Eqs. 9-10) or head_dim.")] = "d",
         link: Annotated[str, typer.Option(help="Scaling-law link: logistic or linear.")] = "logistic",
         reference_task: Annotated[
@@ -77,9 +80,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="target or achieved compression on the C axis.")
         ] = "target",
         n_boot: Annotated[
-            int, typer.Option(min=1, help="Bootstrap replicates of the crossover length.")
+            int, typer.Option(parser=whole_number(1), help="Bootstrap replicates of the crossover length.")
         ] = 1000,
-        seed: Annotated[int, typer.Option(help="Seed of every resampling.")] = 0,
+        seed: Annotated[int, typer.Option(parser=whole_number(), help="Seed of every resampling.")] = 0,
         phase: Annotated[
             list[str] | None, typer.Option(help="METHOD=prefill|decode for an unknown method.")
         ] = None,

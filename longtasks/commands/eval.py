@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from longtasks.commands.errors import fail
+from longtasks.commands.values import whole_number
 from longtasks.lengths import parse_lengths
 from longtasks.registry import ALL_GROUP, FAMILIES, TASKS, family_group
 
@@ -45,13 +46,14 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Prompt lengths in tokens, comma-separated: 4096, 4k, 32k, 1M."),
         ] = None,
         num_samples: Annotated[
-            int | None, typer.Option("--num-samples", min=1, help="Samples per task and length [100].")
+            int | None,
+            typer.Option("--num-samples", parser=whole_number(1), help="Samples per task and length [100]."),
         ] = None,
         sample_seed: Annotated[
             int | None,
             typer.Option(
                 "--sample-seed",
-                min=0,
+                parser=whole_number(0),
                 help="Seed of the generated samples [0] (lm-eval's --seed is separate).",
             ),
         ] = None,
@@ -67,7 +69,9 @@ def register(app: typer.Typer) -> None:
                 "--data-path", help="Static tasks: a `longtasks generate --out` folder or a Hub dataset id."
             ),
         ] = None,
-        workers: Annotated[int | None, typer.Option(min=1, help="Processes generating samples [1].")] = None,
+        workers: Annotated[
+            int | None, typer.Option(parser=whole_number(1), help="Processes generating samples [1].")
+        ] = None,
         progress: Annotated[
             bool, typer.Option("--progress/--no-progress", help="Show generation progress.")
         ] = True,

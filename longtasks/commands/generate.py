@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from longtasks.commands.errors import fail
+from longtasks.commands.values import whole_number
 from longtasks.lengths import format_length, parse_lengths
 from longtasks.paths import check_output_folder
 from longtasks.registry import get_task, list_tasks
@@ -111,9 +112,10 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created; resumable).")],
         lengths: Annotated[str, typer.Option(help="Comma-separated lengths: 4096, 4k, 32k, 1M.")] = "4k",
         num_samples: Annotated[
-            int, typer.Option("--num-samples", "-n", help="Samples per task and length.")
+            int,
+            typer.Option("--num-samples", "-n", parser=whole_number(1), help="Samples per task and length."),
         ] = 100,
-        seed: Annotated[int, typer.Option()] = 0,
+        seed: Annotated[int, typer.Option(parser=whole_number())] = 0,
         tokenizer: Annotated[
             str, typer.Option(help="'qwen2.5' (built in, offline), a Hub name or a local tokenizer folder.")
         ] = DEFAULT_TOKENIZER,
@@ -123,7 +125,9 @@ def register(app: typer.Typer) -> None:
         knob: Annotated[
             list[str] | None, typer.Option(help="Task knob NAME=VALUE or TASK.NAME=VALUE (repeatable).")
         ] = None,
-        workers: Annotated[int, typer.Option(min=1, help="Processes generating in parallel.")] = 1,
+        workers: Annotated[
+            int, typer.Option(parser=whole_number(1), help="Processes generating in parallel.")
+        ] = 1,
         overwrite: Annotated[bool, typer.Option(help="Replace configs made with other settings.")] = False,
         progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     ) -> None:
@@ -177,7 +181,7 @@ def register(app: typer.Typer) -> None:
     def show_command(
         data: Annotated[Path, typer.Argument(help="An output folder or one parquet file.")],
         config: Annotated[str | None, typer.Option(help="Config name, e.g. ruler_niah-4k.")] = None,
-        index: Annotated[int, typer.Option(help="Row to show.")] = 0,
+        index: Annotated[int, typer.Option(parser=whole_number(), help="Row to show.")] = 0,
         full: Annotated[bool, typer.Option(help="Print the whole prompt instead of its ends.")] = False,
     ) -> None:
         """Show one sample: its settings, question, gold answer, evidence and (the ends of) its prompt."""

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from longtasks.commands.analyze import parse_phases
 from longtasks.commands.errors import fail
+from longtasks.commands.values import whole_number
 from longtasks.paths import check_output_folder
 
 console = Console(stderr=True)
@@ -85,10 +86,10 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="longtasks tasks or groups, comma-separated.")
         ] = "longtasks_all",
         num_samples: Annotated[
-            int, typer.Option("--num-samples", min=1, help="Samples per task and length.")
+            int, typer.Option("--num-samples", parser=whole_number(1), help="Samples per task and length.")
         ] = 100,
         sample_seed: Annotated[
-            int, typer.Option("--sample-seed", min=0, help="Seed of the generated samples.")
+            int, typer.Option("--sample-seed", parser=whole_number(0), help="Seed of the generated samples.")
         ] = 0,
         chat: Annotated[
             bool, typer.Option("--chat/--no-chat", help="Apply the chat template (instruct models).")
