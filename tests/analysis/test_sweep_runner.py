@@ -100,6 +100,21 @@ def test_a_token_in_model_args_is_used_but_never_written_and_may_change(fake_lm_
             assert secret.encode() not in path.read_bytes(), path
 
 
+def test_a_sweep_json_written_with_a_token_still_resumes_without_printing_it(fake_lm_eval, tmp_path):
+    """Folders written before credentials were left out hold the token in sweep.json's settings."""
+    secret = "hf_FAKEsecretToken0123456789"
+    with_token = SweepSpec(**{**SPEC.to_dict(), "model_args": {"dtype": "float32", "token": secret}})
+    run_sweep(with_token, tmp_path)
+    spec_file = tmp_path / "sweep.json"
+    saved = json.loads(spec_file.read_text())
+    saved["settings"]["model_args"]["token"] = secret  # as the older code wrote it
+    spec_file.write_text(json.dumps(saved))
+    assert len(run_sweep(with_token, tmp_path).skipped) == len(cells(SPEC))
+    with pytest.raises(ValueError, match="num_samples") as refused:
+        run_sweep(SweepSpec(**{**with_token.to_dict(), "num_samples": 3}), tmp_path)
+    assert secret not in str(refused.value)
+
+
 def test_resuming_with_other_result_settings_is_refused_but_the_grid_may_grow(fake_lm_eval, tmp_path):
     run_sweep(SPEC, tmp_path)
     with pytest.raises(ValueError, match="num_samples: 2 then, 3 now"):

@@ -26,7 +26,7 @@ from longtasks.analysis.io import write_json
 from longtasks.analysis.methods import DENSE, method_phase
 from longtasks.analysis.store import read_results, save_table
 from longtasks.analysis.sweep.cell import TMP_PREFIX, evaluate_cell, save_cell
-from longtasks.analysis.sweep.grid import Cell, SweepSpec, cells
+from longtasks.analysis.sweep.grid import Cell, SweepSpec, cells, public_model_args
 
 log = logging.getLogger(__name__)
 SPEC_FILE = "sweep.json"
@@ -49,6 +49,8 @@ def check_spec(out_dir: Path, spec: SweepSpec) -> None:
     path = out_dir / SPEC_FILE
     if path.exists() and _has_cells(out_dir):
         saved = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+        if isinstance(saved.get("model_args"), dict):  # written before credentials were left out
+            saved["model_args"] = public_model_args(saved["model_args"])
         now = json.loads(json.dumps(spec.settings()))
         changed = sorted(key for key in now if saved.get(key) != now[key])
         if changed:
