@@ -67,6 +67,10 @@ def check_output_file(path: Path | None, option: str = "--out") -> None:
 def check_output_folder(path: Path, option: str = "--out") -> None:
     """ValueError unless `path` can be used as an output folder: a folder or nothing yet, every part above it
     a folder, and the nearest existing folder writable (missing folders are created in it)."""
+    if path.is_symlink() and not path.exists():
+        raise ValueError(
+            f"{option} {path} is a link to nothing ({os.readlink(path)}); remove it or choose a folder"
+        )
     if _exists(path, option, path):
         if not path.is_dir():
             raise ValueError(

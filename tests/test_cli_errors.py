@@ -135,6 +135,16 @@ def test_an_output_folder_that_is_a_file_fails_up_front(folder, tmp_path, comman
     assert target.read_text() == "x"
 
 
+@pytest.mark.parametrize("command", ["analyze --out", "sweep --out", "generate --out"])
+def test_an_output_folder_that_is_a_dangling_link_fails_up_front(folder, tmp_path, command):
+    """mkdir fails on a link to nothing, and a rerun would fail the same way: refused before any work."""
+    target = tmp_path / "dangling"
+    target.symlink_to(tmp_path / "nowhere")
+    line = one_error_line(runner.invoke(app, _commands_writing_to(target, *folder)[command]))
+    assert f"{command.split()[1]} {target} is a link to nothing" in line
+    assert target.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
 @pytest.mark.parametrize(
     "command", ["score --out", "generate --out", "analyze --out", "sweep --out", "reference --save"]
 )
