@@ -58,3 +58,11 @@ def test_byte_level_bpe_counts_through_a_verified_tiktoken_bridge(corpus):
     for text in [*corpus, "VAR ABCDE = 12345.\n1. apple\n2. pear", "Ünïcødé 🙂 don't"]:
         assert tok.encode(text) == tok.hf.backend_tokenizer.encode(text, add_special_tokens=False).ids
     assert _train("unigram", corpus).fast_encoding is None  # SentencePiece-style: the HF path
+
+
+def test_word_list_that_a_tokenizer_merges_oddly_is_drawn_again(corpus):
+    """With this unigram tokenizer, sample 2 of ruler_cwe at 8192 tokens (seed 0) cannot be sized to the exact
+    length with its first shuffle of words; another draw can. It used to fail the whole run."""
+    tok = _train("unigram", corpus)
+    samples = generate_samples("ruler_cwe", 8192, 3, tokenizer=tok, seed=0)
+    assert [len(tok.hf(s.prompt)["input_ids"]) for s in samples] == [8192] * 3

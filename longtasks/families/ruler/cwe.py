@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from longtasks.draft import Draft, Section, Segment
 from longtasks.families.ruler.text import ruler_frame, wording
 from longtasks.families.ruler.vocabulary import cwe_words
-from longtasks.families.ruler.word_list import number_costs, size_word_list, word_costs
-from longtasks.fit import LengthError, count_model_text, frame_overhead
+from longtasks.families.ruler.word_list import NoExactList, number_costs, size_word_list, word_costs
+from longtasks.fit import count_model_text, frame_overhead
 from longtasks.task import BuildContext, Knobs, Task
 
 MAX_CORRECTIONS = 8
@@ -118,6 +118,7 @@ class RulerCommonWords(Task[CweKnobs]):
                     meta=CweMeta(len(occurrences), sized.num_rare, sized.adjusted),
                 )
             budget -= actual - context.length  # the tokenizer merged across items: correct and size again
-        raise LengthError(
+        # Another shuffle of the words merges differently: a new draw, not a failed sample.
+        raise NoExactList(
             f"could not size the word list to exactly {context.length} tokens with {tokenizer.name!r}"
         )
