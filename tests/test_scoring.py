@@ -149,6 +149,24 @@ def test_list_accepts_enumerators_and_bullets():
     assert score_prediction("list", output, ["Alice", "Bob", "Carol"])["exact"] == 1.0
 
 
+@pytest.mark.parametrize(
+    ("body", "score", "exact"),
+    [
+        ("1. Alice\n3. Carol\n4. Dan", 0.75, 0.0),  # one numbered answer left out: the rest stay in place
+        ("4. Dan\n3. Carol\n2. Bob\n1. Alice", 1.0, 1.0),  # numbered out of order
+        ("1. Alice\n2. not found\n3. Carol\n4. Dan", 0.75, 0.0),
+        ("1) Alice; 2) Bob; 3) Carol; 4) Dan; 5) Eve", 0.8, 0.0),  # an extra numbered answer still counts
+        ("1. Alice\n1. Carol\n3. Dan", 0.25, 0.0),  # a repeated number: written order
+        ("Alice\n3. Carol\n4. Dan", 0.25, 0.0),  # not every item numbered: written order
+        ("1. Alice\n99999999999. Dan", 0.25, 0.0),
+    ],
+)
+def test_list_answers_numbered_by_the_model_are_matched_by_their_numbers(body, score, exact):
+    """The paper matches (position, key, value): a skipped needle must not shift the ones after it."""
+    result = score_prediction("list", f"<answer>{body}</answer>", ["Alice", "Bob", "Carol", "Dan"])
+    assert result == {"score": pytest.approx(score), "exact": exact, "parsed": 1.0}
+
+
 def test_set_iou_precision_recall():
     gold = ["Red Lamp", "Blue Cup", "Old Map"]
     exact = score_prediction("set", "<answer>Old Map, Red Lamp, and the Blue Cup</answer>", gold)

@@ -27,6 +27,7 @@ from longtasks.scoring.parse import (
     extract_answer,
     is_empty_set_answer,
     is_placeholder_echo,
+    positioned_items,
     split_items,
 )
 
@@ -118,11 +119,11 @@ def _score_text(body: str, gold: str) -> dict[str, float]:
 
 
 def _score_list(body: str, gold: list[str]) -> dict[str, float]:
-    predicted = split_items(body)
-    if not predicted or is_placeholder_echo(predicted):
+    predicted = positioned_items(body)
+    if not predicted or is_placeholder_echo(predicted.values()):
         return zero_metrics("list")
     expected = [normalize_item(item) for item in gold]
-    correct = sum(p == g for p, g in zip(predicted, expected, strict=False))
+    correct = sum(item == expected[at] for at, item in predicted.items() if at < len(expected))
     exact = float(correct == len(expected) == len(predicted))
     return {"score": correct / max(len(expected), len(predicted)), "exact": exact, "parsed": 1.0}
 

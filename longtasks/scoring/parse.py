@@ -40,6 +40,7 @@ _SEPARATORS = re.compile(r"[\r\n;,]|\s(?:and|&)\s", re.IGNORECASE)
 """One list grammar for every list and set answer: items separated by newlines, commas, semicolons or a
 word "and" / "&" ("a, b and c"; "3, 11 and 13")."""
 _INTEGER = re.compile(r"\d+")
+_NUMBERED = re.compile(r"^(\d+)[.)]\s")
 _CHAPTER_NUMBER = re.compile(r"^(?:chapters?|ch)?\s*(\d+)$")
 
 ANSWER_PLACEHOLDERS = frozenset(
@@ -99,6 +100,22 @@ def split_items(body: str) -> list[str]:
     parts = _SEPARATORS.split(unicodedata.normalize("NFKC", body))
     items = (normalize_item(part) for part in parts)
     return [item for item in items if item]
+
+
+def positioned_items(body: str) -> dict[int, str]:
+    """The elements of an ordered-list answer by the position (0-based) the answer gives them.
+
+    When every element carries its own distinct number ("1. x", "3) y"), element n is at position n - 1 and a
+    skipped number leaves that position empty: a model that leaves out or reorders numbered answers is
+    scored on the ones it gave, as the paper's (position, key, value) matching does. Otherwise the elements
+    keep the order they were written in.
+    """
+    parts = [normalize_text(part) for part in _SEPARATORS.split(unicodedata.normalize("NFKC", body))]
+    parts = [part for part in parts if part]
+    numbers = [int(match.group(1)) for match in map(_NUMBERED.match, parts) if match]
+    if parts and len(numbers) == len(parts) == len(set(numbers)) and min(numbers) >= 1:
+        return {number - 1: normalize_item(part) for number, part in zip(numbers, parts, strict=True)}
+    return dict(enumerate(split_items(body)))
 
 
 def is_placeholder_echo(items: Iterable[str]) -> bool:
