@@ -74,7 +74,7 @@ def build_sample_with_draft(
 ) -> BuiltSample:
     """Build and fit; a new draw when the task asks for one, a smaller scale when the content does not fit."""
     scale = task.initial_scale(knobs, length)
-    context = BuildContext(length, tokenizer, chat, index)
+    context = BuildContext(length, tokenizer, chat, index, seed)
     last_error: ValueError | None = None
     too_short: TooShort | None = None  # reported first: "use a longer length" is what the user can act on
     for attempt in range(attempts):

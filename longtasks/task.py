@@ -36,8 +36,9 @@ class Redraw(ValueError):
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a build may need beyond its knobs: the target length, how tokens are counted, and the sample's
-    index (a list of depths is cycled across samples, one per sample).
+    """What a build may need beyond its knobs: the target length, how tokens are counted, the sample's
+    index (a list of depths is cycled across samples, one per sample) and the run's seed (QA asks its
+    questions in one order per seed, the same at every length).
 
     Most families ignore it (the core fits their drafts); a family that sizes its own context (a
     numbered word list) uses it to count.
@@ -47,6 +48,7 @@ class BuildContext:
     tokenizer: LengthTokenizer
     chat: bool
     index: int = 0
+    seed: int = 0
 
 
 class Task(ABC, Generic[K]):

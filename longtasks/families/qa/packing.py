@@ -50,7 +50,7 @@ class DistractorStream:
 
     def __init__(self, indices: Sequence[int], rng: random.Random) -> None:
         if not indices:
-            raise LengthError("the source has no document besides the answer's; it cannot fill any length")
+            raise LengthError("no distractor document to fill the length with (the caller checks for one)")
         self._indices = list(indices)
         self._rng = rng
         self._order: list[int] = []
@@ -58,6 +58,10 @@ class DistractorStream:
     @property
     def pass_size(self) -> int:
         return len(self._indices)
+
+    @property
+    def distinct(self) -> frozenset[int]:
+        return frozenset(self._indices)
 
     def __getitem__(self, position: int) -> int:
         while len(self._order) <= position:
@@ -70,11 +74,18 @@ class DistractorStream:
 def _pack(
     costs: PoolCosts, gold: int, stream: DistractorStream, target: int, smallest: int
 ) -> tuple[list[int], int, int]:
-    """Whole distractors taken greedily: (taken, tokens left for the cut document, stream position)."""
+    """Whole distractors taken greedily: (taken, tokens left for the cut document, stream position).
+
+    A further pass starts only once every distinct distractor is in the context: room only shrinks (and
+    headings do not get shorter), so a document skipped in a pass never fits later, and a second pass
+    while one is still out would only add copies of taken ones; the cut document fills that room instead."""
     used = costs.header(1) + costs.bodies[gold]
     taken: list[int] = []
     position = 0
+    distinct = stream.distinct
     while target - used >= smallest + costs.header(len(taken) + 2) + MIN_PARTIAL:
+        if position and not distinct <= set(taken):
+            break  # one pass left documents out: it could not have been the length that ran short
         before = len(taken)
         for _ in range(stream.pass_size):
             doc = stream[position]

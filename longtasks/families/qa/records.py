@@ -85,17 +85,75 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def squad_pairs(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, Question]]:
+_CSV_HINT = "; a CSV file cannot hold lists: give JSON lines or parquet"
+
+
+def _shown(value: object) -> str:
+    """A bad value for an error: its type and the start of its text."""
+    return "null" if value is None else f"{type(value).__name__} {repr(value)[:40]}"
+
+
+def _text(row: Mapping[str, Any], name: str) -> str:
+    """Column `name` of a row as a string; SchemaError when it is missing or of another type."""
+    value = row[name]
+    if not isinstance(value, str):
+        raise SchemaError(f"{name} is {_shown(value)}, not a string")
+    return value
+
+
+def _key(row: Mapping[str, Any], name: str) -> str:
+    """An id column: a string or an integer, as text."""
+    value = row[name]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise SchemaError(f"{name} is {_shown(value)}, not a string or integer")
+    return str(value)
+
+
+def _strings(value: object, name: str, column: bool = True) -> list[str]:
+    """A list (null: empty) whose items are strings; SchemaError naming it otherwise. A whole `column`
+    read as a string is what a CSV file gives: the error says so."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        hint = _CSV_HINT if column and isinstance(value, str) else ""
+        raise SchemaError(f"{name} is {_shown(value)}, not a list of strings{hint}")
+    for item in value:
+        if not isinstance(item, str):
+            raise SchemaError(f"{name} holds {_shown(item)}, not only strings")
+    return list(value)
+
+
+def _per_row(read: Callable[[Mapping[str, Any]], list[tuple[str, Question]]]) -> Reader:
+    """A reader of all rows from a reader of one: a SchemaError names the row (counting from 1)."""
+
+    def reader(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, Question]]:
+        pairs = []
+        for number, row in enumerate(rows, start=1):
+            try:
+                pairs += read(row)
+            except SchemaError as error:
+                raise SchemaError(f"row {number}: {error}") from None
+        return pairs
+
+    reader.__doc__ = read.__doc__
+    return reader
+
+
+def _squad_row(row: Mapping[str, Any]) -> list[tuple[str, Question]]:
     """SQuAD 2.0 (`rajpurkar/squad_v2`): id, context, question, answers {text: [...]}; unanswerable
-    questions (no answer) are skipped, as are answers that no scorer could read back (empty after
-    normalisation)."""
-    pairs = []
-    for row in rows:
-        answers = [one_line(a) for a in (row["answers"] or {}).get("text") or []]
-        usable = tuple(dict.fromkeys(a for a in answers if check_item(a) is None))
-        if usable:
-            pairs.append((row["context"], Question(str(row["id"]), one_line(row["question"]), usable)))
-    return pairs
+    questions (no answer) are skipped, as are blank questions and answers that no scorer could read back
+    (empty after normalisation)."""
+    found = row["answers"]
+    if found is not None and not isinstance(found, Mapping):
+        hint = _CSV_HINT if isinstance(found, str) else ""
+        raise SchemaError(f"answers is {_shown(found)}, not {{text: [...]}}{hint}")
+    answers = [one_line(a) for a in _strings((found or {}).get("text"), "answers.text", column=False)]
+    context, question, qid = _text(row, "context"), one_line(_text(row, "question")), _key(row, "id")
+    usable = tuple(dict.fromkeys(a for a in answers if check_item(a) is None))
+    return [(context, Question(qid, question, usable))] if usable and question else []
+
+
+squad_pairs = _per_row(_squad_row)
 
 
 def options_text(question: str, options: list[str]) -> str:
@@ -114,42 +172,60 @@ def plain_text(article: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def quality_pairs(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, Question]]:
-    """QuALITY (`tasksource/QuALITY`, one row per question): article, question, question_unique_id,
-    options (4), gold_label (1-based)."""
-    pairs = []
-    for row in rows:
-        options = list(row["options"] or [])
-        label = row["gold_label"]
-        if label == 0:
-            raise SchemaError(
-                "a QuALITY row has gold_label 0; QuALITY's labels count from 1 (1-4), so this copy numbers them "
-                "differently and its answers would be shifted: use the tasksource/QuALITY schema"
-            )
-        if not options or not isinstance(label, int) or not 1 <= label <= min(len(options), len(LETTERS)):
-            continue
-        question = Question(
-            str(row["question_unique_id"]), options_text(row["question"], options), LETTERS[label - 1]
+def _label(value: object, options: int) -> int | None:
+    """QuALITY's 1-based gold label as an int (a numeric string or whole float too); None when unlabelled or
+    naming no option of the row."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SchemaError(f"gold_label is {_shown(value)}, not a number 1-{options}")
+    if value == 0:
+        raise SchemaError(
+            "gold_label 0; QuALITY's labels count from 1 (1-4), so this copy numbers them "
+            "differently and its answers would be shifted: use the tasksource/QuALITY schema"
         )
-        pairs.append((plain_text(row["article"]), question))
-    return pairs
+    return value if 1 <= value <= options else None  # no option of this row: skipped, as unlabelled
 
 
-def toefl_pairs(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, Question]]:
+def _quality_row(row: Mapping[str, Any]) -> list[tuple[str, Question]]:
+    """QuALITY (`tasksource/QuALITY`, one row per question): article, question, question_unique_id,
+    options (4), gold_label (1-based; a numeric string is read as its number). Unlabelled, option-less
+    and blank questions are skipped."""
+    options = _strings(row["options"], "options")
+    article, question, qid = _text(row, "article"), _text(row, "question"), _key(row, "question_unique_id")
+    if not options:
+        return []
+    label = _label(row["gold_label"], min(len(options), len(LETTERS)))
+    if label is None or not question.strip():
+        return []
+    return [(plain_text(article), Question(qid, options_text(question, options), LETTERS[label - 1]))]
+
+
+quality_pairs = _per_row(_quality_row)
+
+
+def _toefl_row(row: Mapping[str, Any]) -> list[tuple[str, Question]]:
     """TOEFL-QA in the seed paper's JSON lines: context, questions (options embedded), answer (letters,
     e.g. "BD"); one row per lecture. The "Question: " prefix is dropped, as the paper does."""
+    questions, answers = _strings(row["questions"], "questions"), _strings(row["answer"], "answer")
+    context = _text(row, "context")
+    if len(questions) != len(answers):
+        raise SchemaError(
+            f"the row has {len(questions)} questions but {len(answers)} answers; the file is damaged"
+        )
     pairs = []
-    for row in rows:
-        questions, answers = list(row["questions"] or []), list(row["answer"] or [])
-        if len(questions) != len(answers):
-            raise SchemaError(
-                f"a TOEFL-QA row has {len(questions)} questions but {len(answers)} answers; the file is damaged"
-            )
-        for text, letters in zip(questions, answers, strict=True):
-            text = text.strip().removeprefix("Question:").strip()
-            letters = "".join(sorted(set(str(letters).strip().upper())))
-            if not text or not letters or not set(letters) <= set(LETTERS):
-                continue
-            qid = hashlib.sha256(f"{row['context']}\x00{text}".encode()).hexdigest()[:12]
-            pairs.append((row["context"], Question(qid, text, letters)))
+    for text, letters in zip(questions, answers, strict=True):
+        text = text.strip().removeprefix("Question:").strip()
+        letters = "".join(sorted(set(letters.strip().upper())))
+        if not text or not letters or not set(letters) <= set(LETTERS):
+            continue
+        qid = hashlib.sha256(f"{context}\x00{text}".encode()).hexdigest()[:12]
+        pairs.append((context, Question(qid, text, letters)))
     return pairs
+
+
+toefl_pairs = _per_row(_toefl_row)

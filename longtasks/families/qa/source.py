@@ -5,8 +5,9 @@ A source is one string (the task's `source` knob):
 - ``owner/name@<40-hex commit>``: a Hub dataset pinned to a commit, read from the local `datasets` cache
   only. Generation never downloads (a missing dataset is one clear error, before anything is written);
   ``python -m longtasks.families.qa.fetch TASK`` downloads it once, with `datasets.load_dataset`.
-- a local path: a `save_to_disk` folder, a folder of data files `datasets` reads (parquet, JSON lines,
-  CSV; splits from the file names), or one .parquet / .jsonl / .json / .csv file;
+- a local path: a `save_to_disk` folder, a folder of data files `datasets` reads (parquet, JSON lines;
+  splits from the file names), or one .parquet / .jsonl / .json file (not CSV: every QA schema has a
+  list-valued column, which CSV cannot hold);
 - an ``http(s)://`` URL of such a file, downloaded and cached by `datasets`.
 
 Each task's default is its pinned Hub dataset; the environment variable ``LONGTASKS_QA_SOURCE_<NAME>``
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+_FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
+_NO_LISTS = (".csv", ".tsv")
+"""Table formats that cannot hold the list columns (answers, options, questions) every QA schema has."""
 
 
 class SourceError(ValueError):
@@ -71,7 +74,8 @@ def parse_source(task: str, text: str) -> Source:
     if text and path.exists():
         return Source("path", str(path.resolve()))
     name, at, revision = text.partition("@")
-    looks_like_file = text.startswith((".", "/", "~")) or Path(name).suffix.lower() in _FILE_BUILDERS
+    suffix = Path(name).suffix.lower()
+    looks_like_file = text.startswith((".", "/", "~")) or suffix in _FILE_BUILDERS or suffix in _NO_LISTS
     if _HUB_ID.match(name) and at and _COMMIT.match(revision):
         return Source("hub", name, revision)
     if _HUB_ID.match(name) and not looks_like_file:
@@ -103,6 +107,7 @@ def load_rows(task: str, source: Source, split: str) -> datasets.Dataset:
     """The split of `source` as a `datasets.Dataset`; SourceError (one line) when it cannot be read."""
     import datasets
 
+    _refuse_tables(task, source)
     try:
         with _quiet():
             if source.kind == "hub":
@@ -127,11 +132,25 @@ def load_rows(task: str, source: Source, split: str) -> datasets.Dataset:
     )
 
 
+def _suffix(source: Source) -> str:
+    return Path(source.location.split("?")[0] if source.kind == "url" else source.location).suffix.lower()
+
+
+def _refuse_tables(task: str, source: Source) -> None:
+    """A CSV file cannot hold the list columns of any QA schema: refused before `datasets` reads it."""
+    suffix = _suffix(source)
+    if source.kind != "hub" and suffix in _NO_LISTS:
+        raise SourceError(
+            f"{task}: source {source.location!r} is a {suffix[1:].upper()} file, which cannot hold the list "
+            "columns (answers, options, questions) the QA schemas need: give JSON lines (.jsonl), .json or .parquet"
+        )
+
+
 def _load_local(source: Source) -> datasets.Dataset | datasets.DatasetDict:
     import datasets
 
+    suffix = _suffix(source)
     if source.kind == "url":
-        suffix = Path(source.location.split("?")[0]).suffix.lower()
         return datasets.load_dataset(_FILE_BUILDERS.get(suffix, "json"), data_files=source.location)
     path = Path(source.location)
     if path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file()):
@@ -146,7 +165,7 @@ def _load_local(source: Source) -> datasets.Dataset | datasets.DatasetDict:
     builder = _FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise SourceError(
-            f"source file {str(path)!r} has an unknown type: use .parquet, .jsonl, .json or .csv, or a folder"
+            f"source file {str(path)!r} has an unknown type: use .parquet, .jsonl or .json, or a folder"
         )
     return datasets.load_dataset(builder, data_files=glob.escape(str(path)))  # a file name, not a pattern
 

@@ -3,6 +3,7 @@ the same dataset, the prompt sized to the exact length (`packing.py`), gold answ
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from functools import cache
@@ -13,11 +14,11 @@ from longtasks.draft import Draft, Section, Segment
 from longtasks.families.qa.askable import Askable
 from longtasks.families.qa.costs import SEPARATOR, PoolCosts, pool_costs
 from longtasks.families.qa.packing import MIN_PARTIAL, arrange
-from longtasks.families.qa.records import Pool, Question, build_pool, check_columns
+from longtasks.families.qa.records import Pool, Question, SchemaError, build_pool, check_columns
 from longtasks.families.qa.source import Source, SourceError, load_rows, parse_source
 from longtasks.fit import frame_overhead
 from longtasks.prompt import PromptFrame, answer_format, frame_from_template, render_snippet, yaml_templates
-from longtasks.task import BuildContext, Knobs, Task
+from longtasks.task import BuildContext, Knobs, Redraw, Task
 from longtasks.tokenizer import LengthTokenizer
 
 PAPER_PROMPT_LIMIT = 8172 - 64
@@ -66,15 +67,18 @@ class QAMeta:
 
 
 K = TypeVar("K", bound=QAKnobs)
+MAX_PASSED_OVER = 16
+"""Questions a sample passes over (every other document states their answer) before it gives up."""
 _POOLS: dict[tuple[str, str, str, str], Pool] = {}
 
 
-def _depth(mode: str, rng: random.Random) -> float:
+def _depth(mode: str, rng: random.Random, index: int) -> float:
     """One answer document per prompt: 'uniform' and 'stratified' draw its depth at random; a list of
-    depths gives each prompt one of them at random."""
+    depths is cycled across samples (sample i gets depth i mod n), as story multi-hop does, so every listed
+    depth gets its share of the samples."""
     parsed = parse_depth_mode(mode)
     if isinstance(parsed, list):
-        return parsed[rng.randrange(len(parsed))]
+        return parsed[index % len(parsed)]
     return target_depths("uniform", 1, rng)[0]
 
 
@@ -127,7 +131,10 @@ class QATask(Task[K]):
         if key not in _POOLS:
             dataset = load_rows(self.name, source, self.split)
             check_columns(self.name, dataset.column_names, self.columns, self.schema)
-            pool = build_pool(self.read(dataset.select_columns(list(self.columns)).to_list()))
+            try:
+                pool = build_pool(self.read(dataset.select_columns(list(self.columns)).to_list()))
+            except SchemaError as error:
+                raise SchemaError(f"{self.name}: source {source.location!r}: {error}") from None
             if len(pool.documents) < 2:
                 raise SourceError(
                     f"{self.name}: source {source.location!r} has {len(pool.documents)} document(s) with a valid "
@@ -171,6 +178,33 @@ class QATask(Task[K]):
             memo[key] = Askable.make(base, costs, knobs.document_prompt_limit, knobs.num_questions)
         return memo[key]
 
+    def pose(
+        self, knobs: QAKnobs, pool: Pool, askable: Askable, context: BuildContext
+    ) -> tuple[int, list[Question], list[int]]:
+        """Sample `context.index`'s document, questions and distractors (never a document that states a
+        gold answer). A question whose answer every other document states is passed over for the next
+        one in the order; Redraw naming that cause when MAX_PASSED_OVER in a row are."""
+        candidates = askable.candidates(
+            context.index, context.length - MIN_PARTIAL, self.name, context.seed,
+            knobs.num_questions, knobs.document_prompt_limit,
+        )  # fmt: skip
+        passed_over: list[str] = []
+        for gold, asked in itertools.islice(candidates, MAX_PASSED_OVER):
+            questions = [pool.documents[gold].questions[q] for q in asked]
+            bearing = self.answer_bearing(pool, questions)
+            distractors = [d for d in askable.distractors if d != gold and d not in bearing]
+            if distractors:
+                return gold, questions, distractors
+            passed_over += [q.id for q in questions]
+        others = (
+            f" (and of the {len(passed_over) - 1} questions tried after it)" if len(passed_over) > 1 else ""
+        )
+        raise Redraw(
+            f"{self.name}: every other document of the source states a gold answer of question "
+            f"{passed_over[0]!r}{others}, so no distractor is left; the source needs documents that do not "
+            "contain the answers"
+        )
+
     # --- build --------------------------------------------------------------------------------------
 
     def build(self, knobs: K, scale: int, rng: random.Random, context: BuildContext) -> Draft:
@@ -178,14 +212,9 @@ class QATask(Task[K]):
         tokenizer, length = context.tokenizer, context.length
         costs = pool_costs(tokenizer, pool)
         askable = self.askable(knobs, pool, costs, context)
-        gold, asked = askable.draw(
-            length - MIN_PARTIAL, rng, self.name, knobs.num_questions, knobs.document_prompt_limit
-        )
-        questions = [pool.documents[gold].questions[q] for q in asked]
+        gold, questions, distractors = self.pose(knobs, pool, askable, context)
         texts = [q.text for q in questions]
-        bearing = self.answer_bearing(pool, questions)
-        distractors = [d for d in askable.distractors if d != gold and d not in bearing]
-        depth = _depth(knobs.depth, rng)
+        depth = _depth(knobs.depth, rng, context.index)
         frames: dict[int, PromptFrame] = {}
 
         def frame_for(number: int) -> PromptFrame:
