@@ -142,11 +142,12 @@ def build_later_sample(
 def build_first_sample(
     task: Task[Any], knobs: Knobs, length: int, seed: int, index: int, tokenizer: LengthTokenizer, chat: bool
 ) -> Sample:
-    """`build_sample`, but a too-short length fails with the shortest length that works, found by
-    building samples (not estimated), and the task's name."""
+    """`build_sample`, but a failure names the task and length, and one that a longer length may cure (the
+    content does not fit, or the tokenizer leaves the fitter too little filler to land on the exact count)
+    comes with the shortest length that works, found by building samples (not estimated)."""
     try:
         return build_sample(task, knobs, length, seed, index, tokenizer, chat)
-    except TooShort as error:
+    except LengthError as error:
         shortest = shortest_working_length(task, knobs, length, seed, tokenizer, chat)
         advice = (
             f"the shortest length that works with these knobs is {shortest} (checked on samples 0-{HINT_SAMPLES - 1}, "
@@ -156,7 +157,9 @@ def build_first_sample(
             if shortest is not None
             else "no length up to 1M works with these knobs"
         )
-        raise TooShort(f"{task.name} at {length} tokens: {error}; {advice}") from error
+        raise type(error)(f"{task.name} at {length} tokens: {error}; {advice}") from error
+    except Redraw as error:
+        raise Redraw(f"{task.name} at {length} tokens, sample {index}: {error}") from error
 
 
 def shortest_working_length(

@@ -225,3 +225,34 @@ def test_the_public_generate_stays_the_function_once_its_module_is_imported():
         "assert longtasks.generate is longtasks.generate_samples and rows[0].input_tokens == 1000\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+def test_a_first_sample_the_fitter_cannot_land_names_the_task_and_a_length_that_works(tokenizer, monkeypatch):
+    """A LengthError other than TooShort (a tokenizer whose filler cannot absorb the last tokens) used to
+    surface bare, with no task, length or suggestion."""
+    import longtasks.generation as generation
+
+    real = generation.fit_draft
+
+    def fit_draft(draft, length, *args, **kwargs):
+        if length < 3000:
+            raise LengthError("cannot compensate a -6-token difference: the context has no suitable filler")
+        return real(draft, length, *args, **kwargs)
+
+    monkeypatch.setattr(generation, "fit_draft", fit_draft)
+    with pytest.raises(
+        LengthError, match=r"ruler_niah at 2000 tokens: cannot compensate .* is 3000 \(checked"
+    ):
+        generate_samples("ruler_niah", 2000, 1, tokenizer=tokenizer)
+
+
+def test_a_first_sample_with_no_usable_draw_names_the_task_and_length(tokenizer, monkeypatch):
+    from longtasks.registry import get_task
+    from longtasks.task import Redraw
+
+    def build(*args, **kwargs):
+        raise Redraw("no usable draw")
+
+    monkeypatch.setattr(type(get_task("ruler_vt")), "build", build)
+    with pytest.raises(Redraw, match=r"^ruler_vt at 2000 tokens, sample 0: no usable draw$"):
+        generate_samples("ruler_vt", 2000, 1, tokenizer=tokenizer)
