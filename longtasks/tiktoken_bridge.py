@@ -96,6 +96,19 @@ def _state(component: Any) -> dict[str, Any] | None:
     return None if component is None else json.loads(component.__getstate__())
 
 
+_PLAIN_POST_PROCESSORS = ("ByteLevel", "TemplateProcessing")
+
+
+def _plain_post_processor(spec: dict[str, Any] | None) -> bool:
+    """Whether the post-processor only adds special tokens (counted apart) and offsets: none, ByteLevel,
+    TemplateProcessing, or a Sequence of those (Llama 3's tokenizer.json)."""
+    if spec is None:
+        return True
+    if spec.get("type") == "Sequence":
+        return all(_plain_post_processor(step) for step in spec.get("processors") or [])
+    return spec.get("type") in _PLAIN_POST_PROCESSORS
+
+
 def tiktoken_bridge(hf: Any) -> Bridge | None:
     """A verified tiktoken encoding equal to `hf`'s tokenizer, or None when it cannot be built.
 
@@ -111,7 +124,7 @@ def tiktoken_bridge(hf: Any) -> Bridge | None:
         or getattr(model, "dropout", None)
         or getattr(model, "continuing_subword_prefix", None)
         or getattr(model, "end_of_word_suffix", None)
-        or (_state(backend.post_processor) or {}).get("type") not in (None, "ByteLevel", "TemplateProcessing")
+        or not _plain_post_processor(_state(backend.post_processor))
     ):
         return None
     pattern = _pattern(_state(backend.pre_tokenizer))

@@ -66,3 +66,25 @@ def test_word_list_that_a_tokenizer_merges_oddly_is_drawn_again(corpus):
     tok = _train("unigram", corpus)
     samples = generate_samples("ruler_cwe", 8192, 3, tokenizer=tok, seed=0)
     assert [len(tok.hf(s.prompt)["input_ids"]) for s in samples] == [8192] * 3
+
+
+def test_llama3_style_sequence_post_processor_keeps_the_tiktoken_bridge(corpus):
+    """Llama 3's tokenizer.json post-processes with Sequence[ByteLevel, TemplateProcessing(BOS)]; it only
+    adds the BOS, so the fast path applies (it used to fall back to the ~14x slower HF path)."""
+    from tokenizers import processors
+
+    from longtasks.tokenizer import LengthTokenizer
+
+    hf = _train("bytelevel_bpe", corpus, add_bos=True).hf
+    bos = hf.bos_token_id
+    hf.backend_tokenizer.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)]),
+        ]
+    )
+    tok = LengthTokenizer.from_hf("tiny-llama3-style", hf, "trained-in-test")
+    assert tok.fast_encoding is not None
+    (sample,) = generate_samples("ruler_niah", 3000, 1, tokenizer=tok)
+    ids = hf(sample.prompt)["input_ids"]
+    assert len(ids) == 3000 and ids[0] == bos and ids[1] != bos
