@@ -7,6 +7,11 @@ Two conventions for where sparsity acts in prefill, because the paper is not sel
 - ``"attention"``: rho scales the whole attention block, projections included. This is what the speedups
   quoted with Fig. 12 (1.5x / 2.2x / 2.8x at 5x sparsity) correspond to: Amdahl's law on the attention share.
 
+Sliding-window models (Gemma 3: 5 of every 6 layers see the last 1024 tokens, PAPER_NOTES §4.1): a local
+layer's queries attend to, and its KV cache holds, min(L, W) tokens instead of L, and rho (with the indexing
+overheads) applies only to the global layers, since the paper sparsifies only those. A model without local
+layers gets Eqs. 1-10 exactly as printed.
+
 Decode costs are element counts read per generated token (multiply by 2 for bf16 bytes). Indexing (importance
 estimation) overheads are Eqs. 9-10; the paper prints the hidden size d in them where a per-head cost would use
 d_h, so that is an option too (`indexing_dim`).
@@ -96,6 +101,13 @@ def check_density(density: float) -> float:
     return float(density)
 
 
+def _scores(arch: Arch, queries: float, keys: float) -> float:
+    """Eq. 3's quadratic part for one layer: QK^T, softmax and AV of `queries` against `keys` each (the paper
+    counts the full L^2, no causal halving)."""
+    h, dh = arch.n_heads, arch.head_dim
+    return 2 * h * queries * keys * dh + 3 * h * queries * keys + 2 * h * queries * keys * dh
+
+
 def prefill_flops(
     arch: Arch,
     length: int,
@@ -104,14 +116,18 @@ def prefill_flops(
     options: CostOptions = DEFAULT_COST,
     indexing: float = 0.0,
 ) -> PrefillFlops:
-    """Eqs. 1-5; `indexing` is added as given (Eq. 9 already includes the batch size)."""
+    """Eqs. 1-5 (local layers: L keys per query become min(L, W)); `indexing` is added as given (Eq. 9 already
+    includes the batch size)."""
     rho, L, b = check_density(density), float(length), options.batch_size
-    d, h, dh, nkv = arch.hidden_size, arch.n_heads, arch.head_dim, arch.n_kv_heads
-    linear = arch.n_layers * 2 * L * d * (d + 2 * dh * nkv + d)
-    quadratic = arch.n_layers * (2 * h * L**2 * dh + 3 * h * L**2 + 2 * h * L**2 * dh)
+    d, dh, nkv = arch.hidden_size, arch.head_dim, arch.n_kv_heads
+    linear = arch.n_global_layers * 2 * L * d * (d + 2 * dh * nkv + d)
+    quadratic = arch.n_global_layers * _scores(arch, L, L)
     if options.convention == "attention":
         linear *= rho
     quadratic *= rho
+    if arch.n_local_layers:  # dense: the sliding window is not sparsified
+        linear += arch.n_local_layers * 2 * L * d * (d + 2 * dh * nkv + d)
+        quadratic += arch.n_local_layers * _scores(arch, L, float(arch.local_span(length)))
     return PrefillFlops(
         embedding=b * 2 * L * d,
         attention_linear=b * linear,
@@ -130,10 +146,13 @@ def decode_memory(
     options: CostOptions = DEFAULT_COST,
     indexing: float = 0.0,
 ) -> DecodeMemory:
-    """Eqs. 6-8 (elements; 4d^2 does not discount GQA, as printed)."""
+    """Eqs. 6-8 (elements; 4d^2 does not discount GQA, as printed); a local layer's cache holds min(L, W)
+    tokens, read in full."""
     rho, d = check_density(density), arch.hidden_size
     weights = arch.n_layers * (4 * d**2 + 3 * d * arch.intermediate_size) + d * arch.vocab_size + d
-    kv = arch.n_layers * 2 * float(length) * arch.head_dim * arch.n_kv_heads * rho
+    kv = arch.n_global_layers * 2 * float(length) * arch.head_dim * arch.n_kv_heads * rho
+    if arch.n_local_layers:
+        kv += arch.n_local_layers * 2 * float(arch.local_span(length)) * arch.head_dim * arch.n_kv_heads
     return DecodeMemory(weights=weights, kv_cache=options.batch_size * kv, indexing=indexing)
 
 
@@ -144,7 +163,7 @@ def _index_dim(arch: Arch, options: CostOptions) -> int:
 def vertical_slash_indexing(
     arch: Arch, length: int, verticals: float, slashes: float, options: CostOptions = DEFAULT_COST
 ) -> float:
-    """Eq. 9: B·N·h·[2·d·L·q + 3Lq + 2Lq + 2L·log2(L) + (L/64)·(k_v + k_s)] FLOPs."""
+    """Eq. 9: B·N·h·[2·d·L·q + 3Lq + 2Lq + 2L·log2(L) + (L/64)·(k_v + k_s)] FLOPs, N = global layers."""
     L, q = float(length), float(options.vs_window)
     per_head = (
         2 * _index_dim(arch, options) * L * q
@@ -152,7 +171,7 @@ def vertical_slash_indexing(
         + 2 * L * math.log2(L)
         + L / 64 * (verticals + slashes)
     )
-    return options.batch_size * arch.n_layers * arch.n_heads * per_head
+    return options.batch_size * arch.n_global_layers * arch.n_heads * per_head
 
 
 def vs_budget(length: int, density: float) -> float:
@@ -163,16 +182,17 @@ def vs_budget(length: int, density: float) -> float:
 
 def block_sparse_indexing(arch: Arch, length: int, options: CostOptions = DEFAULT_COST) -> float:
     """Not given by the paper (INFERENCE): mean-pool Q and K into tiles (2·L·d_h adds per head) and score every
-    query tile against every key tile (2·(L/b)^2·d_h), per head, layer and batch element."""
+    query tile against every key tile (2·(L/b)^2·d_h), per head, global layer and batch element."""
     L, b, dh = float(length), float(options.block_size), arch.head_dim
     per_head = 2 * L * dh + 2 * (L / b) ** 2 * dh
-    return options.batch_size * arch.n_layers * arch.n_heads * per_head
+    return options.batch_size * arch.n_global_layers * arch.n_heads * per_head
 
 
 def quest_indexing(arch: Arch, length: int, options: CostOptions = DEFAULT_COST) -> float:
-    """Eq. 10: B·N·n_kv·2·d·L/p elements (page min and max keys read every step)."""
+    """Eq. 10: B·N·n_kv·2·d·L/p elements (page min and max keys read every step), N = global layers."""
     dim = _index_dim(arch, options)
-    return options.batch_size * arch.n_layers * arch.n_kv_heads * 2 * dim * float(length) / options.quest_page
+    layers = arch.n_global_layers
+    return options.batch_size * layers * arch.n_kv_heads * 2 * dim * float(length) / options.quest_page
 
 
 def attention_share(arch: Arch, length: int, options: CostOptions = DEFAULT_COST) -> float:

@@ -1,10 +1,12 @@
-"""Atomic file writes: a reader (or a resumed run) never sees a half-written table or plot."""
+"""Atomic writes: a reader (or a resumed run) never sees a half-written table or plot, and a failed analysis
+leaves no half-written output folder."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,3 +64,38 @@ def write_with(path: Path, writer: Callable[[Path], None]) -> Path:
     with atomic_path(path) as tmp:
         writer(tmp)
     return path
+
+
+def _merge(stage: Path, out: Path) -> None:
+    """Move every file of `stage` to the same place under `out` (replacing what was there)."""
+    for path in sorted(stage.rglob("*")):
+        if path.is_file():
+            target = out / path.relative_to(stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """Yield an empty hidden folder beside `out`; on success its files move into `out` (created if missing),
+    on error it is removed with any folder above `out` it had to create, and `out` stays as it was."""
+    out = Path(out)
+    created = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield stage
+        if out.exists():
+            _merge(stage, out)
+        else:
+            os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes a private 0700 folder
+            stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in created:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    shutil.rmtree(stage, ignore_errors=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,7 +26,8 @@ INPUTS are `longtasks sweep` tables (.parquet) or lm-eval output folders (`longt
 --log_samples`; per-sample scores are required). Writes OUT/results.parquet (when read from folders), OUT/tables/*.csv
 (accuracy, isoCost points with the Pareto frontier, crossover lengths, maximum-compression tests and maxima,
 scaling-law parameters and held-out metrics), OUT/plots/*.png + .svg and OUT/analysis.json (options, files and
-the analyses the data could not support, with why).
+the analyses the data could not support, with why). A row measured in two inputs counts once: the later
+input's. Nothing is written when the analysis fails.
 """
 
 
@@ -40,6 +41,24 @@ def parse_phases(items: list[str] | None) -> dict[str, str]:
             raise ValueError(f"--phase takes METHOD=prefill|decode (e.g. my_method=prefill), got {item!r}")
         out[method.strip()] = phase.strip()
     return out
+
+
+def read_inputs(inputs: list[Path], phases: dict[str, str]) -> tuple[list[Any], Any]:
+    """The inputs' tables in command-line order (the analysis keeps the later of two rows measuring the same
+    thing), the lm-eval folders read together at the first folder's place; and that folders' table, if any."""
+    from longtasks.analysis.store import load_table, read_results
+
+    is_table = [p.is_file() and p.suffix in (".parquet", ".csv") for p in inputs]
+    folders = [p for p, table in zip(inputs, is_table, strict=True) if not table]
+    read = read_results(folders, phases) if folders else None
+    frames, placed = [], False
+    for path, table in zip(inputs, is_table, strict=True):
+        if table:
+            frames.append(load_table(path))
+        elif not placed:
+            frames.append(read)
+            placed = True
+    return frames, read
 
 
 def register(app: typer.Typer) -> None:
@@ -95,7 +114,7 @@ def register(app: typer.Typer) -> None:
             from longtasks.analysis.options import AnalysisOptions
             from longtasks.analysis.report import analyze
             from longtasks.analysis.scaling import ScalingLaw
-            from longtasks.analysis.store import load_table, read_results, save_table
+            from longtasks.analysis.store import save_table
 
             options = AnalysisOptions(
                 test=TestOptions(test=test, alpha=alpha, alternative=alternative, correction=correction, rule=rule,
@@ -104,22 +123,18 @@ def register(app: typer.Typer) -> None:
                 law=ScalingLaw(link=link, reference_task=reference_task), scaling_compression=scaling_compression,
                 n_boot=n_boot, seed=seed, plots=plots, phases=parse_phases(phase),
             )  # fmt: skip
-            tables = [p for p in inputs if p.is_file() and p.suffix in (".parquet", ".csv")]
-            folders = [p for p in inputs if p not in tables]
             import pandas as pd
 
-            frames = [load_table(p) for p in tables]
-            if folders:
-                read = read_results(folders, options.phases)
-                save_table(read, out / "results.parquet")
-                frames.append(read)
+            frames, read = read_inputs(inputs, options.phases)
             frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
             with console.status("analysing ..."):
                 result = analyze(frame, out, options)
+            if read is not None:  # only once the analysis succeeded: a failed one leaves no output
+                save_table(read, out / "results.parquet")
         except (ImportError, ValueError, OSError) as error:  # OSError: a missing input, an unwritable output
             fail(str(error))
         for note in result.notes:
-            console.print(f"[yellow]skipped:[/yellow] {escape(note)}", soft_wrap=True)
+            console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
         console.print(
             f"{len(result.tables)} tables in {out / 'tables'}, {len(result.plots)} plot files in {out / 'plots'}",
             markup=False,

@@ -22,7 +22,7 @@ import numpy as np
 
 from longtasks.analysis import _deps
 from longtasks.analysis.cost import DEFAULT_COST, CostOptions
-from longtasks.analysis.frontier.points import common_tasks, cost_points, with_phases
+from longtasks.analysis.frontier.points import CONFIG, common_tasks, cost_points, with_phases
 from longtasks.analysis.frontier.resample import task_replicates
 from longtasks.analysis.methods import DENSE
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 GAP_COLUMNS = [
     "phase",
     "method",
+    "method_args",
     "small_model",
     "large_model",
     "length",
@@ -40,7 +41,9 @@ GAP_COLUMNS = [
     "gap_low",
     "gap_high",
 ]
-CROSSOVER_COLUMNS = ["phase", "method", "small_model", "large_model", "crossover_length", "ci_low", "ci_high",
+CONFIG_KEY = ("model", "method", "method_args", "target_compression")
+"""How a configuration is named in the accuracy and cost tables (with its phase and length)."""
+CROSSOVER_COLUMNS = ["phase", "method", "method_args", "small_model", "large_model", "crossover_length", "ci_low", "ci_high",
                      "p_within_grid", "below_grid", "lengths"]  # fmt: skip
 
 
@@ -72,18 +75,20 @@ def accuracy_at_cost(budget: float, costs: np.ndarray, accuracy: np.ndarray) -> 
 
 
 def _panel_accuracy(frame: pd.DataFrame, replicates: dict, n_boot: int) -> dict[tuple, np.ndarray]:
-    """(phase, length, model, method, compression) -> accuracy replicates averaged over the panel's tasks."""
+    """(phase, length, model, method, method_args, compression) -> accuracy replicates averaged over the
+    panel's tasks."""
     out: dict[tuple, np.ndarray] = {}
     for (panel, length), group in with_phases(frame).groupby(["panel", "length"]):
         tasks = common_tasks(group)
         sums: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(n_boot))
         counts: dict[tuple, int] = defaultdict(int)
-        wanted = set(zip(group["model"], group["method"], group["target_compression"], strict=True))
+        wanted = set(zip(*(group[c] for c in CONFIG_KEY), strict=True))
         for model in group["model"].unique():
             for task in tasks:
                 configs, values = replicates.get((model, int(length), task), ([], None))
                 for i, config in enumerate(configs):
-                    key = (config[0], config[3], config[4])  # model, method, compression
+                    named = dict(zip(CONFIG, config, strict=True))
+                    key = tuple(named[c] for c in CONFIG_KEY)
                     if key in wanted:
                         sums[key] += values[:, i]
                         counts[key] += 1
@@ -93,15 +98,28 @@ def _panel_accuracy(frame: pd.DataFrame, replicates: dict, n_boot: int) -> dict[
     return out
 
 
+def _dense_key(cost: dict, phase: str, length: int, model: str) -> tuple | None:
+    """The key of a model's dense point (one per model: `prepare` refuses dense runs under two settings)."""
+    found = [k for k in cost if k[:4] == (phase, length, model, DENSE)]
+    return found[0] if found else None
+
+
 def _pair_gaps(
-    phase: str, method: str, small: str, large: str, lengths: list[int], cost: dict, accuracy: dict
+    phase: str,
+    variant: tuple[str, str],
+    small: str,
+    large: str,
+    lengths: list[int],
+    cost: dict,
+    accuracy: dict,
 ) -> tuple[list[int], list[np.ndarray]]:
-    """Gap replicates of one (phase, method, small, large) at every length where both sides were measured."""
+    """Gap replicates of one (phase, method variant, small, large) at every length where both sides were
+    measured."""
     kept, gaps = [], []
     for length in lengths:
-        small_key = (phase, length, small, DENSE, 1.0)
-        curve = [k for k in cost if k[:3] == (phase, length, large) and k[3] in (DENSE, method)]
-        if small_key not in accuracy or not any(k[3] == method for k in curve):
+        small_key = _dense_key(cost, phase, length, small)
+        curve = [k for k in cost if k[:3] == (phase, length, large) and (k[3] == DENSE or k[3:5] == variant)]
+        if small_key not in accuracy or not any(k[3:5] == variant for k in curve):
             continue
         costs = np.array([cost[k] for k in curve])
         values = np.column_stack([accuracy[k] for k in curve])
@@ -132,22 +150,25 @@ def crossover_table(
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     points = cost_points(frame, options)
     accuracy = _panel_accuracy(frame, task_replicates(frame, n_boot, seed), n_boot)
-    cost = {(r.phase, r.length, r.model, r.method, r.target_compression): r.cost for r in points.itertuples()}
+    cost = {(r.phase, r.length, r.model, r.method, r.method_args, r.target_compression): r.cost
+            for r in points.itertuples()}  # fmt: skip
     sizes = points.groupby("model")["n_params"].first().dropna().sort_values()
     pairs = [(a, b) for i, a in enumerate(sizes.index) for b in sizes.index[i + 1 :] if sizes[b] > sizes[a]]
     tail = (1 - level) / 2
     gap_rows, cross_rows = [], []
     for phase, panel in points.groupby("phase"):
         lengths = sorted(int(x) for x in panel["length"].unique())
-        for method in sorted(set(panel["method"]) - {DENSE}):
+        sparse = panel[panel["method"] != DENSE]
+        for variant in sorted(set(zip(sparse["method"], sparse["method_args"], strict=True))):
             for small, large in pairs:
-                kept, gaps = _pair_gaps(phase, method, small, large, lengths, cost, accuracy)
+                kept, gaps = _pair_gaps(phase, variant, small, large, lengths, cost, accuracy)
                 if not kept:
                     continue
-                names = {"phase": phase, "method": method, "small_model": small, "large_model": large}
+                names = {"phase": phase, "method": variant[0], "method_args": variant[1], "small_model": small,
+                         "large_model": large}  # fmt: skip
                 for length, gap in zip(kept, gaps, strict=True):
                     low, high = _interval(gap[1:], tail)
-                    gap_rows.append({**names, "length": length, "small_cost": cost[(phase, length, small, DENSE, 1.0)],
+                    gap_rows.append({**names, "length": length, "small_cost": cost[_dense_key(cost, phase, length, small)],
                                      "gap": gap[0], "gap_low": low, "gap_high": high})  # fmt: skip
                 grid = np.array(kept, float)
                 crossings = np.array(

@@ -11,18 +11,27 @@ from longtasks.analysis import _deps
 from longtasks.analysis.arch import ARCH_COLUMNS, Arch
 from longtasks.analysis.cost import DEFAULT_COST, CostOptions
 from longtasks.analysis.methods import DENSE, PHASES, phase_cost
+from longtasks.analysis.store.table import OPTIONAL_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-CONFIG = ["model", "model_name", "n_params", "method", "target_compression"]
+CONFIG = ["model", "model_name", "n_params", "method", "target_compression", "method_args"]
+"""One configuration: a method run with other arguments (e.g. Quest without page sharing) is its own point."""
 POINT_COLUMNS = ["phase", "length", *CONFIG, "cost_compression", "accuracy", "n_tasks", "cost"]
+
+
+def with_method_args(frame: pd.DataFrame) -> pd.DataFrame:
+    """`method_args` as text ("" where the column is absent or empty)."""
+    args = frame["method_args"].fillna("").astype(str) if "method_args" in frame else ""
+    return frame.assign(method_args=args)
 
 
 def with_phases(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows of each paper phase, dense rows copied into both, in a `panel` column."""
     pd = _deps.pandas()
+    frame = with_method_args(frame)
     parts = [
         frame[(frame["phase"] == phase) | (frame["method"] == DENSE)].assign(panel=phase) for phase in PHASES
     ]
@@ -40,7 +49,7 @@ def cost_points(frame: pd.DataFrame, options: CostOptions = DEFAULT_COST) -> pd.
     """The isoCost scatter's points. Cost uses the achieved compression where the run reported it, else the
     target; models without architecture numbers are left out (with a warning)."""
     pd = _deps.pandas()
-    known = frame.dropna(subset=list(ARCH_COLUMNS))
+    known = frame.dropna(subset=[column for column in ARCH_COLUMNS if column not in OPTIONAL_COLUMNS])
     if len(known) < len(frame):
         log.warning("no architecture for %s: left out of the cost analysis",
                     sorted(set(frame["model"]) - set(known["model"])))  # fmt: skip

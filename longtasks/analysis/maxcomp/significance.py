@@ -47,7 +47,7 @@ def _t_tests(dense: np.ndarray, sparse: np.ndarray, options: TestOptions) -> np.
     p = np.asarray(p, dtype=float)
     shift = sparse.mean(axis=-1) - dense.mean(axis=-1)
     p[constant] = [_degenerate(float(value), options.alternative) for value in shift[constant]]
-    return np.where(np.isnan(p), 1.0, p)
+    return p  # NaN only where no test could be computed: "untested", never "no drop"
 
 
 def _resampling_test(dense: np.ndarray, sparse: np.ndarray, options: TestOptions) -> float:
@@ -65,6 +65,25 @@ def _resampling_test(dense: np.ndarray, sparse: np.ndarray, options: TestOptions
     return float(result.pvalue)
 
 
+def finite_samples(dense: np.ndarray, sparse: np.ndarray, paired: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-D samples a test can use: pairs with both scores finite (paired), or each side's finite scores
+    (unpaired). A NaN score (an unscorable answer) would otherwise make the whole p-value NaN."""
+    if paired:
+        keep = np.isfinite(dense) & np.isfinite(sparse)
+        return dense[keep], sparse[keep]
+    return dense[np.isfinite(dense)], sparse[np.isfinite(sparse)]
+
+
+def _one_test(dense: np.ndarray, sparse: np.ndarray, options: TestOptions) -> float:
+    """One test on its finite samples; NaN (untested) when fewer than 2 remain on a side."""
+    dense, sparse = finite_samples(dense, sparse, options.paired)
+    if min(dense.size, sparse.size) < 2:
+        return np.nan
+    if options.test in ("paired-t", "welch"):
+        return float(_t_tests(dense[None, :], sparse[None, :], options)[0])
+    return _resampling_test(dense, sparse, options)
+
+
 def drop_p_value(
     dense: np.ndarray, sparse: np.ndarray, options: TestOptions = DEFAULT_TEST
 ) -> float | np.ndarray:
@@ -72,6 +91,8 @@ def drop_p_value(
 
     Samples run along the last axis; leading axes are independent tests (an array of p-values comes back).
     Paired tests need `dense[..., i]` and `sparse[..., i]` to be the same input; Welch takes independent samples.
+    Non-finite scores are left out (with their partner when paired); a test left with fewer than 2 samples on
+    a side returns NaN, which means "untested", never "no significant drop".
     """
     dense = np.asarray(dense, dtype=float)
     sparse = np.asarray(sparse, dtype=float)
@@ -85,10 +106,10 @@ def drop_p_value(
         raise ValueError(f"batched tests need the same leading shape, got {dense.shape} and {sparse.shape}")
     lead = dense.shape[:-1]
     flat_d, flat_s = dense.reshape(-1, dense.shape[-1]), sparse.reshape(-1, sparse.shape[-1])
-    if options.test in ("paired-t", "welch"):
+    if options.test in ("paired-t", "welch") and np.isfinite(flat_d).all() and np.isfinite(flat_s).all():
         p = _t_tests(flat_d, flat_s, options)
     else:
-        p = np.array([_resampling_test(d, s, options) for d, s in zip(flat_d, flat_s, strict=True)])
+        p = np.array([_one_test(d, s, options) for d, s in zip(flat_d, flat_s, strict=True)])
     return float(p[0]) if not lead else p.reshape(lead)
 
 

@@ -16,6 +16,7 @@ from longtasks.analysis.plots.style import (
     model_names,
     note,
     save,
+    with_variant_labels,
 )
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ ALL_TASKS = "mean over tasks"
 
 
 def _task_means(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = with_variant_labels(frame)
     keys = ["model", "task", "length", "method", "target_compression"]
     means = frame.groupby(keys)["score"].mean().reset_index()
     pooled = means.groupby(["model", "length", "method", "target_compression"])["score"].mean().reset_index()

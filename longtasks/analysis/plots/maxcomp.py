@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from longtasks.analysis import _deps
-from longtasks.analysis.plots.style import figure, length_label, log_ticks, model_names, note, save
+from longtasks.analysis.plots.style import (
+    figure,
+    length_label,
+    log_ticks,
+    model_names,
+    note,
+    save,
+    with_variant_labels,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,6 +25,7 @@ if TYPE_CHECKING:
 
 def max_compression_plot(maximum: pd.DataFrame, out_dir: Path) -> list[Path]:
     plt = _deps.pyplot()
+    maximum = with_variant_labels(maximum)
     methods = sorted(maximum["method"].unique()) or ["(none)"]
     fig, axes = figure(1, len(methods), width=4.6, height=3.6)
     models = list(maximum.sort_values("n_params")["model"].unique())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from collections import Counter
@@ -11,6 +12,7 @@ from typing import Any
 
 from longtasks.analysis import _deps
 from longtasks.analysis.io import write_with
+from longtasks.analysis.methods import DENSE
 
 RC = {
     "figure.dpi": 100, "savefig.dpi": 100, "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
@@ -88,3 +90,27 @@ def hide_unused(axes: Any, used: int) -> None:
 def length_label(tokens: float) -> str:
     tokens = int(tokens)
     return f"{tokens // 1024}k" if tokens % 1024 == 0 and tokens >= 1024 else str(tokens)
+
+
+def args_label(method_args: Any) -> str:
+    """`{"share_pages": false}` as `share_pages=False` ("" for none)."""
+    text = "" if method_args is None or method_args != method_args else str(method_args)
+    try:
+        fields = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return text
+    if not isinstance(fields, dict):
+        return text
+    return ",".join(f"{key}={value}" for key, value in fields.items())
+
+
+def with_variant_labels(frame: Any) -> Any:
+    """`frame` with each sparse method run under its own arguments named `method[args]`, so a plot draws the
+    variants apart instead of averaging them (the dense baseline keeps its name)."""
+    if "method_args" not in frame or frame.empty:
+        return frame
+    labels = [
+        f"{method}[{args_label(args)}]" if method != DENSE and args_label(args) else method
+        for method, args in zip(frame["method"], frame["method_args"], strict=True)
+    ]
+    return frame.assign(method=labels)

@@ -11,7 +11,8 @@ from longtasks.analysis.methods import DENSE
 if TYPE_CHECKING:
     import pandas as pd
 
-CELL_KEYS = ["model", "model_name", "n_params", "task", "length", "method", "compression"]
+CELL_KEYS = ["model", "model_name", "n_params", "task", "length", "method", "method_args", "compression"]
+"""A method run with other arguments is its own cell (its own observation of the law), never pooled."""
 
 
 def cells_for_phase(
@@ -27,10 +28,17 @@ def cells_for_phase(
     if methods is not None:
         keep = {*methods, DENSE}
         chosen = chosen[chosen["method"].isin(keep)]
-    chosen = chosen.assign(compression=chosen[f"{compression}_compression"].astype(float))
+    args = chosen["method_args"].fillna("").astype(str) if "method_args" in chosen else ""
+    chosen = chosen.assign(compression=chosen[f"{compression}_compression"].astype(float), method_args=args)
     if compression == "achieved" and chosen["compression"].isna().any():
+        lacking = chosen[chosen["compression"].isna()][
+            ["model", "method", "target_compression"]
+        ].drop_duplicates()
+        shown = ", ".join(f"{m} {meth} {c:g}x" for m, meth, c in lacking.head(3).itertuples(index=False))
+        more = f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
         raise ValueError(
-            "some runs carry no achieved compression (no sparse-hf report): use compression='target'"
+            f"some runs carry no achieved compression (no sparse-hf report): {shown}{more}; use the target "
+            "compression instead"
         )
     cells = chosen.groupby(CELL_KEYS, dropna=False)["score"].agg(accuracy="mean", n="size").reset_index()
     return cells.astype({"n_params": float, "length": float, "compression": float})

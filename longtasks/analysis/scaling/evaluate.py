@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from longtasks.analysis import _deps
-from longtasks.analysis.scaling.fit import FittedLaw, fit_law, r_squared
+from longtasks.analysis.scaling.fit import MISSING_HINT, FittedLaw, fit_law, r_squared
 from longtasks.analysis.scaling.law import DEFAULT_LAW, ScalingLaw
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ def held_out_fit(cells: pd.DataFrame, axis: str, law: ScalingLaw = DEFAULT_LAW) 
     column = HELD_OUT_AXES[axis]
     # e.g. lm-eval recorded no parameter count: such cells have no place on the axis
     unknown = int(cells[column].isna().sum())
+    if unknown and unknown == len(cells):
+        hint = MISSING_HINT.get(column)
+        raise ValueError(f"no cell has a {column} value" + (f" ({hint})" if hint else ""))
     cells = cells[cells[column].notna()]
     values = sorted(cells[column].unique())
     if len(values) < 3:

@@ -43,12 +43,21 @@ def r_squared(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float("nan") if total == 0 else 1.0 - float(np.sum((truth - predicted) ** 2)) / total
 
 
-def identifiable_features(cells: pd.DataFrame, law: ScalingLaw) -> tuple[tuple[str, ...], list[str]]:
+MISSING_HINT = {
+    "n_params": "lm-eval recorded no parameter count (model_num_parameters) and no config.json gave the "
+    "architecture to estimate it from",
+}
+"""Why a covariate can be missing, said where a fit leaves it out."""
+
+
+def identifiable_features(
+    cells: pd.DataFrame, law: ScalingLaw, features: tuple[str, ...] | None = None
+) -> tuple[tuple[str, ...], list[str]]:
     """The law's features whose covariate varies in these cells (a constant one cannot be estimated)."""
     from longtasks.analysis.scaling.law import COVARIATES
 
     kept, notes = [], []
-    for name in law.features:
+    for name in law.features if features is None else features:
         if cells[COVARIATES[name]].nunique() > 1:
             kept.append(name)
         else:
@@ -56,30 +65,57 @@ def identifiable_features(cells: pd.DataFrame, law: ScalingLaw) -> tuple[tuple[s
     return tuple(kept), notes
 
 
+def _present_features(cells: pd.DataFrame, law: ScalingLaw) -> tuple[tuple[str, ...], list[str]]:
+    """The law's features whose covariate some cell has; the others are dropped with a note saying why."""
+    from longtasks.analysis.scaling.law import COVARIATES
+
+    kept, notes = [], []
+    for name in law.features:
+        column = COVARIATES[name]
+        if cells[column].notna().any():
+            kept.append(name)
+        else:
+            hint = MISSING_HINT.get(column)
+            notes.append(
+                f"{name} not estimated: no cell has a {column} value" + (f" ({hint})" if hint else "")
+            )
+    return tuple(kept), notes
+
+
+def _missing_message(cells: pd.DataFrame, used: list[str], n_complete: int) -> str:
+    """Which covariate is missing, and for which models, when too few cells have them all."""
+    parts = []
+    for column in used:
+        lacking = cells[cells[column].isna()]
+        if lacking.empty:
+            continue
+        models = sorted({str(m) for m in lacking["model"]}) if "model" in lacking else []
+        hint = MISSING_HINT.get(column)
+        parts.append(f"{column} is missing for {', '.join(models) or f'{len(lacking)} cell(s)'}"
+                     + (f" ({hint})" if hint else ""))  # fmt: skip
+    return f"only {n_complete} of {len(cells)} cells have every covariate: " + "; ".join(parts)
+
+
 def fit_law(cells: pd.DataFrame, law: ScalingLaw = DEFAULT_LAW) -> FittedLaw:
-    """Fit `law` to cells with columns task, n_params, length, compression, accuracy, n."""
+    """Fit `law` to cells with columns task, n_params, length, compression, accuracy, n. A covariate no cell
+    has (e.g. no model's parameter count) drops its slope with a note."""
     sm = _deps.require("statsmodels.api")
     from longtasks.analysis.scaling.law import COVARIATES
 
-    used = [COVARIATES[name] for name in law.features]
+    present, notes = _present_features(cells, law)
+    used = [COVARIATES[name] for name in present]
     complete = cells.dropna(subset=[*used, "accuracy"])
-    notes = (
-        [f"{len(cells) - len(complete)} cell(s) without {', '.join(used)} left out"]
-        if len(complete) < len(cells)
-        else []
-    )
+    if len(complete) < len(cells):
+        notes.append(f"{len(cells) - len(complete)} cell(s) without {', '.join(used)} left out")
     if len(complete) < 3 <= len(cells):
-        raise ValueError(
-            f"only {len(complete)} of {len(cells)} cells have every covariate ({', '.join(used)}); the parameter "
-            "count comes from lm-eval's model_num_parameters, so fit without model size (features without alpha)"
-        )
+        raise ValueError(_missing_message(cells, used, len(complete)))
     cells = complete
     tasks = sorted(cells["task"].unique())
     if len(cells) < 3:
         raise ValueError(f"a scaling law needs at least 3 cells, got {len(cells)}")
     if cells["accuracy"].nunique() == 1:
         raise ValueError(f"accuracy is {cells['accuracy'].iloc[0]:g} in every cell: there is nothing to fit")
-    features, dropped = identifiable_features(cells, law)
+    features, dropped = identifiable_features(cells, law, present)
     notes += dropped
     design = law.design(cells, tasks, features)
     if len(cells) <= design.shape[1]:

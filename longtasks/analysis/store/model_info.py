@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,15 @@ def find_arch(results_dir: Path, pretrained: str | None, revision: str | None = 
     return None
 
 
+def model_name(pretrained: Any, model_type: Any = None) -> str:
+    """The model's name in the tables: a local path written as `m/`, `./m` or `m` is one model, `m`."""
+    name = str(pretrained or model_type or "unknown")
+    return posixpath.normpath(name) if name.strip() else name
+
+
 def model_info(results_dir: Path, config: dict[str, Any], model_args: dict[str, Any]) -> ModelInfo:
     pretrained = model_args.get("pretrained")
-    name = str(pretrained or config.get("model") or "unknown")
+    name = model_name(pretrained, config.get("model"))
     params = config.get("model_num_parameters")
     n_params = float(params) if isinstance(params, int | float) and params > 0 else float("nan")
     arch = find_arch(results_dir, str(pretrained) if pretrained else None, model_args.get("revision"))

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_PREFIX = "results_"
+TMP_PREFIX = ".tmp-"
+"""Name prefix of a sweep cell being written (renamed when complete): never read as results. Other folders
+whose names start with a dot are read: lm-eval names a run of `./model` `.__model`."""
 
 
 class MissingSamplesError(ValueError):
@@ -83,7 +86,7 @@ def find_runs(folders: Iterable[Path]) -> Iterator[Run]:
             raise FileNotFoundError(f"results folder {folder} does not exist")
         paths = [folder] if folder.is_file() else sorted(folder.rglob(f"{RESULTS_PREFIX}*.json"))
         for path in paths:
-            if any(part.startswith(".") for part in path.relative_to(folder).parts[:-1]):
+            if any(part.startswith(TMP_PREFIX) for part in path.relative_to(folder).parts[:-1]):
                 continue  # a sweep's unfinished temporary cell
             seen = True
             yield load_run(path)

@@ -41,6 +41,11 @@ NOT_METHOD_ARGS = frozenset({
     "subfolder", "logits_cache", "softmax_dtype", "mixed_precision_dtype", "think_end_token", "enable_thinking",
     "token", "use_auth_token", "hf_token",
 })  # fmt: skip
+OPTIONAL_COLUMNS = {"sliding_window": 0, "n_local_layers": 0}
+"""Columns a table written by an earlier version lacks, and the value that reads it as it was meant (no sliding
+window); only those of them that COLUMNS holds are filled in."""
+MISSING_TEXT = ("", "nan", "None")
+"""How a missing doc hash reads after a CSV round trip or `str(None)`."""
 COMPRESSION_REPORT_KEY = "sparse_compression"
 """Where a run's `config` carries what sparse-hf achieved: its summary (`requested`, `achieved`,
 `achieved_by_length`, written by sparse-hf's `get_model_info` into every lm-eval results file) or, in
@@ -91,6 +96,14 @@ def _method_args(model_args: Mapping[str, Any]) -> str:
     return json.dumps(extra, sort_keys=True, default=str) if extra else ""
 
 
+def input_key(frame: pd.DataFrame) -> pd.Series:
+    """What identifies a sample's input across runs: lm-eval's doc hash, or the sample id where the hash is
+    missing (never the text "nan", which every hash-less sample would share)."""
+    hashes = frame["doc_hash"].fillna("").astype(str) if "doc_hash" in frame else None
+    ids = frame["sample_id"].fillna("").astype(str)
+    return ids if hashes is None else hashes.where(~hashes.isin(MISSING_TEXT), ids)
+
+
 def _score(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else math.nan
 
@@ -128,7 +141,7 @@ def run_rows(run: Run, phases: Mapping[str, str] | None = None) -> Iterable[dict
                     "length": int(doc["length"]),
                     "achieved_compression": achieved_compression(config, method, int(doc["length"])),
                     "sample_id": str(doc.get("id", sample.get("doc_id"))),
-                    "doc_hash": str(sample.get("doc_hash", "")),
+                    "doc_hash": str(sample.get("doc_hash") or ""),
                     "chat": bool(doc.get("chat", False)),
                     "score": _score(sample["score"]),
                     "parsed": _score(sample.get("parsed")),
@@ -169,9 +182,15 @@ def load_table(path: Path) -> pd.DataFrame:
         frame = pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
     except (OSError, ValueError) as error:
         raise ValueError(f"{path} could not be read as a results table: {error}") from error
+    for column, value in OPTIONAL_COLUMNS.items():
+        if column in COLUMNS and column not in frame.columns:
+            frame[column] = value
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a longtasks results table: it lacks the column(s) {missing}")
     if frame.empty:
         raise ValueError(f"{path} has the results columns but no rows: nothing to analyse")
-    return frame
+    text = {
+        column: frame[column].fillna("").astype(str) for column in ("method_args", "doc_hash", "sample_id")
+    }
+    return frame.assign(**text)  # a CSV reads empty cells as NaN, numeric ids as numbers

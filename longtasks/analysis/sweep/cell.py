@@ -19,10 +19,11 @@ from typing import Any
 
 from longtasks.analysis.io import write_json
 from longtasks.analysis.store.model_info import MODEL_CONFIG_FILE
+from longtasks.analysis.store.runs import TMP_PREFIX
 from longtasks.analysis.store.table import COMPRESSION_REPORT_KEY
 from longtasks.analysis.sweep.grid import Cell, SweepSpec, public_model_args
 
-TMP_PREFIX = ".tmp-"
+__all__ = ["TMP_PREFIX", "evaluate_cell", "save_cell"]
 
 
 def _model_config(lm: Any) -> dict[str, Any] | None:

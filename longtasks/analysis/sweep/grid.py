@@ -97,6 +97,20 @@ class SweepSpec:
         return {**asdict(self), "model_args": public_model_args(self.model_args)}
 
 
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+
+
+def _no_leading_dot(text: str) -> str:
+    return re.sub(r"^[._]+", "", _safe(text))
+
+
+def model_folder(model: str) -> str:
+    """A folder name for `model`: path parts joined by `__`, `.` dropped, `..` as `up`, no leading dot."""
+    parts = ["up" if part == ".." else _no_leading_dot(part) for part in model.split("/")]
+    return _no_leading_dot("__".join(part for part in parts if part)) or "model"
+
+
 @dataclass(frozen=True)
 class Cell:
     model: str
@@ -106,7 +120,14 @@ class Cell:
 
     @property
     def relative_dir(self) -> Path:
-        model = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model.replace("/", "__")).strip("_") or "model"
+        """The cell's folder under `cells/`. Never starts with a dot: `./m` is `m`, `../m` is `up__m` (a hidden
+        folder would be mistaken for a cell being written)."""
+        return Path(model_folder(self.model)) / f"{self.method}-c{self.compression:g}" / f"L{self.length}"
+
+    @property
+    def legacy_dir(self) -> Path:
+        """The folder earlier versions used (`./m` -> `.__m`): a sweep started by them still resumes."""
+        model = _safe(self.model.replace("/", "__")) or "model"
         return Path(model) / f"{self.method}-c{self.compression:g}" / f"L{self.length}"
 
     def label(self) -> str:

@@ -87,6 +87,15 @@ def _check_methods_exist(spec: SweepSpec) -> None:
         )
 
 
+def finished_dir(cells_dir: Path, cell: Cell) -> Path | None:
+    """The cell's folder if it finished: under today's name, or under the name earlier versions gave it (a
+    `./model` sweep they started resumes instead of running its cells again)."""
+    for relative in (cell.relative_dir, cell.legacy_dir):
+        if relative.parts[0] not in (".", "..") and (cells_dir / relative).is_dir():
+            return cells_dir / relative
+    return None
+
+
 def clean_temporary(cells_dir: Path) -> None:
     """Remove half-written cells a killed run left behind."""
     if cells_dir.exists():
@@ -183,7 +192,7 @@ def _run_cells(
     grid = cells(spec)
     pending = []
     for cell in grid:
-        if (cells_dir / cell.relative_dir).is_dir():
+        if finished_dir(cells_dir, cell) is not None:
             result.skipped.append(cell)
             notify(cell, "skip")
         else:
@@ -217,6 +226,6 @@ def _run_cells(
         write_json(out_dir / FAILURES_FILE, result.failed)
     else:
         (out_dir / FAILURES_FILE).unlink(missing_ok=True)
-    if any((cells_dir / c.relative_dir).is_dir() for c in grid):
+    if any(finished_dir(cells_dir, c) is not None for c in grid):
         result.table = save_table(read_results([cells_dir], phases), out_dir / TABLE_FILE)
     return result
