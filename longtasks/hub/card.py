@@ -184,18 +184,26 @@ def python_equivalent(manifest: dict[str, Any], entries: list[ConfigEntry]) -> s
     )
 
 
-def lm_eval_task_names(tasks: list[str]) -> str:
+def lm_eval_task_names(tasks: list[str], lengths: dict[str, set[int]] | None = None) -> str:
     """The lm-eval static task(s) that read this dataset: `longtasks_all_static` when every task is
-    present, a family's static group when all of its tasks are, else the per-task `_static` names."""
+    present, a family's static group when all of its tasks are, else the per-task `_static` names.
+
+    A group's per-length columns average its tasks at each length, so a group is only suggested when its
+    tasks hold the same lengths (`lengths`: task -> lengths held); otherwise a column would average
+    different task sets at different lengths.
+    """
     from longtasks.registry import ALL_GROUP, family_group, list_families, list_tasks, static_name
 
+    def same_lengths(members: list[str]) -> bool:
+        return lengths is None or len({frozenset(lengths.get(task, ())) for task in members}) == 1
+
     present = set(tasks)
-    if tasks and present == set(list_tasks()):
+    if tasks and present == set(list_tasks()) and same_lengths(tasks):
         return static_name(ALL_GROUP)
     names: list[str] = []
     for family in list_families():
         members = list_tasks(family)
-        if set(members) <= present:
+        if set(members) <= present and same_lengths(members):
             names.append(static_name(family_group(family)))
             present -= set(members)
     names += [static_name(task) for task in tasks if task in present]
@@ -234,6 +242,14 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def _lengths_by_task(listed: list[ConfigView]) -> dict[str, set[int]]:
+    """The lengths each task holds in the listed (complete) configs."""
+    found: dict[str, set[int]] = {}
+    for view in listed:
+        found.setdefault(view.entry.task, set()).add(view.entry.length)
+    return found
+
+
 def render_card(out_dir: Path | str, *, repo_id: str | None = None) -> str:
     """The full card text for `out_dir`. Only complete configs are listed in the YAML (and so loadable);
     incomplete ones are named in the prose. `repo_id` only changes the loading example."""
@@ -256,7 +272,7 @@ def render_card(out_dir: Path | str, *, repo_id: str | None = None) -> str:
         families=family_sections(env, tasks),
         sources=sources,
         data_packages=manifest.get("data_packages") or {},
-        lm_eval_tasks=lm_eval_task_names(tasks),
+        lm_eval_tasks=lm_eval_task_names(tasks, _lengths_by_task(listed)),
         total_rows=sum(view.stats.rows for view in listed),
         depth_bins=DEPTH_BINS,
         repo_id=repo_id,

@@ -78,17 +78,21 @@ def _check_repo_id(repo_id: str) -> None:
         )
 
 
+def _check_token_text(token: str, where: str, fix: str) -> None:
+    """Refuse a token holding a space, control or non-ASCII character without echoing it: the HTTP layer
+    would fail with a raw codec error, or print the whole header, token included."""
+    if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
+        raise ValueError(
+            f"{where} holds a space, control or non-ASCII character (a token is letters, digits and '_'); {fix}"
+        )
+
+
 def _token_source(token: str | None) -> tuple[str | None, str | None]:
     """(token, where it came from). The explicit token wins, then HF_TOKEN, then the login cache. A pasted
-    token's surrounding whitespace is dropped; a control or non-ASCII character inside it is refused without
-    echoing it (the HTTP layer's error would print the whole header, token included)."""
+    token's surrounding whitespace is dropped; a broken one is refused, naming where it came from."""
     token = token.strip() if token else token
     if token:
-        if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
-            raise ValueError(
-                "--token holds a space, control or non-ASCII character (a token is letters, digits and '_'); "
-                "paste the token alone"
-            )
+        _check_token_text(token, "--token", "paste the token alone")
         return token, "--token"
     from huggingface_hub import get_token
 
@@ -96,7 +100,18 @@ def _token_source(token: str | None) -> tuple[str | None, str | None]:
     if not found:
         return None, None
     env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    return found, ("HF_TOKEN" if env and env.strip() == found else "login cache")
+    if env and env.strip() == found:
+        name = "HF_TOKEN" if os.environ.get("HF_TOKEN") else "HUGGING_FACE_HUB_TOKEN"
+        _check_token_text(
+            found, f"the {name} environment variable", f"set {name} to the token alone, or pass --token"
+        )
+        return found, "HF_TOKEN"
+    _check_token_text(
+        found,
+        "the token in the Hugging Face login cache",
+        "run `hf auth login` again with the token alone, or pass --token",
+    )
+    return found, "login cache"
 
 
 TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{6,}")
@@ -108,27 +123,52 @@ def _scrub(text: str, token: str | None) -> str:
     return TOKEN_PATTERN.sub("hf_***", text)
 
 
-def _explain(error: Exception, repo_id: str, step: str, token: str | None) -> str:
-    """A message that names the repo, the failed step and what the user should check."""
-    local = "Nothing in the local folder was changed."
+def _repo_state(plan: PushPlan, remote: list[str] | None) -> str:
+    """What a push that failed after `create_repo` leaves on the Hub: the repo exists, without its commit."""
+    visibility = "private" if plan.private else "public"
+    if remote is None:
+        how = f"created by this push as a {visibility} repo, unless it existed before"
+    elif set(remote) <= {".gitattributes"}:
+        how = f"empty: created by this push as a {visibility} repo, or empty before"
+    else:
+        how = f"it existed before; its {len(remote)} file(s) are as they were"
+    return (
+        f"The repo '{plan.repo_id}' exists on the Hub ({how}) but holds no commit from this push: fix the cause "
+        "and push again, or delete the repo if it is not wanted."
+    )
+
+
+def _hint(status: int | None, repo_id: str, created: bool) -> str:
+    """What an HTTP status means for this push; a 404 blames the namespace only before the repo exists."""
+    if status == 401:
+        return (
+            "the token was rejected (invalid, expired or revoked). Create a new token at "
+            "https://huggingface.co/settings/tokens and pass it with --token, HF_TOKEN or `hf auth login`"
+        )
+    if status == 403:
+        return (
+            "the token may not write here. It needs the 'write' role (or a fine-grained token with write "
+            f"access to '{repo_id.split('/')[0]}'); for an organisation repo you must be a member with "
+            "write rights, and the organisation may restrict repo creation"
+        )
+    if status == 404 and created:
+        return "the Hub did not find the repo that creating it had just returned (deleted meanwhile?)"
+    if status == 404:
+        return f"the namespace '{repo_id.split('/')[0]}' does not exist or this token cannot see it"
+    return "the Hub refused the request"
+
+
+def _explain(
+    error: Exception, repo_id: str, step: str, token: str | None, repo_state: str | None = None
+) -> str:
+    """A message that names the repo, the failed step and what the user should check; `repo_state` says
+    what the Hub holds when the step came after the repo was created (None: nothing was created)."""
+    after = f"{repo_state} " if repo_state else ""
+    local = f"{after}Nothing in the local folder was changed."
     if isinstance(error, HfHubHTTPError):
         status = error.response.status_code if error.response is not None else None
         server = _scrub(str(error.server_message or error).strip(), token)
-        if status == 401:
-            hint = (
-                "the token was rejected (invalid, expired or revoked). Create a new token at "
-                "https://huggingface.co/settings/tokens and pass it with --token, HF_TOKEN or `hf auth login`"
-            )
-        elif status == 403:
-            hint = (
-                "the token may not write here. It needs the 'write' role (or a fine-grained token with write "
-                f"access to '{repo_id.split('/')[0]}'); for an organisation repo you must be a member with "
-                "write rights, and the organisation may restrict repo creation"
-            )
-        elif status == 404:
-            hint = f"the namespace '{repo_id.split('/')[0]}' does not exist or this token cannot see it"
-        else:
-            hint = "the Hub refused the request"
+        hint = _hint(status, repo_id, repo_state is not None)
         return (
             f"{step} for dataset repo '{repo_id}' failed (HTTP {status}): {hint}. "
             f"Server said: {server}. {local}"
@@ -211,8 +251,10 @@ def _upload(out_dir: Path, plan: PushPlan, card_bytes: bytes, token: str) -> Pus
     api = HfApi(token=token)
     repo_id = plan.repo_id
     step = "creating the repo"
+    created, remote = False, None
     try:
         repo_url = api.create_repo(repo_id, repo_type=REPO_TYPE, private=plan.private, exist_ok=True)
+        created = True
         step = "listing the repo's files"
         remote = api.list_repo_files(repo_id, repo_type=REPO_TYPE)
         uploading = {f.path_in_repo for f in plan.files}
@@ -230,7 +272,8 @@ def _upload(out_dir: Path, plan: PushPlan, card_bytes: bytes, token: str) -> Pus
             commit_message=f"longtasks: {len(plan.configs)} config(s), {plan.rows} rows",
         )
     except _NETWORK_ERRORS as error:
+        state = _repo_state(plan, remote) if created else None
         # `from None`: the chained error would add nothing the message lacks, and must never carry a token.
-        raise HubPushError(_explain(error, repo_id, step, token)) from None
+        raise HubPushError(_explain(error, repo_id, step, token, state)) from None
     commit_url = getattr(commit, "commit_url", None)
     return replace(plan, url=str(repo_url), commit_url=commit_url, deleted=tuple(stale))

@@ -19,7 +19,7 @@ import datasets
 from longtasks.lm_eval_tasks.budget import check_answer_budget
 from longtasks.lm_eval_tasks.guard import check_metadata_max_length, special_tokens_added
 from longtasks.lm_eval_tasks.options import generation_options, static_options
-from longtasks.lm_eval_tasks.static import load_static_rows
+from longtasks.lm_eval_tasks.static import load_static_rows, unloadable_data_tokenizer
 from longtasks.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -85,15 +85,25 @@ def generated_dataset(task: str, metadata: Mapping[str, Any]) -> dict[str, datas
     return {"test": datasets.Dataset.from_list(generated_rows(task, metadata), features=features)}
 
 
+def _static_tokenizer(task: str, given: str | None, stored: str) -> Any:
+    """The run's tokenizer, else the one the data names (which may only resolve where it was made)."""
+    if given is not None:
+        return load_tokenizer(given)
+    try:
+        return load_tokenizer(stored)
+    except ValueError as error:
+        raise unloadable_data_tokenizer(task, stored, error) from error
+
+
 def static_dataset(task: str, metadata: Mapping[str, Any]) -> dict[str, datasets.Dataset]:
     options = static_options(task, metadata)
     dataset = load_static_rows(task, options)
-    tokenizer_name = options.tokenizer or dataset[0]["tokenizer"]
+    tokenizer = _static_tokenizer(task, options.tokenizer, dataset[0]["tokenizer"])
     if options.gen_budget is not None:
         longest = max(dataset["length"])
-        required = longest + options.gen_budget + special_tokens_added(tokenizer_name)
+        required = longest + options.gen_budget + special_tokens_added(tokenizer.name)
         check_metadata_max_length(task, metadata, required)
-    check_answer_budget(task, list(dataset), load_tokenizer(tokenizer_name), options.gen_budget)
+    check_answer_budget(task, list(dataset), tokenizer, options.gen_budget)
     return {"test": dataset}
 
 

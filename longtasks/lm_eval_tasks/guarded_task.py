@@ -29,6 +29,42 @@ def _tokenizer(name: str):
     return load_tokenizer(None if name == "qwen2.5" else name)
 
 
+def _try_tokenizer(name: str | None) -> Any:
+    """The tokenizer `name` loads, or None (no name, or one that is not a tokenizer, e.g. an API model)."""
+    if name is None:
+        return None
+    try:
+        return _tokenizer(name)
+    except ValueError:
+        return None
+
+
+def counting_tokenizer(task: str, doc: dict, metadata: dict) -> tuple[Any, str | None]:
+    """The tokenizer to count `doc`'s prompt in, and why it is not the data's when it may not be.
+
+    The data's `tokenizer` column holds whatever `generate --tokenizer` was given, e.g. a relative folder
+    that only resolves where the data was made, so the run's own tokenizer (model args / metadata) comes
+    first when it is the data's (same revision), then the column's name, then the run's tokenizer anyway.
+    """
+    from longtasks.lm_eval_tasks.options import tokenizer_name
+    from longtasks.lm_eval_tasks.static import same_tokenizer_files, unloadable_data_tokenizer
+
+    given = _try_tokenizer(tokenizer_name(metadata))
+    if given is not None and same_tokenizer_files(given.revision, doc.get("tokenizer_revision")):
+        return given, None
+    try:
+        return _tokenizer(doc["tokenizer"]), None
+    except ValueError as error:
+        if given is not None:
+            return given, (
+                f"counted in the run's tokenizer {given.name!r} because the data's, {doc['tokenizer']!r} "
+                f"({doc.get('tokenizer_revision')}, from the dataset's `tokenizer` column), cannot be loaded "
+                "here; if the model's tokenizer differs from the data's, regenerate the data with the model's "
+                "(`longtasks generate --tokenizer`)"
+            )
+        raise unloadable_data_tokenizer(task, doc["tokenizer"], error) from error
+
+
 class GuardedTask(ConfigurableTask):
     """A ConfigurableTask whose generation requests are checked against the document they come from."""
 
@@ -46,8 +82,12 @@ class GuardedTask(ConfigurableTask):
         from longtasks.scoring import format_answer
 
         task = self.config.task
-        tokenizer = _tokenizer(doc["tokenizer"])
+        tokenizer, stand_in = counting_tokenizer(task, doc, self.config.metadata or {})
         tokens = tokenizer.count_model_input(ctx)
+        if tokens != doc["length"] and stand_in is not None:
+            raise RequestGuardError(
+                f"{task}: document {doc['id']} is {tokens} tokens, not its {doc['length']}, {stand_in}"
+            )
         if tokens != doc["length"]:
             chat = "on" if doc["chat"] else "off"
             raise RequestGuardError(

@@ -26,13 +26,17 @@ def task_manager(
     *,
     tokenizer: str | None = None,
     chat: bool = False,
-    num_samples: int = 100,
+    num_samples: int | None = None,
     seed: int = 0,
     knobs: Mapping[str, Mapping[str, Any]] | None = None,
     include_defaults: bool = True,
     **metadata: Any,
 ):
     """An lm-eval TaskManager whose tasks generate `num_samples` prompts per length.
+
+    `num_samples=None` leaves it out of the metadata: the generated tasks then make DEFAULT_NUM_SAMPLES (100)
+    and the static tasks read every sample the dataset holds, as `longtasks eval --data-path` does (a fixed
+    100 would silently cut larger folders and refuse smaller ones).
 
     `tokenizer` must be the model's (lengths are counted in it); `chat` must match
     `simple_evaluate(apply_chat_template=...)`. `knobs` maps task name -> knob values. Extra keyword
@@ -44,10 +48,11 @@ def task_manager(
     values: dict[str, Any] = {
         "max_seq_lengths": list(parse_lengths_value(list(lengths))),
         "chat": chat,
-        "num_samples": num_samples,
         "seed": seed,
         **metadata,
     }
+    if num_samples is not None:
+        values["num_samples"] = num_samples
     if tokenizer is not None:
         values["tokenizer"] = tokenizer
     if knobs:

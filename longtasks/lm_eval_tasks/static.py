@@ -132,13 +132,33 @@ def load_static_rows(task: str, options: StaticOptions) -> datasets.Dataset:
     return dataset
 
 
+def same_tokenizer_files(revision: object, stored: object) -> bool:
+    """Whether a loaded tokenizer's revision pins the data's (an "unknown" revision pins nothing)."""
+    return isinstance(revision, str) and revision not in ("", "unknown") and revision == stored
+
+
+def unloadable_data_tokenizer(task: str, name: str, error: Exception) -> ValueError:
+    """The error for a dataset whose `tokenizer` column names a tokenizer that cannot be loaded here: it holds
+    whatever `generate --tokenizer` was given (e.g. a relative folder), which the user never typed here."""
+    return ValueError(
+        f"{task}: cannot load the tokenizer {name!r} named in the dataset's `tokenizer` column (what `longtasks "
+        "generate --tokenizer` was given; a relative folder only resolves where the data was made) to count "
+        "the prompts in: pass the model's tokenizer, e.g. --model_args pretrained=PATH or --metadata "
+        f'\'{{"tokenizer": "PATH"}}\' (task_manager(tokenizer=PATH) in Python). Loading it said: {error}'
+    )
+
+
 def _check_other_tokenizer(task: str, dataset: datasets.Dataset, stored: list[str], tokenizer: str) -> None:
     """Lengths are exact only in the dataset's tokenizer. The run reserves `length` tokens per prompt
     (plus the answer budget), so a prompt that is longer in the model's tokenizer would be cut by lm-eval:
-    count every prompt as the model will see it and refuse that case; shorter prompts only get a warning."""
+    count every prompt as the model will see it and refuse that case; shorter prompts only get a warning.
+    The same tokenizer files under another name (a relative folder given at generate time) are no other."""
     from longtasks.tokenizer import load_tokenizer
 
     model_tokenizer = load_tokenizer(tokenizer)
+    revisions = set(dataset["tokenizer_revision"])
+    if len(revisions) == 1 and same_tokenizer_files(model_tokenizer.revision, revisions.pop()):
+        return
     too_long = []
     for row in dataset:
         text = model_tokenizer.chat_wrap(row["prompt"]) if row["chat"] else row["prompt"]
