@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from longtasks.commands import eval as eval_command
 from longtasks.lm_eval_tasks import tasks_dir
-from longtasks.lm_eval_tasks.guard import required_max_length, special_tokens_added
+from longtasks.lm_eval_tasks.guard import required_max_length
 from longtasks.lm_eval_tasks.manager import max_length_for, task_manager
 from longtasks.registry import ALL_GROUP, list_tasks, static_name
 from longtasks.scoring import format_answer
@@ -197,7 +197,7 @@ def test_tiny_hf_model_sees_exactly_the_requested_length(tiny_model_dir, chat, c
     at exactly the requested length, with max_length leaving no spare token, and lm-eval reports the
     per-length column. (A short generation budget keeps the CPU test fast.)"""
     length, budget = 2048, 64
-    needed = required_max_length(length, budget, special_tokens_added(str(tiny_model_dir)))
+    needed = required_max_length(length, budget)
     lm = RecordingHFLM(pretrained=str(tiny_model_dir), device="cpu", dtype="float32", max_length=needed)
     manager = make_manager(max_seq_lengths=[length], num_samples=2, tokenizer=str(tiny_model_dir), chat=chat)
     results = simple_evaluate(
@@ -407,3 +407,42 @@ def test_wrapper_refuses_a_tokenizer_larger_than_the_models_vocabulary(cli, tiny
               f"pretrained={small},tokenizer={tiny_model_dir}", "--tasks", "ruler_vt"],
     )  # fmt: skip
     assert result.exit_code == 2 and "embedding holds 1000" in " ".join(result.output.split())
+
+
+@pytest.fixture(scope="module")
+def bos_model_dir(tmp_path_factory) -> Path:
+    """A tiny model whose tokenizer prepends <s> (Llama-style) and whose chat template starts with it."""
+    from _trained_tokenizers import train_tokenizer
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from longtasks.generation import generate_samples
+
+    corpus = [s.prompt for s in generate_samples("story_multihop", 3000, 2, tokenizer=load_tokenizer())]
+    hf = train_tokenizer("bytelevel_bpe", corpus, vocab_size=600, add_bos=True).hf
+    folder = tmp_path_factory.mktemp("tiny-bos")
+    hf.save_pretrained(folder)
+    config = Qwen2Config(
+        vocab_size=len(hf), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=8192, eos_token_id=hf.convert_tokens_to_ids("</s>"),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_a_bos_adding_tokenizer_needs_no_extra_max_length(bos_model_dir, chat, caplog):
+    """The prompt's length already counts the BOS the model is fed, so max_length_for gives length + budget
+    exactly and lm-eval still sees the whole prompt (it used to ask for one token more and refuse runs
+    that fit)."""
+    length, budget = 2048, 64
+    needed = max_length_for([length], ["story_multihop"], tokenizer=str(bos_model_dir), max_gen_toks=budget)
+    assert needed == length + budget
+    lm = RecordingHFLM(pretrained=str(bos_model_dir), device="cpu", dtype="float32", max_length=needed)
+    manager = make_manager(max_seq_lengths=[length], num_samples=1, tokenizer=str(bos_model_dir), chat=chat)
+    simple_evaluate(
+        model=lm, tasks=["story_multihop"], task_manager=manager, apply_chat_template=chat,
+        gen_kwargs={"max_gen_toks": budget}, bootstrap_iters=0,
+    )  # fmt: skip
+    assert lm.prompt_tokens == [length]
+    assert "truncat" not in caplog.text.lower()

@@ -22,7 +22,6 @@ from longtasks.lm_eval_tasks.guard import (
     generation_budget,
     guard_model_args,
     requested_tasks,
-    special_tokens_added,
 )
 from longtasks.lm_eval_tasks.launch import (
     EvalUsageError,
@@ -344,10 +343,6 @@ def test_guard_checks_max_model_len_and_refuses_models_without_a_length():
         guard_model_args("longtasks-test-vllm-like", {"max_model_len": 100}, 3000)
     with pytest.raises(LengthGuardError, match="takes no max_length"):
         guard_model_args("longtasks-test-no-length", {}, 3000)
-
-
-def test_qwen_tokenizer_adds_no_special_tokens():
-    assert special_tokens_added(None) == 0
 
 
 # --- `longtasks eval` argument wiring (no run) -------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import datasets
 
 from longtasks.lm_eval_tasks.budget import check_answer_budget
-from longtasks.lm_eval_tasks.guard import check_metadata_max_length, special_tokens_added
+from longtasks.lm_eval_tasks.guard import check_metadata_max_length, required_max_length
 from longtasks.lm_eval_tasks.options import generation_options, static_options
 from longtasks.lm_eval_tasks.static import load_static_rows, unloadable_data_tokenizer
 from longtasks.tokenizer import load_tokenizer
@@ -34,7 +34,7 @@ def generated_rows(task: str, metadata: Mapping[str, Any]) -> list[dict[str, Any
     tokenizer = load_tokenizer(options.tokenizer)
     check_model_tokenizer(task, metadata, tokenizer)
     if options.gen_budget is not None:
-        required = max(options.lengths) + options.gen_budget + special_tokens_added(options.tokenizer)
+        required = required_max_length(max(options.lengths), options.gen_budget)
         check_metadata_max_length(task, metadata, required)
     rows: list[dict[str, Any]] = []
     for length in options.lengths:
@@ -101,7 +101,7 @@ def static_dataset(task: str, metadata: Mapping[str, Any]) -> dict[str, datasets
     tokenizer = _static_tokenizer(task, options.tokenizer, dataset[0]["tokenizer"])
     if options.gen_budget is not None:
         longest = max(dataset["length"])
-        required = longest + options.gen_budget + special_tokens_added(tokenizer.name)
+        required = required_max_length(longest, options.gen_budget)
         check_metadata_max_length(task, metadata, required)
     check_answer_budget(task, list(dataset), tokenizer, options.gen_budget)
     return {"test": dataset}

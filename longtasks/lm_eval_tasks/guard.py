@@ -66,18 +66,11 @@ def generation_budget(tasks: Iterable[str], gen_kwargs: Mapping[str, Any] | None
     return max(budgets)
 
 
-def special_tokens_added(tokenizer: str | None) -> int:
-    """How many tokens the tokenizer adds around a text by default (e.g. a BOS); lm-eval's HF model
-    encodes prompts with the tokenizer's defaults, so these count against `max_length` too."""
-    from longtasks.tokenizer import load_tokenizer
-
-    hf = load_tokenizer(tokenizer).hf
-    text = "The story begins."
-    return max(0, len(hf(text)["input_ids"]) - len(hf(text, add_special_tokens=False)["input_ids"]))
-
-
-def required_max_length(max_prompt: int, budget: int, special: int = 0) -> int:
-    return max_prompt + budget + special
+def required_max_length(max_prompt: int, budget: int) -> int:
+    """The `max_length` that holds the longest prompt and the generation budget. A prompt's length already
+    counts the special tokens the model is fed (a BOS: `LengthTokenizer.count_model_input`), and lm-eval cuts
+    a prompt only past max_length - max_gen_toks, so nothing is added for them."""
+    return max_prompt + budget
 
 
 def check_metadata_max_length(task: str, metadata: Mapping[str, Any], required: int) -> None:

@@ -27,10 +27,9 @@ from longtasks.lm_eval_tasks.guard import (
     guard_model_args,
     requested_tasks,
     required_max_length,
-    special_tokens_added,
     user_generation_budget,
 )
-from longtasks.lm_eval_tasks.options import DEFAULT_NUM_SAMPLES, parse_bool, parse_int, tokenizer_name
+from longtasks.lm_eval_tasks.options import DEFAULT_NUM_SAMPLES, parse_bool, parse_int
 from longtasks.registry import STATIC_SUFFIX, base_task
 
 log = logging.getLogger(__name__)
@@ -238,8 +237,7 @@ def prepare_run(args: argparse.Namespace, settings: TaskSettings) -> argparse.Na
     meta_view = {**model_args, **metadata}
     lengths = _lengths_for_guard(tasks, meta_view)
     budget = generation_budget(tasks, getattr(args, "gen_kwargs", None))
-    special = special_tokens_added(tokenizer_name(meta_view))
-    needed = required_max_length(max(lengths), budget, special)
+    needed = required_max_length(max(lengths), budget)
     from longtasks.lm_eval_tasks.model_fit import check_model_fits
 
     user_max_length = any(

@@ -15,7 +15,6 @@ from longtasks.lm_eval_tasks.guard import (
     generation_budget,
     requested_tasks,
     required_max_length,
-    special_tokens_added,
 )
 from longtasks.lm_eval_tasks.options import parse_lengths_value
 from longtasks.registry import ALL_GROUP
@@ -67,8 +66,9 @@ def max_length_for(
     tokenizer: str | None = None,
     max_gen_toks: int | None = None,
 ) -> int:
-    """The `max_length` a model needs for these tasks: longest prompt + generation budget + the
-    special tokens the tokenizer adds. Pass it in `model_args`."""
+    """The `max_length` a model needs for these tasks: longest prompt (special tokens included) + generation
+    budget. Pass it in `model_args`. `tokenizer` no longer changes the result (a prompt's length already
+    counts the BOS its tokenizer adds); it is accepted so that existing calls keep working."""
     names = requested_tasks(tasks)
     if not names:
         raise ValueError(
@@ -76,4 +76,4 @@ def max_length_for(
         )
     budget = generation_budget(names, {"max_gen_toks": max_gen_toks} if max_gen_toks else None)
     longest = max(parse_lengths_value(list(lengths)))
-    return required_max_length(longest, budget, special_tokens_added(tokenizer))
+    return required_max_length(longest, budget)
