@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from longtasks.analysis.arch import ARCH_COLUMNS, WINDOW_COLUMNS
 from longtasks.analysis.methods import DENSE
 from longtasks.analysis.store.model_info import model_name
 from longtasks.analysis.store.table import KEY, input_key
@@ -18,15 +19,7 @@ from longtasks.analysis.store.table import KEY, input_key
 if TYPE_CHECKING:
     import pandas as pd
 
-ARCH_NUMBERS = (
-    "n_layers",
-    "hidden_size",
-    "n_heads",
-    "n_kv_heads",
-    "head_dim",
-    "intermediate_size",
-    "vocab_size",
-)
+ARCH_NUMBERS = tuple(column for column in ARCH_COLUMNS if column not in WINDOW_COLUMNS)
 """The architecture columns a parameter count is estimated from."""
 
 

@@ -8,10 +8,9 @@ import math
 from typing import TYPE_CHECKING
 
 from longtasks.analysis import _deps
-from longtasks.analysis.arch import ARCH_COLUMNS, Arch
+from longtasks.analysis.arch import ARCH_COLUMNS, WINDOW_COLUMNS, Arch
 from longtasks.analysis.cost import DEFAULT_COST, CostOptions
 from longtasks.analysis.methods import DENSE, PHASES, phase_cost
-from longtasks.analysis.store.table import OPTIONAL_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,7 +48,7 @@ def cost_points(frame: pd.DataFrame, options: CostOptions = DEFAULT_COST) -> pd.
     """The isoCost scatter's points. Cost uses the achieved compression where the run reported it, else the
     target; models without architecture numbers are left out (with a warning)."""
     pd = _deps.pandas()
-    known = frame.dropna(subset=[column for column in ARCH_COLUMNS if column not in OPTIONAL_COLUMNS])
+    known = frame.dropna(subset=[column for column in ARCH_COLUMNS if column not in WINDOW_COLUMNS])
     if len(known) < len(frame):
         log.warning("no architecture for %s: left out of the cost analysis",
                     sorted(set(frame["model"]) - set(known["model"])))  # fmt: skip

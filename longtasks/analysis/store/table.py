@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longtasks.analysis import _deps
-from longtasks.analysis.arch import ARCH_COLUMNS
+from longtasks.analysis.arch import ARCH_COLUMNS, WINDOW_COLUMNS
 from longtasks.analysis.io import write_table
 from longtasks.analysis.methods import DENSE, REPORT_PHASES, method_phase
 from longtasks.analysis.store.model_info import model_info
@@ -41,7 +41,7 @@ NOT_METHOD_ARGS = frozenset({
     "subfolder", "logits_cache", "softmax_dtype", "mixed_precision_dtype", "think_end_token", "enable_thinking",
     "token", "use_auth_token", "hf_token",
 })  # fmt: skip
-OPTIONAL_COLUMNS = {"sliding_window": 0, "n_local_layers": 0}
+OPTIONAL_COLUMNS = dict.fromkeys(WINDOW_COLUMNS, 0)
 """Columns a table written by an earlier version lacks, and the value that reads it as it was meant (no sliding
 window); only those of them that COLUMNS holds are filled in."""
 MISSING_TEXT = ("", "nan", "None")
