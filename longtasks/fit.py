@@ -2,14 +2,20 @@
 
 Cheap path: token counts of every piece (section headings, segments, filler sentences) are computed in
 batches and summed; pieces are joined at boundaries where the tokenizer's pre-tokeniser cannot merge
-across them, so the sum is exact for BPE tokenizers of the GPT/Qwen/Llama-3 family. The final text is
-then tokenized once to verify; if a merge still moved the count (other tokenizer families), one filler
-sentence is swapped for one of compensating length and the text is verified again.
+across them, so the sum is exact for BPE tokenizers of the GPT/Qwen/Llama-3 family. SentencePiece-style
+(Metaspace) tokenizers split only at spaces, so where text meets without one (a sentence, a heading
+line, the segment after it; the frame around the context) the words on either side are counted
+together: a heading with the first word after it, and, once the filler is placed, again with the last
+word before it, and the frame with the context's real first and last words. The final text is then
+tokenized once to verify; if a merge still moved the count (other tokenizer families), one filler
+sentence is swapped for one of compensating length (or, when no single swap can, a few are drawn
+again) and the text is verified again.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,6 +70,9 @@ class _Pieces:
         self.filler.insert(at, is_filler)
         self.keys.insert(at, key)
 
+    def remove(self, at: int) -> None:
+        del self.texts[at], self.tokens[at], self.filler[at], self.keys[at]
+
 
 def model_text(prompt: str, tokenizer: LengthTokenizer, chat: bool) -> str:
     """The exact text whose tokens `length` counts."""
@@ -83,54 +92,98 @@ def _piece_costs(
     sections: Sequence[Section], tokenizer: LengthTokenizer
 ) -> tuple[list[int], list[list[int]]]:
     """Token cost of each heading and segment as it appears in the joined context."""
-    heading_texts = []
-    for i, section in enumerate(sections):
-        if section.heading is None:
-            continue
-        # A heading follows the previous section's final sentence: "." + "\n\n" merge into one
-        # pre-token, so its marginal cost is measured in that context.
-        heading_texts.append(section.heading + "\n" if i == 0 else ".\n\n" + section.heading + "\n")
     segment_texts = [
         seg.text if (j == 0 and section.lead) else section.sep + seg.text
         for section in sections
         for j, seg in enumerate(section.segments)
         if seg.tokens is None
     ]
-    counts = tokenizer.count_many([*segment_texts, "."])
-    dot = counts[-1]
-    heading_counts = iter(
-        c if i == 0 else c - dot for i, c in enumerate(_heading_counts(tokenizer, heading_texts))
-    )
-    headings = [next(heading_counts) if s.heading is not None else 0 for s in sections]
-    measured = iter(counts[:-1])
+    measured = iter(tokenizer.count_many(segment_texts))
     segments = [
         [seg.tokens if seg.tokens is not None else next(measured) for seg in s.segments] for s in sections
     ]
-    return headings, segments
+    return heading_costs(sections, tokenizer), segments
 
 
-_HEADING_MEMO = 100_000
-"""Heading counts kept per tokenizer (headings such as "Chapter 12" recur in every sample)."""
+_HeadingKey = tuple[str, str, bool]  # the heading's text, the lead segment's first word, first section
 
 
-def _heading_counts(tokenizer: LengthTokenizer, texts: list[str]) -> list[int]:
+def heading_costs(sections: Sequence[Section], tokenizer: LengthTokenizer) -> list[int]:
+    """Each section's heading cost (0 without one), as the fitter plans it; remembered per tokenizer
+    (headings recur). A family that sizes its content before the draft exists should plan with these.
+
+    A heading follows the previous section's final sentence: "." + "\n\n" merge into one pre-token, so
+    its marginal cost is measured after a "." (`_recount_headings` corrects it for the real sentence). A
+    lead segment follows the heading line with no space between them: its first word is counted with
+    the heading (see `_lead_head`)."""
+    keys: list[_HeadingKey] = [
+        ("", "", True)
+        if s.heading is None
+        else (f"{s.heading}\n" if i == 0 else f"\n\n{s.heading}\n", _lead_head(s), i == 0)
+        for i, s in enumerate(sections)
+    ]
+    memo: dict[_HeadingKey, int] = tokenizer.memo.setdefault("fit_heading_costs", {})
+    costs = list(map(memo.get, keys))
+    if None in costs:
+        missing = [key for key in dict.fromkeys(keys) if key not in memo]
+        n = len(missing)
+        counts = tokenizer.count_many(
+            [
+                *(("" if first else ".") + text + head for text, head, first in missing),
+                *(h for _, h, _ in missing),
+                ".",
+            ]
+        )
+        dot = counts[-1]
+        if len(memo) + n > _MEMO_SIZE:
+            memo.clear()
+        for j, key in enumerate(missing):
+            memo[key] = counts[j] - counts[n + j] - (0 if key[2] else dot)
+        costs = list(map(memo.__getitem__, keys))
+    return costs
+
+
+def _lead_head(section: Section) -> str:
+    """The lead segment's text up to its first space ("" without a lead segment).
+
+    The segment itself is counted alone (or by the task), where a SentencePiece-style tokenizer prepends
+    "▁" to its first word; after the heading line that word is written without it ("2\nThe" is one
+    pre-token). The heading's cost is therefore `count(heading + head) - count(head)`: heading plus
+    segment then sum to what they take together. Tokenizers that split at the line break get the same
+    heading cost as alone."""
+    return _first_word(section.segments[0].text) if section.lead else ""
+
+
+_MEMO_SIZE = 100_000
+"""Entries kept per tokenizer in each table of heading costs, heading shifts and short counts (headings
+such as "Chapter 12", the words around them and the frame's edges recur in every sample)."""
+
+
+def _memo_counts(tokenizer: LengthTokenizer, texts: list[str]) -> list[int]:
     """`tokenizer.count_many(texts)`, remembered per tokenizer (the same texts give the same counts)."""
-    memo: dict[str, int] = tokenizer.memo.setdefault("fit_heading_counts", {})
-    missing = list(dict.fromkeys(t for t in texts if t not in memo))
-    if missing:
-        if len(memo) + len(missing) > _HEADING_MEMO:
+    memo: dict[str, int] = tokenizer.memo.setdefault("fit_junction_counts", {})
+    counts = list(map(memo.get, texts))
+    if None in counts:
+        missing = list(dict.fromkeys(t for t, c in zip(texts, counts, strict=True) if c is None))
+        if len(memo) + len(missing) > _MEMO_SIZE:
             memo.clear()
         memo.update(zip(missing, tokenizer.count_many(missing), strict=True))
-    return [memo[t] for t in texts]
+        counts = list(map(memo.__getitem__, texts))
+    return counts
 
 
 def frame_overhead(
     frame: PromptFrame, sections: Sequence[Section], tokenizer: LengthTokenizer, chat: bool
 ) -> int:
     """Tokens the prompt adds around the context (instructions, questions, chat template)."""
-    first = sections[0]
-    sample_context = (first.heading + "\n" if first.heading is not None else "") + first.segments[0].text
+    sample_context = _sample_context(sections)
     return count_model_text(frame.build(sample_context), tokenizer, chat) - tokenizer.count(sample_context)
+
+
+def _sample_context(sections: Sequence[Section]) -> str:
+    """The context `frame_overhead` measures the frame around: the first heading and segment."""
+    first = sections[0]
+    return (first.heading + "\n" if first.heading is not None else "") + first.segments[0].text
 
 
 _UNIFORM_WIDTH = 1.4 - 0.6  # what `random.uniform(0.6, 1.4)` multiplies `random()` by
@@ -276,12 +329,93 @@ def _fit_draft(
         )
     plans = _section_quotas(filler_total, len(sections), bank, rng)
     pieces = _Pieces()
+    heading_at: list[int] = []
     for i, section in enumerate(sections):
         if section.heading is not None:
+            heading_at.append(len(pieces.texts))
             pieces.add(_heading_text(section.heading, i == 0), headings[i], False)
         _interleave(pieces, section, costs[i], plans[i], bank, rng)
+    # Counted next to stand-ins before the filler was placed: count again next to the real neighbours.
+    delta = _recount_headings(pieces, heading_at[1:], tokenizer)
     _strip_leading_separator(pieces, sections[0], tokenizer, bank, rng)
+    delta += _frame_edges_delta(pieces, draft.frame, sections, tokenizer)
+    if delta:
+        _compensate(pieces, delta, bank, rng)
     return _verify(pieces, draft.frame, length, tokenizer, bank, rng, chat=chat)
+
+
+def _recount_headings(pieces: _Pieces, at: list[int], tokenizer: LengthTokenizer) -> int:
+    """Count the headings at `at` (never the first piece) after the word really before them; return the
+    tokens the filler must change by.
+
+    `_piece_costs` counts a heading after a bare ".": the sentence really before it is known only once
+    filler is placed, and a SentencePiece-style tokenizer merges its last word with the heading
+    ("▁water." is one token alone, "▁water" + ".\n" before a line break). Only the pre-token across the
+    junction changes: the last word with the heading's first word. Tokenizers that split at "." + line
+    break get the same costs. The change is remembered per pair of words (both recur)."""
+    if not at:
+        return 0
+    texts = pieces.texts
+    tails = [t[t.rfind(" ") + 1 :] for t in [texts[k - 1] for k in at]]  # `_last_word`, inlined
+    pairs = list(zip(tails, [_heading_front(texts, k) for k in at], strict=True))
+    shifts: dict[tuple[str, str], int] = tokenizer.memo.setdefault("fit_heading_shifts", {})
+    changes = list(map(shifts.get, pairs))
+    if None in changes:
+        missing = [pair for pair in dict.fromkeys(pairs) if pair not in shifts]
+        n = len(missing)
+        counts = tokenizer.count_many(
+            [*(t + f for t, f in missing), *(t for t, _ in missing), *("." + f for _, f in missing), "."]
+        )
+        dot = counts[-1]
+        if len(shifts) + n > _MEMO_SIZE:
+            shifts.clear()
+        for j, pair in enumerate(missing):
+            shifts[pair] = (counts[j] - counts[n + j]) - (counts[2 * n + j] - dot)
+        changes = list(map(shifts.__getitem__, pairs))
+    if any(changes):
+        tokens = pieces.tokens
+        for k, change in zip(at, changes, strict=True):
+            tokens[k] += change
+    return -sum(changes)
+
+
+def _heading_front(texts: list[str], k: int) -> str:
+    """The heading at `k` up to its first space (a heading without one: up to the next piece's)."""
+    text = texts[k]
+    cut = text.find(" ")
+    if cut >= 0:
+        return text[:cut]
+    return text + _first_word(texts[k + 1]) if k + 1 < len(texts) else text
+
+
+def _frame_edges_delta(
+    pieces: _Pieces, frame: PromptFrame, sections: Sequence[Section], tokenizer: LengthTokenizer
+) -> int:
+    """Tokens the filler must change by because the frame's text meets other words than in
+    `frame_overhead`'s sample (the context's real first and last words: a SentencePiece-style
+    tokenizer merges "▁on." + "\n</story>" into "▁on.\n" + ...)."""
+    sample = _sample_context(sections)
+    prefix_tail, suffix_head = _last_word(frame.prefix), _first_word(frame.suffix)
+    firsts = [_first_word(pieces.texts[0]), _first_word(sample)]
+    lasts = [_last_word(pieces.texts[-1]), _last_word(sample)]
+    texts = [prefix_tail + f for f in firsts] + firsts + [last + suffix_head for last in lasts] + lasts
+    real_start, sample_start, real_first, sample_first, real_end, sample_end, real_last, sample_last = (
+        _memo_counts(tokenizer, texts)
+    )
+    extra = (real_start - real_first) - (sample_start - sample_first)
+    extra += (real_end - real_last) - (sample_end - sample_last)
+    return -extra
+
+
+def _first_word(text: str) -> str:
+    """`text` up to its first space: what a Metaspace tokenizer may merge with the text before it."""
+    cut = text.find(" ")
+    return text if cut < 0 else text[:cut]
+
+
+def _last_word(text: str) -> str:
+    """`text` from its last space on (the space excluded): what may merge with the text after it."""
+    return text[text.rfind(" ") + 1 :]
 
 
 def _strip_leading_separator(
@@ -326,9 +460,15 @@ def _verify(
 
 
 def _compensate(pieces: _Pieces, delta: int, bank: FillerSource, rng: random.Random) -> None:
-    """Swap one filler sentence for one `delta` tokens longer (or shorter)."""
+    """Swap one filler sentence for one `delta` tokens longer (or shorter); when no single swap can,
+    draw a few filler sentences again (`_redraw_several`)."""
     fillers = [i for i, is_filler in enumerate(pieces.filler) if is_filler]
     rng.shuffle(fillers)
+    # Sentences that a piece without a leading space follows (a heading) come last: that piece was
+    # counted after their last word (`_recount_headings`), so swapping them could move its count.
+    spaced = [*map(str.startswith, pieces.texts[1:], itertools.repeat(" ")), True]  # spaced[i]: after i
+    if not all(spaced):
+        fillers = [i for i in fillers if spaced[i]] + [i for i in fillers if not spaced[i]]
     for i in fillers:
         wanted = pieces.tokens[i] + delta
         if bank.has(wanted):
@@ -337,7 +477,59 @@ def _compensate(pieces: _Pieces, delta: int, bank: FillerSource, rng: random.Ran
     if delta > 0 and bank.has(delta) and fillers:
         pieces.insert(fillers[0] + 1, bank.draw(delta, rng), delta, True)
         return
-    raise LengthError(f"cannot compensate a {delta:+d}-token difference: the context has no suitable filler")
+    if _redraw_several(pieces, fillers, delta, bank, rng):
+        return
+    raise LengthError(
+        f"cannot compensate a {delta:+d}-token difference: no set of the context's {len(fillers)} filler "
+        f"sentences ({sum(pieces.tokens[i] for i in fillers)} tokens) can be drawn again to absorb it; a "
+        "longer length leaves more filler to adjust"
+    )
+
+
+MAX_SPLITS = 16
+"""Sets of filler sentences `_redraw_several` tries to draw again (each larger than the last)."""
+
+
+def _redraw_several(
+    pieces: _Pieces, fillers: list[int], delta: int, bank: FillerSource, rng: random.Random
+) -> bool:
+    """Replace the first few of `fillers` (in random order) by sentences totalling `delta` tokens more.
+
+    The set grows one sentence at a time until the bank can make the new total exactly (as few, as many
+    or no sentences: e.g. -10 tokens when every sentence is within 2 tokens of the shortest; -200 when
+    a long context's headings all merge with the word before them). The new sentences take the old
+    ones' places; extra ones go after the last, and missing ones leave a gap."""
+    total = 0
+    splits = 0
+    for n, i in enumerate(fillers, start=1):
+        total += pieces.tokens[i]
+        if total + delta < 0:
+            continue
+        if splits == MAX_SPLITS:
+            return False
+        splits += 1
+        counts = bank.split(total + delta, rng)
+        if counts is None:
+            continue
+        try:
+            texts = [bank.draw(c, rng) for c in counts]
+        except LookupError:  # a per-sample pool ran out of sentences of a count: try a larger set
+            continue
+        _replace_fillers(pieces, sorted(fillers[:n]), texts, counts)
+        return True
+    return False
+
+
+def _replace_fillers(pieces: _Pieces, places: list[int], texts: list[str], counts: list[int]) -> None:
+    """Put the new filler sentences at `places` (ascending), the rest after the last place; remove the
+    sentences at the places left over."""
+    for i, text, count in zip(places, texts, counts, strict=False):
+        pieces.texts[i], pieces.tokens[i], pieces.keys[i] = text, count, None
+    used = min(len(places), len(texts))
+    for at, (text, count) in enumerate(zip(texts[used:], counts[used:], strict=True), start=places[-1] + 1):
+        pieces.insert(at, text, count, True)
+    for i in reversed(places[used:]):
+        pieces.remove(i)
 
 
 def _finish(pieces: _Pieces, prompt: str, text: str, actual: int) -> FittedPrompt:
