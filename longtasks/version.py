@@ -5,7 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 try:
     GENERATOR_VERSION = version("longtasks")
 except PackageNotFoundError:  # running from a source tree that is not installed
-    GENERATOR_VERSION = "0.2.0"
+    GENERATOR_VERSION = "0.3.0"
 
 
 def package_version(name: str) -> str:
