@@ -50,3 +50,17 @@ def test_question_intervals_resample_whole_samples():
     assert independent.mean == clustered.mean == 0.5
     assert clustered.high - clustered.low > 2 * (independent.high - independent.low)
     assert (clustered.low, clustered.high) == (0.0, 1.0)
+
+
+def test_question_scores_follow_the_numbers_the_model_gave():
+    """The per-question scores use the positions the sample score uses: a numbered answer in another order,
+    or with one question left out, is scored question by question by its numbers."""
+    rows = [_row("s0", [0.1, 0.3, 0.6, 0.9], ["alpha", "bravo", "charlie", "delta"])]
+    cases = {
+        "4. delta\n3. charlie\n2. bravo\n1. alpha": [1.0, 1.0, 1.0, 1.0],
+        "1. alpha\n3. charlie\n4. delta": [1.0, 0.0, 1.0, 1.0],
+    }
+    for answer, expected in cases.items():
+        report = score([{"id": "s0", "prediction": f"<answer>{answer}</answer>"}], rows)
+        assert report.per_sample[0]["question_scores"] == expected
+        assert report.per_sample[0]["score"] == sum(expected) / 4

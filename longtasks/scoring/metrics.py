@@ -150,12 +150,12 @@ def _score_int_set(body: str, gold: list[int]) -> dict[str, float]:
 
 
 def list_position_scores(body: str | None, answer: Any) -> list[float]:
-    """1.0/0.0 per question of a list answer (its own evidence depth makes it a depth probe of its own);
-    missing or unparseable answers count 0 at every position."""
+    """1.0/0.0 per question of a list answer (its own evidence depth makes it a depth probe of its own), with
+    the positions `_score_list` uses; missing or unparseable answers count 0 at every position."""
     gold = decode_gold("list", answer)
-    predicted = split_items(body) if body else []
+    predicted = positioned_items(body) if body else {}
     expected = [normalize_item(item) for item in gold]
-    return [float(i < len(predicted) and predicted[i] == g) for i, g in enumerate(expected)]
+    return [float(predicted.get(i) == g) for i, g in enumerate(expected)]
 
 
 def _score_token_f1(body: str, gold: list[list[str]]) -> dict[str, float]:
