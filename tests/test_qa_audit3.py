@@ -296,3 +296,14 @@ def test_a_list_of_depths_is_cycled_across_samples(tokenizer, sources):
     firsts = [s.meta["document"] == 1 for s in samples]
     lasts = [s.meta["document"] == s.meta["num_documents"] for s in samples]
     assert firsts == [True, False] * 3 and lasts == [False, True] * 3
+
+
+def test_a_sample_whose_own_question_leaves_no_exact_fill_takes_the_next_one(tmp_path, tokenizer, sources):
+    """Each retry used to keep the same document in the same place, so a document that left fewer tokens than
+    a cut document needs failed all 12 draws and stopped the run (a 5-paragraph source failed at 3 of 96
+    lengths). The sample now moves to the next question of the order."""
+    rows = [json.loads(line) for line in Path(sources["qa_squad"]).read_text().splitlines()[:5]]
+    source = write_jsonl(tmp_path / "squad5.jsonl", rows)
+    for length in range(400, 2600, 23):
+        samples = generate_samples("qa_squad", length, 5, tokenizer=tokenizer, knobs={"source": source})
+        assert [s.input_tokens for s in samples] == [length] * 5

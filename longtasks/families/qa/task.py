@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar, TypeVar
@@ -13,7 +14,7 @@ from longtasks.depth import parse_depth_mode, target_depths
 from longtasks.draft import Draft, Section, Segment
 from longtasks.families.qa.askable import Askable
 from longtasks.families.qa.costs import SEPARATOR, PoolCosts, pool_costs
-from longtasks.families.qa.packing import MIN_PARTIAL, arrange
+from longtasks.families.qa.packing import MIN_PARTIAL, NoExactFill, arrange
 from longtasks.families.qa.records import Pool, Question, SchemaError, build_pool, check_columns
 from longtasks.families.qa.source import Source, SourceError, load_rows, parse_source
 from longtasks.fit import frame_overhead
@@ -69,6 +70,10 @@ class QAMeta:
 K = TypeVar("K", bound=QAKnobs)
 MAX_PASSED_OVER = 16
 """Questions a sample passes over (every other document states their answer) before it gives up."""
+ITEMS_TRIED = 4
+"""Items of the question order a sample tries when its own leaves no exact fill."""
+DRAWS_PER_ITEM = 3
+"""Draws (distractor orders) each of those items gets before the next is tried."""
 _POOLS: dict[tuple[str, str, str, str], Pool] = {}
 
 
@@ -178,24 +183,31 @@ class QATask(Task[K]):
             memo[key] = Askable.make(base, costs, knobs.document_prompt_limit, knobs.num_questions)
         return memo[key]
 
-    def pose(
+    def posed(
         self, knobs: QAKnobs, pool: Pool, askable: Askable, context: BuildContext
-    ) -> tuple[int, list[Question], list[int]]:
+    ) -> Iterator[tuple[int, list[Question], list[int]]]:
         """Sample `context.index`'s document, questions and distractors (never a document that states a
-        gold answer). A question whose answer every other document states is passed over for the next
-        one in the order; Redraw naming that cause when MAX_PASSED_OVER in a row are."""
+        gold answer), then the next items of the order to fall back to. A question whose answer every other
+        document states is passed over; Redraw naming that cause when MAX_PASSED_OVER in a row are."""
         candidates = askable.candidates(
             context.index, context.length - MIN_PARTIAL, self.name, context.seed,
             knobs.num_questions, knobs.document_prompt_limit,
         )  # fmt: skip
         passed_over: list[str] = []
-        for gold, asked in itertools.islice(candidates, MAX_PASSED_OVER):
+        yielded = False
+        for gold, asked in candidates:
             questions = [pool.documents[gold].questions[q] for q in asked]
             bearing = self.answer_bearing(pool, questions)
             distractors = [d for d in askable.distractors if d != gold and d not in bearing]
             if distractors:
-                return gold, questions, distractors
-            passed_over += [q.id for q in questions]
+                yielded = True
+                yield gold, questions, distractors
+            else:
+                passed_over += [q.id for q in questions]
+            if len(passed_over) >= MAX_PASSED_OVER:
+                break
+        if yielded or not passed_over:  # the caller reports why the items it was given did not fit
+            return
         others = (
             f" (and of the {len(passed_over) - 1} questions tried after it)" if len(passed_over) > 1 else ""
         )
@@ -208,11 +220,38 @@ class QATask(Task[K]):
     # --- build --------------------------------------------------------------------------------------
 
     def build(self, knobs: K, scale: int, rng: random.Random, context: BuildContext) -> Draft:
+        """Sample `context.index`'s item of the question order at exactly the length. When its document
+        leaves no exact fill (e.g. fewer tokens than a cut document needs), after DRAWS_PER_ITEM draws the
+        next item of the order is tried, up to ITEMS_TRIED items: another draw alone would leave the same
+        document in the same place."""
         source, pool = self.load(knobs)
-        tokenizer, length = context.tokenizer, context.length
-        costs = pool_costs(tokenizer, pool)
+        costs = pool_costs(context.tokenizer, pool)
         askable = self.askable(knobs, pool, costs, context)
-        gold, questions, distractors = self.pose(knobs, pool, askable, context)
+        failure: NoExactFill | None = None
+        for gold, questions, distractors in itertools.islice(
+            self.posed(knobs, pool, askable, context), ITEMS_TRIED
+        ):
+            for _ in range(DRAWS_PER_ITEM):
+                try:
+                    return self._draft(knobs, source, pool, costs, gold, questions, distractors, rng, context)
+                except NoExactFill as error:
+                    failure = error
+        assert failure is not None  # `posed` yields at least one item or raises
+        raise failure
+
+    def _draft(
+        self,
+        knobs: K,
+        source: Source,
+        pool: Pool,
+        costs: PoolCosts,
+        gold: int,
+        questions: list[Question],
+        distractors: list[int],
+        rng: random.Random,
+        context: BuildContext,
+    ) -> Draft:
+        tokenizer, length = context.tokenizer, context.length
         texts = [q.text for q in questions]
         depth = _depth(knobs.depth, rng, context.index)
         frames: dict[int, PromptFrame] = {}
