@@ -96,7 +96,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.samples < 1:
         parser.error(f"--samples must be at least 1, got {args.samples}")
-    lengths = parse_lengths(args.lengths)
+    try:
+        lengths = parse_lengths(args.lengths)
+    except ValueError as error:
+        parser.error(f"--lengths {args.lengths!r}: {error}")
+    if args.out.parent and not args.out.parent.is_dir():
+        parser.error(f"--out {str(args.out)!r}: its folder does not exist")
     results = measure(lengths, args.samples, args.seed)
     header = [format_length(n) for n in lengths]
     print(f"| task | reader | {' | '.join(header)} |")
